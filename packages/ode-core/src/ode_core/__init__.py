@@ -1,0 +1,43 @@
+"""ode-core: framework-agnostic ODE solvers.
+
+One set of Runge--Kutta tableaux, step-size controllers and dense output that
+runs on NumPy arrays, torch tensors and other array API libraries.
+
+Examples
+--------
+>>> import numpy as np, ode_core
+>>> sol = ode_core.solve(lambda t, y: -y, np.array([1.0]), [0.0, 1.0], method="tsit5")
+>>> sol.success
+True
+"""
+
+from __future__ import annotations
+
+from ._controllers import ControllerState, IController, PIController, PIDController
+from ._dense import DenseOutput
+from ._initial_step import select_initial_step
+from ._norms import max_norm, rms_norm
+from ._solution import Solution, Stats, Status
+from ._solve import solve
+from ._tableau import ButcherTableau
+from ._tableaux import METHODS, TABLEAUX
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "TABLEAUX",
+    "ButcherTableau",
+    "ControllerState",
+    "DenseOutput",
+    "IController",
+    "PIController",
+    "PIDController",
+    "Solution",
+    "Stats",
+    "Status",
+    "max_norm",
+    "rms_norm",
+    "select_initial_step",
+    "solve",
+]

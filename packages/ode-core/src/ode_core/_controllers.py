@@ -1,0 +1,153 @@
+"""Step-size controllers: separate objects, so the solve loop stays generic.
+
+A controller sees the error ratio ``r`` of each attempted step (the norm of
+the local error over the tolerance; ``r <= 1`` passes) and proposes the next
+step. All controllers here are Soderlind's digital filters
+
+    h_{n+1} = h_n * safety * r_n^{-beta1/k} * r_{n-1}^{-beta2/k} * r_{n-2}^{-beta3/k},
+
+with ``k = q + 1`` for an error estimator of order ``q``, the factor clipped to
+``[min_factor, max_factor]``. ``beta = (1, 0, 0)`` is the classical integral
+(I) controller of scipy and torchdiffeq; ``(0.7, -0.4, 0)`` is Gustafsson's PI
+controller used by Hairer's codes; three nonzero betas give a PID filter.
+
+References
+----------
+G. Soderlind, Digital filters in adaptive time-stepping, ACM Trans. Math.
+Softw. 29 (2003) 1-26. K. Gustafsson, Control theoretic techniques for
+stepsize selection in explicit Runge-Kutta methods, ACM TOMS 17 (1991)
+533-554.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = ["ControllerState", "IController", "PIController", "PIDController"]
+
+
+class ControllerState(NamedTuple):
+    """What a controller carries from step to step.
+
+    Attributes
+    ----------
+    exponents : tuple of float
+        ``(beta1/k, beta2/k, beta3/k)`` for this method's error order.
+    previous_ratio, older_ratio : float
+        Error ratios of the last two accepted steps (1.0 when unknown).
+    last_rejected : bool
+        Whether the last attempted step was rejected; the next step may then
+        not grow (Hairer, Norsett & Wanner, Solving ODEs I, II.4).
+    """
+
+    exponents: tuple[float, float, float]
+    previous_ratio: float
+    older_ratio: float
+    last_rejected: bool
+
+
+@dataclass(frozen=True)
+class PIDController:
+    """Soderlind's PID step-size filter.
+
+    Parameters
+    ----------
+    beta1, beta2, beta3 : float
+        Filter coefficients on the current, previous and older error ratio.
+        The defaults ``(1, 0, 0)`` are the integral (I) controller.
+    safety : float
+        Factor below one applied to every proposal.
+    min_factor, max_factor : float
+        Bounds on ``h_next / h``.
+
+    Examples
+    --------
+    >>> import numpy as np, ode_core
+    >>> sol = ode_core.solve(lambda t, y: -y, np.ones(2), [0.0, 1.0],
+    ...                      controller=ode_core.PIDController(1/18, 1/9, 1/18))
+    >>> sol.status
+    <Status.SUCCESS: 'success'>
+    """
+
+    beta1: float = 1.0
+    beta2: float = 0.0
+    beta3: float = 0.0
+    safety: float = 0.9
+    min_factor: float = 0.2
+    max_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("beta1", "beta2", "beta3", "safety", "min_factor", "max_factor"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name}: expected a finite number, got {value!r}")
+        if not 0 < self.safety <= 1:
+            raise ValueError(f"safety: expected 0 < safety <= 1, got {self.safety}")
+        if not 0 < self.min_factor <= 1:
+            raise ValueError(f"min_factor: expected 0 < min_factor <= 1, got {self.min_factor}")
+        if self.max_factor < 1:
+            raise ValueError(f"max_factor: expected max_factor >= 1, got {self.max_factor}")
+        if self.beta1 <= 0:
+            raise ValueError(f"beta1: expected a positive number, got {self.beta1}")
+
+    def init(self, error_order: int) -> ControllerState:
+        """Start a solve with an error estimator of order ``error_order``."""
+        k = error_order + 1
+        return ControllerState((self.beta1 / k, self.beta2 / k, self.beta3 / k), 1.0, 1.0, False)
+
+    def adapt(self, h: float, error_ratio: float, state: ControllerState) -> tuple[bool, float, ControllerState]:
+        """Accept or reject a step and propose the next step size.
+
+        Parameters
+        ----------
+        h : float
+            The step just attempted (signed).
+        error_ratio : float
+            Norm of the scaled local error; may be ``inf`` or ``nan``, which
+            rejects with the smallest factor.
+        state : ControllerState
+
+        Returns
+        -------
+        accepted : bool
+        h_next : float
+            Signed proposal for the next step (or the retry).
+        state : ControllerState
+        """
+        exponents, previous_ratio, older_ratio, last_rejected = state
+        if not error_ratio <= 1.0:  # also catches nan
+            if error_ratio < math.inf:
+                factor = self.safety * error_ratio ** -exponents[0]
+                factor = max(self.min_factor, min(factor, 1.0))
+            else:
+                factor = self.min_factor
+            return False, h * factor, ControllerState(exponents, previous_ratio, older_ratio, True)
+        if error_ratio == 0.0:
+            factor = self.max_factor
+        else:
+            factor = self.safety * error_ratio ** -exponents[0]
+            if exponents[1]:
+                factor *= previous_ratio ** -exponents[1]
+            if exponents[2]:
+                factor *= older_ratio ** -exponents[2]
+            factor = max(self.min_factor, min(factor, self.max_factor))
+        if last_rejected:
+            factor = min(factor, 1.0)
+        # A zero ratio carries no information for the filter's memory.
+        remembered = error_ratio if error_ratio > 0.0 else previous_ratio
+        return True, h * factor, ControllerState(exponents, remembered, previous_ratio, False)
+
+
+@dataclass(frozen=True)
+class IController(PIDController):
+    """The integral (I) controller, ``beta = (1, 0, 0)``: scipy's and torchdiffeq's."""
+
+
+@dataclass(frozen=True)
+class PIController(PIDController):
+    """Gustafsson's PI controller, ``beta = (0.7, -0.4, 0)`` (Hairer's choice)."""
+
+    beta1: float = 0.7
+    beta2: float = -0.4

@@ -1,0 +1,68 @@
+"""Hairer's automatic choice of the first step."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["select_initial_step"]
+
+
+def select_initial_step(
+    fun: Callable[[float, Any], Any],
+    t0: float,
+    y0: Any,
+    f0: Any,
+    direction: float,
+    error_order: int,
+    rtol: Any,
+    atol: Any,
+    norm: Callable[[Any], float],
+    max_step: float,
+    span: float,
+) -> float:
+    """Unsigned first step from two evaluations of ``f`` (one of them new).
+
+    The algorithm of Hairer, Norsett & Wanner, *Solving ODEs I*, II.4,
+    "Starting step size": an explicit Euler step of size ``h0 = 0.01
+    ||y0|| / ||f0||`` estimates the second derivative, and the step is chosen
+    so that ``h^(q+1) max(||f0||, ||y''||) = 0.01``.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(t, y)`` on the flat state.
+    t0 : float
+    y0, f0 : array, shape (n,)
+    direction : float
+        +1 or -1.
+    error_order : int
+        Order ``q`` of the error estimator.
+    rtol, atol : float or array, shape (n,)
+    norm : callable
+        Error norm of a scaled vector.
+    max_step, span : float
+        The result is at most ``min(max_step, span)``.
+
+    Returns
+    -------
+    float
+        A positive step; the caller applies ``direction``.
+    """
+    xp_abs = abs  # works for arrays of every namespace and for floats
+    scale = atol + xp_abs(y0) * rtol
+    d0 = norm(y0 / scale)
+    d1 = norm(f0 / scale)
+    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    h0 = min(h0, max_step, span)
+    y1 = y0 + (direction * h0) * f0
+    f1 = fun(t0 + direction * h0, y1)
+    d2 = norm((f1 - f0) / scale) / h0
+    if not math.isfinite(d2):
+        return h0
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** (1.0 / (error_order + 1))
+    return min(100.0 * h0, h1, max_step, span)

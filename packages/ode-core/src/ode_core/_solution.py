@@ -1,0 +1,82 @@
+"""What a solve returns: outputs, a status instead of exceptions, statistics."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from ._dense import DenseOutput
+
+__all__ = ["Solution", "Stats", "Status"]
+
+
+class Status(str, enum.Enum):
+    """How a solve ended. Only ``SUCCESS`` reached the last output time."""
+
+    SUCCESS = "success"
+    """Every output time was reached."""
+    MAX_STEPS_REACHED = "max_steps_reached"
+    """``max_steps`` steps were attempted before the end."""
+    STEP_SIZE_UNDERFLOW = "step_size_underflow"
+    """The step size fell below ``min_step`` (or round-off level)."""
+    NON_FINITE = "non_finite"
+    """``f`` or the state became inf or nan and smaller steps did not help."""
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Counters of one solve.
+
+    Attributes
+    ----------
+    nfev : int
+        Evaluations of ``f``, the initial-step heuristic's included.
+    n_steps : int
+        Attempted steps, ``n_accepted + n_rejected``.
+    n_accepted, n_rejected : int
+    """
+
+    nfev: int
+    n_steps: int
+    n_accepted: int
+    n_rejected: int
+
+
+@dataclass(frozen=True)
+class Solution:
+    """Result of :func:`ode_core.solve`.
+
+    Attributes
+    ----------
+    ts : array, shape (m,)
+        Output times reached (all of ``t`` on success, a prefix otherwise),
+        float64, in the state's namespace and device.
+    ys : array, shape (m, *y0.shape)
+        The solution at ``ts``.
+    status : Status
+    message : str
+        Human-readable reason, naming the time reached on failure.
+    stats : Stats
+    dense : DenseOutput or None
+        Continuous solution over everything solved (``None`` when
+        ``dense_output=False``).
+    t_final : float
+        Time of the last accepted step (the end time on success).
+    y_final : array, shape y0.shape
+        State at ``t_final``.
+    """
+
+    ts: Any
+    ys: Any
+    status: Status
+    message: str
+    stats: Stats
+    dense: DenseOutput | None
+    t_final: float
+    y_final: Any
+
+    @property
+    def success(self) -> bool:
+        """``status is Status.SUCCESS``."""
+        return self.status is Status.SUCCESS

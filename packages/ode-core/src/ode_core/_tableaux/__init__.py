@@ -1,0 +1,44 @@
+"""The registry of Butcher tableaux, one module per method."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from .._tableau import ButcherTableau
+from .bosh3 import BOSH3
+from .cash_karp import CASH_KARP
+from .dopri5 import DOPRI5
+from .dopri8 import DOPRI8
+from .euler import EULER
+from .fehlberg2 import FEHLBERG2
+from .heun import HEUN
+from .heun_euler import HEUN_EULER
+from .midpoint import MIDPOINT
+from .ralston import RALSTON
+from .rk4 import RK4
+from .rk38 import RK38
+from .tsit5 import TSIT5
+
+_ALL: tuple[ButcherTableau, ...] = (
+    EULER,
+    MIDPOINT,
+    HEUN,
+    RALSTON,
+    RK4,
+    RK38,
+    HEUN_EULER,
+    FEHLBERG2,
+    BOSH3,
+    CASH_KARP,
+    DOPRI5,
+    TSIT5,
+    DOPRI8,
+)
+
+TABLEAUX: MappingProxyType[str, ButcherTableau] = MappingProxyType({t.name: t for t in _ALL})
+"""Read-only mapping from method name to its :class:`ButcherTableau`."""
+
+METHODS: tuple[str, ...] = tuple(TABLEAUX)
+"""Every method name that :func:`ode_core.solve` accepts."""
+
+__all__ = ["METHODS", "TABLEAUX"]

@@ -1,0 +1,107 @@
+"""Tsitouras 5(4), the FSAL pair behind OrdinaryDiffEq.jl's and diffrax's ``Tsit5``."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .._tableau import ButcherTableau
+
+# Tableau: Ch. Tsitouras, Runge-Kutta pairs of order 5(4) satisfying only the
+# first column simplifying assumption, Computers & Mathematics with
+# Applications 62 (2011) 770-775, Table 1, with the coefficients to 86
+# significant digits as the author distributes them (the listing the Julia and
+# JAX implementations transcribe). The decimals below are those digits,
+# verbatim; ``b_embedded`` holds the embedded 4th-order weights themselves,
+# not the differences ``b - b_embedded`` that implementations store.
+
+_C5 = "0.9800255409045096857298102862870245954942137979563024768854764293221195950761080302604"
+
+_B = (
+    "0.9646076681806522951816731316512876333711995238157997181903319145764851595234062815396e-1",
+    "0.01",
+    "0.4798896504144995747752495322905965199130404621990332488332634944254542060153074523509",
+    "1.379008574103741893192274821856872770756462643091360525934940067397245698027561293331",
+    "-3.290069515436080679901047585711363850115683290894936158531296799594813811049925401677",
+    "2.324710524099773982415355918398765796109060233222962411944060046314465391054716027841",
+    0,
+)
+
+# Continuous extension of order 4, from the same paper: each b_i(theta) is
+# published in factored form, a leading coefficient times polynomial factors
+# (each factor below lists its coefficients of theta^0, theta^1, ...). The
+# published decimals are kept verbatim and multiplied out exactly, once, at
+# import time, into the coefficients of theta, ..., theta^4 the tableau takes.
+_THETA = ("0", "1")
+_DENSE_FACTORED = (
+    ("-1.0530884977290216", (_THETA, ("-1.3299890189751412", "1"), ("0.7139816917074209", "-1.4364028541716351", "1"))),
+    ("0.1017", (_THETA, _THETA, ("1.2949852507374631", "-2.1966568338249754", "1"))),
+    ("2.490627285651252793", (_THETA, _THETA, ("1.57803468208092486", "-2.38535645472061657", "1"))),
+    ("-16.54810288924490272", (_THETA, _THETA, ("-1.21712927295533244", "1"), ("-0.61620406037800089", "1"))),
+    ("47.37952196281928122", (_THETA, _THETA, ("-1.203071208372362603", "1"), ("-0.658047292653547382", "1"))),
+    ("-34.87065786149660974", (_THETA, _THETA, ("-1.2", "1"), ("-0.666666666666666667", "1"))),
+    ("2.5", (_THETA, _THETA, ("-1", "1"), ("-0.6", "1"))),
+)
+
+
+def _expand(leading: str, factors: tuple[tuple[str, ...], ...]) -> tuple[Fraction, ...]:
+    """Multiply out ``leading * prod(factors)``; return the coefficients of theta^1..theta^4."""
+    product = [Fraction(leading)]  # coefficients of theta^0, theta^1, ...
+    for factor in factors:
+        terms = [Fraction(coefficient) for coefficient in factor]
+        result = [Fraction(0)] * (len(product) + len(terms) - 1)
+        for i, p in enumerate(product):
+            for j, q in enumerate(terms):
+                result[i + j] += p * q
+        product = result
+    if product[0] != 0 or len(product) != 5:
+        raise AssertionError("a Tsit5 dense-output weight must be a quartic vanishing at theta = 0")
+    return tuple(product[1:])
+
+
+TSIT5 = ButcherTableau(
+    name="tsit5",
+    order=5,
+    c=(0, "0.161", "0.327", "0.9", _C5, 1, 1),
+    a=(
+        (),
+        ("0.161",),
+        (
+            "-0.8480655492356988544426874250230774675121177393430391537369234245294192976164141156943e-2",
+            "0.3354806554923569885444268742502307746751211773934303915373692342452941929761641411569",
+        ),
+        (
+            "2.897153057105493432130432594192938764924887287701866490314866693455023795137503079289",
+            "-6.359448489975074843148159912383825625952700647415626703305928850207288721235210244366",
+            "4.362295432869581411017727318190886861027813359713760212991062156752264926097707165077",
+        ),
+        (
+            "5.325864828439256604428877920840511317836476253097040101202360397727981648835607691791",
+            "-11.74888356406282787774717033978577296188744178259862899288666928009020615663593781589",
+            "7.495539342889836208304604784564358155658679161518186721010132816213648793440552049753",
+            "-0.9249506636175524925650207933207191611349983406029535244034750452930469056411389539635e-1",
+        ),
+        (
+            "5.861455442946420028659251486982647890394337666164814434818157239052507339770711679748",
+            "-12.92096931784710929170611868178335939541780751955743459166312250439928519268343184452",
+            "8.159367898576158643180400794539253485181918321135053305748355423955009222648673734986",
+            "-0.7158497328140099722453054252582973869127213147363544882721139659546372402303777878835e-1",
+            "-0.2826905039406838290900305721271224146717633626879770007617876201276764571291579142206e-1",
+        ),
+        _B[:6],
+    ),
+    b=_B,
+    b_embedded=(
+        "0.9468075576583945807478876255758922856117527357724631226139574065785592789071067303271e-1",
+        "0.9183565540343253096776363936645313759813746240984095238905939532922955247253608687270e-2",
+        "0.4877705284247615707855642599631228241516691959761363774365216240304071651579571959813",
+        "1.234297566930478985655109673884237654035539930748192848315425833500484878378061439761",
+        "-2.707712349983525454881109975059321670689605166938197378763992255714444407154902012702",
+        "1.866628418170587035753719399566211498666255505244122593996591602841258328965767580089",
+        "1/66",
+    ),
+    embedded_order=4,
+    dense=tuple(_expand(leading, factors) for leading, factors in _DENSE_FACTORED),
+    dense_order=4,
+    exact=False,
+    citation="Ch. Tsitouras, Comput. Math. Appl. 62 (2011) 770-775, Table 1 and its continuous extension.",
+)

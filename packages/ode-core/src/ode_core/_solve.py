@@ -66,6 +66,9 @@ def solve(
     t : 1-D sequence of float, shape (m,), m >= 2
         Output times, strictly increasing or strictly decreasing; ``t[0]`` is
         the initial time. Times are float64 whatever the state's dtype.
+        Output times between steps are interpolated (no evaluations of
+        ``f``), except for adaptive methods whose interpolant is of much
+        lower order than the method (``cash_karp``): those step onto them.
     method : str or ButcherTableau
         A name from :data:`ode_core.METHODS` or a tableau of your own.
         Default ``"dopri5"``.
@@ -189,6 +192,12 @@ def solve(
     f_current = xp.reshape(first_value, (n,))
     nfev = 1
 
+    # A method whose interpolant is much less accurate than its steps (cubic
+    # Hermite behind cash_karp's fifth order) would lose the tolerance at
+    # output times between steps, so adaptive solves step onto them instead.
+    interpolant_order = tableau.dense_order if tableau.dense_order is not None else 3
+    if adaptive and interpolant_order < tableau.order - 1:
+        step_times = step_times + times[1:-1]
     # Times the solver must land on, in order; the last is t_end.
     inside = sorted(
         {v for v in step_times + jump_times if direction * (v - t0) > 0 and direction * (t_end - v) > 0},

@@ -34,6 +34,7 @@ __all__ = [
     "PROBLEMS",
     "PROBLEMS_BY_NAME",
     "DetestProblem",
+    "RightHandSide",
     "reference_solution",
 ]
 
@@ -246,7 +247,12 @@ def _cite(name: str) -> str:
 
 PROBLEMS: tuple[DetestProblem, ...] = (
     DetestProblem(
-        "A1", "negative exponential", _a1, _frozen([1.0]), citation=_cite("A1"), exact=lambda t: np.array([math.exp(-t)])
+        "A1",
+        "negative exponential",
+        _a1,
+        _frozen([1.0]),
+        citation=_cite("A1"),
+        exact=lambda t: np.array([math.exp(-t)]),
     ),
     DetestProblem(
         "A2",
@@ -275,7 +281,9 @@ PROBLEMS: tuple[DetestProblem, ...] = (
     DetestProblem("B1", "Lotka-Volterra growth", _b1, _frozen([1.0, 3.0]), citation=_cite("B1")),
     DetestProblem("B2", "linear chemical reaction", _b2, _frozen([2.0, 0.0, 1.0]), citation=_cite("B2")),
     DetestProblem("B3", "nonlinear chemical reaction", _b3, _frozen([1.0, 0.0, 0.0]), citation=_cite("B3")),
-    DetestProblem("B4", "nonlinear system with a circular limit cycle", _b4, _frozen([3.0, 0.0, 0.0]), citation=_cite("B4")),
+    DetestProblem(
+        "B4", "nonlinear system with a circular limit cycle", _b4, _frozen([3.0, 0.0, 0.0]), citation=_cite("B4")
+    ),
     DetestProblem("B5", "Euler's rigid body equations", _b5, _frozen([0.0, 1.0, 1.0]), citation=_cite("B5")),
     DetestProblem("C1", "radioactive decay chain", _c1, _frozen([1.0] + [0.0] * 9), citation=_cite("C1")),
     DetestProblem("C2", "decay chain with unequal rates", _c2, _frozen([1.0] + [0.0] * 9), citation=_cite("C2")),
@@ -309,7 +317,7 @@ PROBLEMS: tuple[DetestProblem, ...] = (
 PROBLEMS_BY_NAME: dict[str, DetestProblem] = {problem.name: problem for problem in PROBLEMS}
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=64)
 def reference_solution(problem: DetestProblem, times: tuple[float, ...]) -> Array:
     """``y`` at ``times`` (shape ``(len(times), n)``), from scipy's DOP853 at rtol = atol = 1e-13.
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
-
 import ode_core
+import pytest
 
 torch = pytest.importorskip("torch")
 

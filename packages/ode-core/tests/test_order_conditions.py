@@ -29,7 +29,6 @@ from _rooted_trees import (
     symmetry,
     trees_of_order,
 )
-
 from ode_core._tableau import ButcherTableau
 from ode_core._tableaux import TABLEAUX
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import ode_core
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 from scipy.linalg import expm
-
-import ode_core
 
 ADAPTIVE = [name for name in ode_core.METHODS if ode_core.TABLEAUX[name].adaptive]
 HIGH_ORDER = ["bosh3", "cash_karp", "dopri5", "tsit5", "dopri8"]
@@ -75,12 +74,12 @@ def test_non_monotonic_times_are_rejected(times: list[float]) -> None:
     if monotonic:
         assert ode_core.solve(lambda time, y: -y, np.ones(1), times).success
     else:
-        with pytest.raises(ValueError, match="^t: "):
+        with pytest.raises(ValueError, match=r"^t: "):
             ode_core.solve(lambda time, y: -y, np.ones(1), times)
 
 
 @settings(max_examples=30, deadline=None)
 @given(rtol=st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not (0 < v < math.inf)))
 def test_invalid_rtol_is_rejected(rtol: float) -> None:
-    with pytest.raises(ValueError, match="^rtol: "):
+    with pytest.raises(ValueError, match=r"^rtol: "):
         ode_core.solve(lambda time, y: -y, np.ones(1), [0.0, 1.0], rtol=rtol)

@@ -161,9 +161,7 @@ class ExplicitRungeKutta:
         """Evaluations of ``f`` that :meth:`dense_coefficients` costs."""
         return len(self.extra_nodes)
 
-    def dense_coefficients(
-        self, fun: RightHandSide, t: float, y: Any, y1: Any, f1: Any, stages: Any, h: float
-    ) -> Any:
+    def dense_coefficients(self, fun: RightHandSide, t: float, y: Any, y1: Any, f1: Any, stages: Any, h: float) -> Any:
         """Coefficients ``C`` (d, n) of the step's interpolant (see ``_dense``).
 
         The tableau's continuous extension when it has one (computing its
@@ -175,7 +173,9 @@ class ExplicitRungeKutta:
         if self.dense_weights_t is None:
             return hermite_coefficients(xp, y, y1, stages[0], f1, h)
         if self.extra_nodes:
-            extended = xp.concat((stages, xp.empty((len(self.extra_nodes), self.n), dtype=self.dtype, device=self.device)))
+            extended = xp.concat(
+                (stages, xp.empty((len(self.extra_nodes), self.n), dtype=self.dtype, device=self.device))
+            )
             s = self.n_stages
             for i, (node, row) in enumerate(zip(self.extra_nodes, self.extra_rows)):
                 extended[s + i] = fun(t + node * h, y + h * (row @ extended[: s + i]))

@@ -141,8 +141,7 @@ def solve(
             f"step_size: method {tableau.name!r} has no error estimate; give step_size=h for fixed steps "
             "or choose an adaptive method"
         )
-    if not adaptive:
-        step_size = check_positive(step_size, "step_size")
+    fixed_step = 0.0 if step_size is None else check_positive(step_size, "step_size")
     if first_step is not None:
         first_step = check_positive(first_step, "first_step")
     max_step = check_positive(max_step, "max_step", allow_inf=True)
@@ -227,8 +226,7 @@ def solve(
             nfev += 1
         h = direction * h_abs
     else:
-        assert step_size is not None
-        h = direction * step_size
+        h = direction * fixed_step
 
     landing_index = 0
     t_land = landings[0]
@@ -280,7 +278,7 @@ def solve(
                 status = Status.NON_FINITE
                 message = f"the state became inf or nan in the fixed step from t={t_current!r} to t={t_new!r}"
                 break
-            h_next = direction * step_size  # type: ignore[operator]
+            h_next = direction * fixed_step
         n_accepted += 1
         last_rejection_non_finite = False
 

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Union
 
 __all__ = ["ButcherTableau"]
 
-CoefficientLike = Union[Fraction, int, str]
+CoefficientLike = Fraction | int | str
 """An exact coefficient: a ``Fraction``, an ``int`` or a string such as
 ``"-56/15"`` or ``"0.9800255409045097"`` (read exactly, digit for digit)."""
 
@@ -51,9 +50,7 @@ def _to_fraction(value: CoefficientLike, where: str) -> Fraction:
     return Fraction(value)
 
 
-def _vector(values: tuple[CoefficientLike, ...] | None, where: str) -> tuple[Fraction, ...] | None:
-    if values is None:
-        return None
+def _vector(values: tuple[CoefficientLike, ...], where: str) -> tuple[Fraction, ...]:
     return tuple(_to_fraction(v, f"{where}[{i}]") for i, v in enumerate(values))
 
 
@@ -134,7 +131,6 @@ class ButcherTableau:
             raise ValueError(f"name: expected a non-empty string, got {self.name!r}")
         where = f"tableau {self.name!r}"
         c = _vector(tuple(self.c), f"{where}: c")
-        assert c is not None
         n_stages = len(c)
         if n_stages == 0:
             raise ValueError(f"{where}: c must have at least one node")
@@ -150,7 +146,8 @@ class ButcherTableau:
         set_(self, "c", c)
         set_(self, "a", a)
         b = self._checked_weights(self.b, "b", n_stages)
-        assert b is not None
+        if b is None:
+            raise ValueError(f"{where}: b (the weights) is required")
         set_(self, "b", b)
         set_(self, "b_embedded", self._checked_weights(self.b_embedded, "b_embedded", n_stages))
         set_(
@@ -167,9 +164,7 @@ class ButcherTableau:
         if not isinstance(self.order, int) or self.order < 1:
             raise ValueError(f"{where}: order must be a positive int, got {self.order!r}")
         if self.embedded_order is not None and not 0 < self.embedded_order < self.order:
-            raise ValueError(
-                f"{where}: embedded_order must lie in 1..{self.order - 1}, got {self.embedded_order}"
-            )
+            raise ValueError(f"{where}: embedded_order must lie in 1..{self.order - 1}, got {self.embedded_order}")
         if self.b_embedded_secondary is not None and self.b_embedded is None:
             raise ValueError(f"{where}: b_embedded_secondary needs b_embedded")
 
@@ -177,7 +172,6 @@ class ButcherTableau:
             self._check_close(sum(a[i], Fraction(0)), c[i], f"row sum of a[{i}] vs c[{i}]")
 
         c_extra = _vector(tuple(self.c_extra), f"{where}: c_extra")
-        assert c_extra is not None
         if len(self.a_extra) != len(c_extra):
             raise ValueError(f"{where}: a_extra has {len(self.a_extra)} rows, expected {len(c_extra)}")
         a_extra_rows = []
@@ -187,7 +181,6 @@ class ButcherTableau:
                 raise ValueError(f"{where}: a_extra[{i}] has {len(row)} entries, expected at most {width}")
             padded = tuple(row) + (0,) * (width - len(row))
             vec = _vector(padded, f"{where}: a_extra[{i}]")
-            assert vec is not None
             self._check_close(sum(vec, Fraction(0)), c_extra[i], f"row sum of a_extra[{i}] vs c_extra[{i}]")
             a_extra_rows.append(vec)
         set_(self, "c_extra", c_extra)
@@ -207,7 +200,6 @@ class ButcherTableau:
                 if len(row) != degree:
                     raise ValueError(f"{where}: dense[{i}] has {len(row)} entries, expected {degree}")
                 vec = _vector(tuple(row), f"{where}: dense[{i}]")
-                assert vec is not None
                 at_one = sum(vec, Fraction(0))
                 expected = b[i] if i < n_stages else Fraction(0)
                 self._check_close(at_one, expected, f"dense[{i}] at theta=1 vs b[{i}]")
@@ -219,9 +211,9 @@ class ButcherTableau:
     def _checked_weights(
         self, weights: tuple[CoefficientLike, ...] | None, what: str, n_stages: int
     ) -> tuple[Fraction, ...] | None:
-        vec = _vector(None if weights is None else tuple(weights), f"tableau {self.name!r}: {what}")
-        if vec is None:
+        if weights is None:
             return None
+        vec = _vector(tuple(weights), f"tableau {self.name!r}: {what}")
         if len(vec) != n_stages:
             raise ValueError(f"tableau {self.name!r}: {what} has {len(vec)} weights, expected {n_stages}")
         self._check_close(sum(vec, Fraction(0)), Fraction(1), f"sum of {what}")
@@ -262,13 +254,7 @@ class ButcherTableau:
         True when the last row of ``a`` equals ``b`` and its node is one, so
         the last stage of one step is the first stage of the next.
         """
-        return (
-            self.explicit
-            and self.n_stages > 1
-            and self.c[0] == 0
-            and self.c[-1] == 1
-            and self.a[-1] == self.b
-        )
+        return self.explicit and self.n_stages > 1 and self.c[0] == 0 and self.c[-1] == 1 and self.a[-1] == self.b
 
     @property
     def controller_order(self) -> int:

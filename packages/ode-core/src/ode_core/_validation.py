@@ -16,11 +16,11 @@ from ._tableaux import TABLEAUX
 __all__ = [
     "check_f_output",
     "check_method",
+    "check_optional_times",
     "check_positive",
     "check_state",
     "check_times",
     "check_tolerances",
-    "check_optional_times",
 ]
 
 
@@ -121,11 +121,11 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False, allow_inf
     """A positive (or non-negative) float option."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    value = float(value)
-    if value != value or (value == math.inf and not allow_inf) or value < 0 or (value == 0 and not allow_zero):
+    number = float(value)
+    if number != number or (number == math.inf and not allow_inf) or number < 0 or (number == 0 and not allow_zero):
         expected = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name}: expected a {'' if allow_inf else 'finite '}number {expected}, got {value!r}")
-    return value
+        raise ValueError(f"{name}: expected a {'' if allow_inf else 'finite '}number {expected}, got {number!r}")
+    return number
 
 
 def check_f_output(value: Any, y0: Any, xp: Any) -> None:

@@ -36,5 +36,8 @@ DOPRI5 = ButcherTableau(
         (0, "40617522/29380423", "-110615467/29380423", "69997945/29380423"),
     ),
     dense_order=4,
-    citation="J. R. Dormand and P. J. Prince, J. Comput. Appl. Math. 6 (1980) 19-26; dense output: L. F. Shampine, Math. Comp. 46 (1986) 135-150.",
+    citation=(
+        "J. R. Dormand and P. J. Prince, J. Comput. Appl. Math. 6 (1980) 19-26; "
+        "dense output: L. F. Shampine, Math. Comp. 46 (1986) 135-150."
+    ),
 )

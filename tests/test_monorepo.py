@@ -1,0 +1,95 @@
+"""Cross-package checks: layout, versions, one-way dependencies, README code."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"ode-core": "ode_core", "ode-adjoint": "ode_adjoint", "ode-models": "ode_models"}
+# Allowed first-party dependencies: models -> adjoint -> core, never back.
+ALLOWED_FIRST_PARTY = {"ode-core": set(), "ode-adjoint": {"ode-core"}, "ode-models": {"ode-core", "ode-adjoint"}}
+
+
+def _metadata(package: str) -> dict[str, object]:
+    with open(ROOT / "packages" / package / "pyproject.toml", "rb") as file:
+        return tomllib.load(file)["project"]  # type: ignore[no-any-return]
+
+
+def _requirement_names(package: str) -> set[str]:
+    dependencies = _metadata(package)["dependencies"]
+    assert isinstance(dependencies, list)
+    return {re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower() for requirement in dependencies}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_package_layout_and_version(package: str) -> None:
+    folder = ROOT / "packages" / package
+    module = importlib.import_module(PACKAGES[package])
+    assert (folder / "src" / PACKAGES[package] / "py.typed").is_file()
+    assert (folder / "README.md").is_file()
+    assert module.__version__ in (folder / "CHANGELOG.md").read_text()
+    assert _metadata(package)["dynamic"] == ["version"]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_dependencies_point_one_way(package: str) -> None:
+    first_party = _requirement_names(package) & set(PACKAGES)
+    assert first_party <= ALLOWED_FIRST_PARTY[package]
+    if package == "ode-core":
+        assert _requirement_names(package) == {"numpy", "array-api-compat"}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_sources_import_only_downstream_packages(package: str) -> None:
+    forbidden = {PACKAGES[other] for other in PACKAGES if other not in ALLOWED_FIRST_PARTY[package] | {package}}
+    if package == "ode-core":
+        forbidden |= {"torch", "scipy"}
+    for path in (ROOT / "packages" / package / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path} imports {name}"
+
+
+def _readme_python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_readme_python_examples_run() -> None:
+    blocks = _readme_python_blocks()
+    assert blocks, "README.md has no python example"
+    for block in blocks:
+        result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+
+
+def test_readme_quick_start_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    quick_start = text.split("## Quick start", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = [line for line in quick_start.splitlines() if line.strip()]
+    assert lines[-1] == "nox -s tests"
+    main_job = lines[0]
+    assert main_job.startswith("pip install ./packages/")
+    # Run the main job's python part (the package is installed in this environment).
+    python_part = main_job.split("&& ", 1)[1]
+    assert python_part.startswith("python ")
+    command = shlex.split(python_part)
+    command[0] = sys.executable
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "nox -s tests" in ci

@@ -85,13 +85,14 @@ class DenseOutput:
         self._y_starts: list[Any] = []
         self._coefficients: list[Any] = []
 
-    def append(self, t_start: float, h: float, y_start: Any, coefficients: Any) -> None:
-        """Add the piece for the step ``[t_start, t_start + h]``."""
+    def append(self, t_start: float, h: float, y_start: Any, coefficients: Any, t_end: float | None = None) -> None:
+        """Add the piece for the step ``[t_start, t_start + h]``, or up to
+        ``t_end`` when a terminal event cut the step short."""
         self._t_starts.append(t_start)
         self._steps.append(h)
         self._y_starts.append(y_start)
         self._coefficients.append(coefficients)
-        self._forward_boundaries.append((t_start + h) * self._direction)
+        self._forward_boundaries.append((t_start + h if t_end is None else t_end) * self._direction)
 
     @property
     def n_segments(self) -> int:

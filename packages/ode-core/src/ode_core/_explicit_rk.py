@@ -99,7 +99,7 @@ class ExplicitRungeKutta:
 
     def step(
         self, fun: RightHandSide, t: float, y: Any, f0: Any, h: float, t_end_eval: float | None = None
-    ) -> tuple[Any, Any]:
+    ) -> tuple[Any, Any, int]:
         """One step of size ``h`` from ``(t, y)`` with ``f0 = f(t, y)``.
 
         Parameters
@@ -115,6 +115,8 @@ class ExplicitRungeKutta:
         stages : array, shape (s, n)
             ``stages[i] = f(t + c_i h, Y_i)``; for an FSAL tableau the last
             row is ``f(t + h, y1)``.
+        evaluations : int
+            Calls of ``fun`` made, ``s - 1``.
         """
         xp = self.xp
         s = self.n_stages
@@ -133,7 +135,7 @@ class ExplicitRungeKutta:
             stages[s - 1] = fun(times[s - 1], y1)
         else:
             y1 = y + h * (self.weights @ stages)
-        return y1, stages
+        return y1, stages, s - 1
 
     def error_ratio(
         self, h: float, y: Any, y1: Any, stages: Any, atol: Any, rtol: Any, norm: Callable[[Any], float]
@@ -161,7 +163,9 @@ class ExplicitRungeKutta:
         """Evaluations of ``f`` that :meth:`dense_coefficients` costs."""
         return len(self.extra_nodes)
 
-    def dense_coefficients(self, fun: RightHandSide, t: float, y: Any, y1: Any, f1: Any, stages: Any, h: float) -> Any:
+    def dense_coefficients(
+        self, fun: RightHandSide, t: float, y: Any, y1: Any, f1: Any, stages: Any, h: float, f0: Any = None
+    ) -> Any:
         """Coefficients ``C`` (d, n) of the step's interpolant (see ``_dense``).
 
         The tableau's continuous extension when it has one (computing its

@@ -22,6 +22,10 @@ class Status(str, enum.Enum):
     """The step size fell below ``min_step`` (or round-off level)."""
     NON_FINITE = "non_finite"
     """``f`` or the state became inf or nan and smaller steps did not help."""
+    EVENT = "event"
+    """A terminal event stopped the solve (``t_final`` is its time)."""
+    NONLINEAR_SOLVE_FAILED = "nonlinear_solve_failed"
+    """An implicit method's Newton iteration failed in a fixed step."""
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,19 @@ class Stats:
     n_steps : int
         Attempted steps, ``n_accepted + n_rejected``.
     n_accepted, n_rejected : int
+    njev : int
+        Jacobian evaluations (implicit methods; finite-difference ones
+        included, their evaluations of ``f`` counted in ``nfev``).
+    nlu : int
+        Inversions of the Newton iteration matrix ``I - h gamma J``.
     """
 
     nfev: int
     n_steps: int
     n_accepted: int
     n_rejected: int
+    njev: int = 0
+    nlu: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,11 @@ class Solution:
         Time of the last accepted step (the end time on success).
     y_final : array, shape y0.shape
         State at ``t_final``.
+    t_events : list of arrays, shape (k_i,), or None
+        Per event function, the times of its occurrences (``None`` without
+        ``events``).
+    y_events : list of arrays, shape (k_i, *y0.shape), or None
+        The states at those times.
     """
 
     ts: Any
@@ -75,8 +91,10 @@ class Solution:
     dense: DenseOutput | None
     t_final: float
     y_final: Any
+    t_events: list[Any] | None = None
+    y_events: list[Any] | None = None
 
     @property
     def success(self) -> bool:
-        """``status is Status.SUCCESS``."""
-        return self.status is Status.SUCCESS
+        """Whether the solve ended as asked: all outputs, or a terminal event."""
+        return self.status in (Status.SUCCESS, Status.EVENT)

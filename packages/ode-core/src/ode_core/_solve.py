@@ -10,7 +10,9 @@ from array_api_compat import device as device_of
 
 from ._controllers import IController, PIDController
 from ._dense import DenseOutput, evaluate_polynomial
+from ._events import EventTracker
 from ._explicit_rk import explicit_stepper
+from ._implicit_rk import DiagonallyImplicitRungeKutta
 from ._initial_step import select_initial_step
 from ._solution import Solution, Stats, Status
 from ._tableau import ButcherTableau
@@ -23,6 +25,7 @@ from ._validation import (
     check_state,
     check_times,
     check_tolerances,
+    flat_jacobian,
 )
 
 __all__ = ["solve"]
@@ -51,6 +54,8 @@ def solve(
     step_t: Any = None,
     jump_t: Any = None,
     dense_output: bool = True,
+    jac: Callable[[float, Any], Any] | None = None,
+    events: Any = None,
 ) -> Solution:
     """Solve ``dy/dt = f(t, y)`` from ``y(t[0]) = y0`` and report ``y`` at ``t``.
 
@@ -107,13 +112,32 @@ def solve(
         Keep every step's interpolant in ``Solution.dense`` (memory grows
         with the number of steps). Output times between steps cost no
         evaluations of ``f`` either way.
+    jac : callable, optional
+        Implicit methods only: ``jac(t, y) -> df/dy`` as an array of shape
+        ``(n, n)`` or ``(*y0.shape, *y0.shape)`` (``n = y0.size``). By default
+        the Jacobian comes from forward differences (``n`` evaluations of
+        ``f``, counted in ``nfev``). It is reused across steps until Newton
+        converges slowly or fails (``stats.njev``, ``stats.nlu``). Newton's
+        iteration stops at a fraction of ``rtol``/``atol``, also with fixed
+        steps.
+    events : callable or sequence of callables, optional
+        Event functions ``g(t, y) -> scalar``, scipy's conventions: an event
+        is a zero of ``g``, located on the step's interpolant (no
+        evaluations of ``f``) to round-off in ``t``. ``g.terminal`` (bool or
+        a count ``N``) stops the solve at the (N-th) occurrence with
+        ``Status.EVENT``; ``g.direction`` (> 0, < 0, 0) keeps only crossings
+        from negative to positive, positive to negative, or both, in the
+        order the solver visits times. A zero exactly at ``t[0]`` is no
+        event.
 
     Returns
     -------
     Solution
         ``ts`` (m,), ``ys`` (m, *y0.shape), ``status``, ``message``,
         ``stats``, ``dense``. On failure ``ts``/``ys`` hold the output times
-        reached and ``t_final``/``y_final`` the last accepted state.
+        reached and ``t_final``/``y_final`` the last accepted state. With
+        ``events``, ``t_events``/``y_events`` hold one array per event
+        function of the times ``(k,)`` and states ``(k, *y0.shape)`` found.
 
     Raises
     ------
@@ -187,7 +211,25 @@ def solve(
         def error_norm(scaled: Any) -> float:
             return float(user_norm(xp.reshape(scaled, shape)))
 
-    stepper = explicit_stepper(tableau, xp, dtype, device, n)
+    stepper: Any
+    if tableau.explicit:
+        if jac is not None:
+            raise ValueError(f"jac: method {tableau.name!r} is explicit and uses no Jacobian; pass jac=None")
+        stepper = explicit_stepper(tableau, xp, dtype, device, n)
+    else:
+        stepper = DiagonallyImplicitRungeKutta(
+            tableau,
+            xp,
+            dtype,
+            device,
+            n,
+            flat_jacobian(jac, y0, xp, shape, n),
+            atol,
+            rtol,
+            error_norm,
+            fixed_step=not adaptive,
+        )
+    implicit = not tableau.explicit
     f_current = xp.reshape(first_value, (n,))
     nfev = 1
 
@@ -205,6 +247,7 @@ def solve(
     landings = [*inside, t_end]
     jumps = set(jump_times)
 
+    tracker = None if events is None else EventTracker(events, xp, shape, t0, y, direction)
     dense = DenseOutput(xp, shape, t0, direction) if dense_output else None
     blocks = [xp.reshape(y, (1, n))]
     n_outputs = 1
@@ -262,9 +305,25 @@ def solve(
 
         # Landing on a jump of f: the step must see f's left-hand limit.
         t_new_eval = math.nextafter(t_new, -direction * math.inf) if landed and t_new in jumps else t_new
-        y_new, stages = stepper.step(fun, t_current, y, f_current, h, None if t_new_eval == t_new else t_new_eval)
-        nfev += stepper.n_stages - 1
+        y_new, stages, evaluations = stepper.step(
+            fun, t_current, y, f_current, h, None if t_new_eval == t_new else t_new_eval
+        )
+        nfev += evaluations
         n_steps += 1
+        if y_new is None:  # the nonlinear stage equations were not solved
+            if not adaptive:
+                status = Status.NONLINEAR_SOLVE_FAILED
+                message = (
+                    f"Newton's iteration did not converge in the fixed step from t={t_current!r} to t={t_new!r}; "
+                    "use a smaller step_size or an adaptive method"
+                )
+                break
+            n_rejected += 1
+            last_rejection_non_finite = False
+            h = 0.5 * h
+            # As after any rejection, the next accepted step may not grow.
+            control_state = control_state._replace(last_rejected=True)
+            continue
         if adaptive:
             ratio = stepper.error_ratio(h, y, y_new, stages, atol, rtol, error_norm)
             accepted, h_next, control_state = controller.adapt(h, ratio, control_state)
@@ -273,6 +332,8 @@ def solve(
                 last_rejection_non_finite = not math.isfinite(ratio)
                 h = h_next
                 continue
+            if implicit:
+                h_next = stepper.adjust_step(h, h_next)
         else:
             if not bool(xp.all(xp.isfinite(y_new))):
                 status = Status.NON_FINITE
@@ -287,7 +348,7 @@ def solve(
         while n_outputs < len(times) and direction * (times[n_outputs] - t_new) <= 0:
             n_outputs += 1
         interior = [times[i] for i in range(first_pending, n_outputs) if times[i] != t_new]
-        need_coefficients = dense is not None or bool(interior)
+        need_coefficients = dense is not None or bool(interior) or tracker is not None
 
         if stepper.fsal:
             f_new = stages[-1]
@@ -297,18 +358,32 @@ def solve(
         else:
             f_new = None
 
+        stop = None
         if need_coefficients:
-            coefficients = stepper.dense_coefficients(fun, t_current, y, y_new, f_new, stages, h)
+            coefficients = stepper.dense_coefficients(fun, t_current, y, y_new, f_new, stages, h, f_current)
             nfev += stepper.extra_evaluations
+            if tracker is not None:
+                stop = tracker.step(t_current, t_new, y_new, _step_interpolant(xp, t_current, h, y, coefficients))
+                if stop is not None:
+                    # A terminal event ends the solve inside this step: drop
+                    # the outputs past it and end there.
+                    t_new, y_new = stop
+                    while n_outputs > first_pending and direction * (times[n_outputs - 1] - t_new) > 0:
+                        n_outputs -= 1
+                    interior = [times[i] for i in range(first_pending, n_outputs) if times[i] != t_new]
             if interior:
                 thetas = [(time - t_current) / h for time in interior]
                 blocks.append(evaluate_polynomial(xp, y, coefficients, thetas))
             if dense is not None:
-                dense.append(t_current, h, y, coefficients)
+                dense.append(t_current, h, y, coefficients, t_end=t_new)
         if n_outputs > first_pending and times[n_outputs - 1] == t_new:
             blocks.append(xp.reshape(y_new, (1, n)))
 
         t_current, y = t_new, y_new
+        if stop is not None:
+            status = Status.EVENT
+            message = f"a terminal event occurred at t={t_new!r}"
+            break
         if landed:
             if finished:
                 status = Status.SUCCESS
@@ -329,8 +404,26 @@ def solve(
         ys=xp.reshape(ys, (n_outputs, *shape)),
         status=status,
         message=message,
-        stats=Stats(nfev=nfev, n_steps=n_steps, n_accepted=n_accepted, n_rejected=n_rejected),
+        stats=Stats(
+            nfev=nfev,
+            n_steps=n_steps,
+            n_accepted=n_accepted,
+            n_rejected=n_rejected,
+            njev=stepper.njev if implicit else 0,
+            nlu=stepper.nlu if implicit else 0,
+        ),
         dense=dense,
         t_final=t_current,
         y_final=xp.reshape(y, shape),
+        t_events=None if tracker is None else tracker.t_events,
+        y_events=None if tracker is None else tracker.y_events,
     )
+
+
+def _step_interpolant(xp: Any, t_start: float, h: float, y_start: Any, coefficients: Any) -> Callable[[float], Any]:
+    """``t -> y(t)`` on one step's polynomial (flat state)."""
+
+    def interpolate(time: float) -> Any:
+        return evaluate_polynomial(xp, y_start, coefficients, [(time - t_start) / h])[0]
+
+    return interpolate

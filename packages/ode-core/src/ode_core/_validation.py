@@ -14,6 +14,7 @@ from ._tableau import ButcherTableau
 from ._tableaux import TABLEAUX
 
 __all__ = [
+    "check_callable",
     "check_f_output",
     "check_method",
     "check_optional_times",
@@ -21,6 +22,7 @@ __all__ = [
     "check_state",
     "check_times",
     "check_tolerances",
+    "flat_jacobian",
 ]
 
 
@@ -141,6 +143,34 @@ def check_f_output(value: Any, y0: Any, xp: Any) -> None:
         raise TypeError(f"f: returned dtype {value.dtype}, expected y0's dtype {y0.dtype}")
     if device(value) != device(y0):
         raise ValueError(f"f: returned an array on device {device(value)}, expected y0's device {device(y0)}")
+
+
+def flat_jacobian(
+    jac: Callable[[float, Any], Any] | None, y0: Any, xp: Any, shape: tuple[int, ...], n: int
+) -> Callable[[float, Any], Any] | None:
+    """Wrap ``jac`` to map the flat state to an ``(n, n)`` matrix; its first
+    value is checked for library, shape, dtype and device."""
+    if jac is None:
+        return None
+    check_callable(jac, "jac")
+    checked = False
+
+    def flat(t: float, y: Any) -> Any:
+        nonlocal checked
+        value = jac(t, xp.reshape(y, shape))
+        if not checked:
+            if not is_array_api_obj(value) or array_namespace(value) is not xp:
+                raise TypeError(f"jac: expected an array of the same library as y0, got {type(value).__name__}")
+            if tuple(value.shape) not in ((n, n), shape + shape):
+                raise ValueError(
+                    f"jac: returned shape {tuple(value.shape)}, expected {(n, n)} or {shape + shape} (y0.shape twice)"
+                )
+            if value.dtype != y0.dtype:
+                raise TypeError(f"jac: returned dtype {value.dtype}, expected y0's dtype {y0.dtype}")
+            checked = True
+        return xp.reshape(value, (n, n))
+
+    return flat
 
 
 def check_callable(value: Any, name: str) -> Callable[..., Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from .._tableau import ButcherTableau
+from .backward_euler import BACKWARD_EULER
 from .bosh3 import BOSH3
 from .cash_karp import CASH_KARP
 from .dopri5 import DOPRI5
@@ -13,10 +14,14 @@ from .euler import EULER
 from .fehlberg2 import FEHLBERG2
 from .heun import HEUN
 from .heun_euler import HEUN_EULER
+from .implicit_midpoint import IMPLICIT_MIDPOINT
+from .kvaerno3 import KVAERNO3
+from .kvaerno5 import KVAERNO5
 from .midpoint import MIDPOINT
 from .ralston import RALSTON
 from .rk4 import RK4
 from .rk38 import RK38
+from .trapezoid import TRAPEZOID
 from .tsit5 import TSIT5
 
 _ALL: tuple[ButcherTableau, ...] = (
@@ -33,6 +38,11 @@ _ALL: tuple[ButcherTableau, ...] = (
     DOPRI5,
     TSIT5,
     DOPRI8,
+    BACKWARD_EULER,
+    TRAPEZOID,
+    IMPLICIT_MIDPOINT,
+    KVAERNO3,
+    KVAERNO5,
 )
 
 TABLEAUX: MappingProxyType[str, ButcherTableau] = MappingProxyType({t.name: t for t in _ALL})

@@ -1,0 +1,346 @@
+"""Diagonally implicit Runge--Kutta steps with a simplified Newton iteration.
+
+Stage ``i`` of a diagonally implicit method (``a`` lower triangular) solves
+
+    Y_i = psi_i + h gamma_i f(t + c_i h, Y_i),    psi_i = y + h sum_{j<i} a_ij k_j,
+
+with ``gamma_i = a_ii``, by simplified Newton on ``G(Y) = Y - psi_i - h gamma_i
+f(Y)`` using the iteration matrix ``M = I - h gamma_i J``. ``J`` approximates
+``df/dy``: from the user's ``jac`` or by finite differences, and is kept across
+steps until Newton converges slowly or fails (Hairer & Wanner, *Solving ODEs
+II*, IV.8). The stage derivative is then ``k_i = (Y_i - psi_i) / (h gamma_i)``,
+which, unlike ``f(Y_i)``, does not amplify the Newton error in stiff
+components.
+
+The array API has no LU factorisation, so ``M`` is inverted once and the
+inverse reused by every Newton iteration of every stage with the same
+``h gamma`` (ESDIRK methods share one ``gamma``), making each linear solve a
+matrix-vector product; ``nlu`` counts these inversions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from ._dense import hermite_coefficients
+from ._tableau import ButcherTableau
+
+__all__ = ["DiagonallyImplicitRungeKutta"]
+
+RightHandSide = Callable[[float, Any], Any]
+
+# Iterations of the full-Newton fallback of fixed steps: quadratic convergence
+# needs few once close, this leaves room to get close from a poor guess.
+FULL_NEWTON_ITERATIONS = 50
+
+# A step whose proposed size grows by less than this factor keeps its size, so
+# the iteration matrix need not be inverted again (scipy's Radau does likewise).
+HOLD_STEP_BELOW_GROWTH = 1.2
+
+
+def _vector(xp: Any, values: Any, dtype: Any, device: Any) -> Any:
+    return xp.asarray([float(v) for v in values], dtype=dtype, device=device)
+
+
+class DiagonallyImplicitRungeKutta:
+    """Steps of one diagonally implicit tableau within one solve.
+
+    Unlike the explicit stepper this object carries state from step to step
+    (the Jacobian, the inverted iteration matrix, the last Newton rate), so one
+    is made per solve.
+
+    Parameters
+    ----------
+    tableau : ButcherTableau
+        With ``a`` lower triangular (``a[i][j] == 0`` for ``j > i``).
+    xp, dtype, device, n
+        Namespace, dtype, device and size of the flat state.
+    jac : callable or None
+        ``jac(t, y) -> (n, n)`` on the flat state; ``None`` for finite
+        differences.
+    atol, rtol
+        Tolerances; Newton's convergence is measured in the same scaled norm
+        as the local error.
+    norm : callable
+        Error norm of a scaled flat vector.
+    max_newton_iterations : int
+        Iterations per stage before the step is retried.
+    fixed_step : bool
+        The step cannot be shrunk: when simplified Newton fails even with a
+        fresh Jacobian, fall back on full Newton (a Jacobian at every
+        iterate, up to ``FULL_NEWTON_ITERATIONS``) before giving up.
+    """
+
+    def __init__(
+        self,
+        tableau: ButcherTableau,
+        xp: Any,
+        dtype: Any,
+        device: Any,
+        n: int,
+        jac: Callable[[float, Any], Any] | None,
+        atol: Any,
+        rtol: Any,
+        norm: Callable[[Any], float],
+        max_newton_iterations: int = 10,
+        fixed_step: bool = False,
+    ) -> None:
+        s = tableau.n_stages
+        if any(tableau.a[i][j] != 0 for i in range(s) for j in range(i + 1, s)):
+            raise ValueError(f"method: {tableau.name!r} is not diagonally implicit (a must be lower triangular)")
+        self.tableau = tableau
+        self.xp = xp
+        self.dtype = dtype
+        self.device = device
+        self.n = n
+        self.n_stages = s
+        self.jac = jac
+        self.atol = atol
+        self.rtol = rtol
+        self.norm = norm
+        self.max_newton_iterations = max_newton_iterations
+        self.fixed_step = fixed_step
+        self.nodes = [float(ci) for ci in tableau.c]
+        self.diagonal = [float(tableau.a[i][i]) for i in range(s)]
+        self.end_nodes = [i for i, ci in enumerate(tableau.c) if ci == 1]
+        self.stage_rows = [_vector(xp, tableau.a[i][:i], dtype, device) for i in range(s)]
+        self.weights = _vector(xp, tableau.b, dtype, device)
+        errors = tableau.error_weights
+        self.error_weights = None if errors is None else _vector(xp, errors, dtype, device)
+        self.error_order = tableau.controller_order
+        # First stage explicit (c = 0, a row zero): it is f0, known.
+        self.explicit_first_stage = tableau.c[0] == 0 and self.diagonal[0] == 0
+        # Stiffly accurate with an explicit first stage: y1 is the last stage,
+        # whose derivative starts the next step.
+        self.fsal = self.explicit_first_stage and s > 1 and tableau.c[-1] == 1 and tableau.a[-1] == tableau.b
+        self.has_continuous_extension = False
+        self.extra_evaluations = 0
+        eps = float(xp.finfo(dtype).eps)
+        # scipy's Radau and Hairer's codes: Newton stops at a fraction of the
+        # tolerance, never below what round-off allows.
+        rtol_scalar = rtol if isinstance(rtol, float) else float(xp.min(rtol))
+        self.newton_tolerance = max(10.0 * eps / rtol_scalar, min(0.03, rtol_scalar**0.5))
+        # A correction this small, in tolerance units, is round-off in y.
+        self.roundoff_norm = 10.0 * eps / rtol_scalar
+        self.eps = eps
+        self.identity = xp.eye(n, dtype=dtype, device=device)
+        # Carried state.
+        self.jacobian: Any = None
+        self.jacobian_is_current = False
+        self.iteration_inverse: Any = None
+        self.factored_h_gamma = math.nan
+        self.recompute_jacobian = False
+        self.njev = 0
+        self.nlu = 0
+
+    # -- Jacobian and iteration matrix ----------------------------------------
+
+    def _evaluate_jacobian(self, fun: RightHandSide, t: float, y: Any, f0: Any) -> int:
+        """Refresh ``J`` at ``(t, y)``; returns the evaluations of ``f`` spent."""
+        xp = self.xp
+        self.njev += 1
+        self.jacobian_is_current = True
+        self.recompute_jacobian = False
+        self.factored_h_gamma = math.nan
+        if self.jac is not None:
+            self.jacobian = self.jac(t, y)
+            return 0
+        # Forward differences, one column per component, with Hairer's step
+        # sqrt(eps * max(1e-5, |y_j|)) (RADAU5): relative to the component, so
+        # tiny components (Robertson's y2 ~ 1e-7) are resolved as well as
+        # large ones, but bounded below where round-off in f would dominate.
+        columns = []
+        for j in range(self.n):
+            y_j = float(y[j])
+            step = math.sqrt(self.eps * max(1e-5, abs(y_j)))
+            perturbed = xp.asarray(y, copy=True)
+            perturbed[j] = y_j + step
+            step = float(perturbed[j]) - y_j  # the step actually representable
+            columns.append((fun(t, perturbed) - f0) / step)
+        self.jacobian = xp.stack(columns, axis=1)
+        return self.n
+
+    def _fresh_jacobian(self, fun: RightHandSide, t: float, y: Any) -> int:
+        """``J`` at the step's start. ``f0`` there may be the previous step's
+        Newton-derived slope rather than ``f(t, y)``, and differences need the
+        true value, so it is evaluated afresh (with a user ``jac`` it is not
+        needed)."""
+        if self.jac is not None:
+            return self._evaluate_jacobian(fun, t, y, None)
+        return 1 + self._evaluate_jacobian(fun, t, y, fun(t, y))
+
+    def _ensure_iteration_matrix(self, h_gamma: float) -> bool:
+        """Invert ``I - h gamma J`` unless already done for this ``h gamma``."""
+        if h_gamma == self.factored_h_gamma:
+            return True
+        xp = self.xp
+        try:
+            inverse = xp.linalg.inv(self.identity - h_gamma * self.jacobian)
+        except Exception:  # singular: numpy LinAlgError, torch's _LinAlgError, ...
+            return False
+        self.nlu += 1
+        if not bool(xp.all(xp.isfinite(inverse))):
+            return False
+        self.iteration_inverse = inverse
+        self.factored_h_gamma = h_gamma
+        return True
+
+    def adjust_step(self, h: float, h_next: float) -> float:
+        """Keep ``h`` when the controller would grow it only a little."""
+        if self.recompute_jacobian:
+            return h_next
+        ratio = h_next / h
+        return h if 1.0 <= ratio < HOLD_STEP_BELOW_GROWTH else h_next
+
+    # -- the step -------------------------------------------------------------
+
+    def _solve_stage(
+        self,
+        fun: RightHandSide,
+        time: float,
+        psi: Any,
+        guess: Any,
+        h_gamma: float,
+        scale: Any,
+        full_newton: bool = False,
+    ) -> tuple[Any, int, bool, float]:
+        """Simplified (or, with ``full_newton``, full) Newton for
+        ``Y = psi + h gamma f(time, Y)``.
+
+        Returns ``(Y, evaluations, converged, rate)``.
+        """
+        stage_value = guess
+        previous_norm = math.nan
+        rate = math.nan
+        tolerance = self.newton_tolerance
+        evaluations = 0
+        iterations = FULL_NEWTON_ITERATIONS if full_newton else self.max_newton_iterations
+        for iteration in range(iterations):
+            value = fun(time, stage_value)
+            evaluations += 1
+            if full_newton:
+                evaluations += self._evaluate_jacobian(fun, time, stage_value, value)
+                if not self._ensure_iteration_matrix(h_gamma):
+                    return stage_value, evaluations, False, rate
+            residual = stage_value - psi - h_gamma * value
+            delta = -(self.iteration_inverse @ residual)
+            delta_norm = self.norm(delta / scale)
+            if not math.isfinite(delta_norm):
+                return stage_value, evaluations, False, rate
+            if delta_norm <= self.roundoff_norm:
+                # Already at round-off (an exact predictor, a linear f): the
+                # ratio of two round-off corrections is no convergence rate.
+                return stage_value + delta, evaluations, True, 0.0
+            if iteration > 0:
+                rate = delta_norm / previous_norm if previous_norm > 0 else 0.0
+                remaining = iterations - 1 - iteration
+                if full_newton:
+                    # Far from the root full Newton may stall before it
+                    # converges quadratically: only a blow-up ends it early.
+                    if rate >= 2.0:
+                        return stage_value, evaluations, False, rate
+                    rate = min(rate, 0.5)
+                elif rate >= 1.0 or rate**remaining / (1.0 - rate) * delta_norm > tolerance:
+                    return stage_value, evaluations, False, rate
+            stage_value = stage_value + delta
+            if delta_norm == 0.0 or (iteration > 0 and rate / (1.0 - rate) * delta_norm < tolerance):
+                return stage_value, evaluations, True, rate
+            previous_norm = delta_norm
+        return stage_value, evaluations, False, rate
+
+    def step(
+        self, fun: RightHandSide, t: float, y: Any, f0: Any, h: float, t_end_eval: float | None = None
+    ) -> tuple[Any, Any, int]:
+        """One step; returns ``(y1, stages, evaluations)`` with ``y1 = None``
+        when Newton failed even with a fresh Jacobian (retry with a smaller
+        step)."""
+        evaluations = 0
+        if self.jacobian is None or (self.recompute_jacobian and not self.jacobian_is_current):
+            evaluations += self._fresh_jacobian(fun, t, y)
+        while True:
+            y1, stages, spent, converged, slowest_rate = self._attempt(fun, t, y, f0, h, t_end_eval)
+            evaluations += spent
+            if converged:
+                # Slow convergence (more than two iterations at a rate above
+                # 1e-3, scipy's rule for Radau): a fresh Jacobian next step.
+                self.recompute_jacobian = slowest_rate > 1e-3
+                self.jacobian_is_current = False
+                return y1, stages, evaluations
+            if self.jacobian_is_current:
+                self.jacobian_is_current = False
+                self.recompute_jacobian = True
+                if self.fixed_step:
+                    y1, stages, spent, converged, _ = self._attempt(fun, t, y, f0, h, t_end_eval, full_newton=True)
+                    evaluations += spent
+                    self.jacobian_is_current = False
+                    if converged:
+                        return y1, stages, evaluations
+                return None, None, evaluations
+            evaluations += self._fresh_jacobian(fun, t, y)
+
+    def _attempt(
+        self,
+        fun: RightHandSide,
+        t: float,
+        y: Any,
+        f0: Any,
+        h: float,
+        t_end_eval: float | None,
+        full_newton: bool = False,
+    ) -> tuple[Any, Any, int, bool, float]:
+        xp = self.xp
+        s = self.n_stages
+        stages = xp.empty((s, self.n), dtype=self.dtype, device=self.device)
+        scale = self.atol + self.rtol * xp.abs(y)
+        times = [t + node * h for node in self.nodes]
+        if t_end_eval is not None:
+            for i in self.end_nodes:
+                times[i] = t_end_eval
+        evaluations = 0
+        slowest_rate = 0.0
+        start = 0
+        if self.explicit_first_stage:
+            stages[0] = f0
+            start = 1
+        stage_value = y
+        for i in range(start, s):
+            psi = y + h * (self.stage_rows[i] @ stages[:i]) if i > 0 else y
+            gamma = self.diagonal[i]
+            if gamma == 0.0:
+                stages[i] = fun(times[i], psi)
+                evaluations += 1
+                continue
+            h_gamma = h * gamma
+            if not self._ensure_iteration_matrix(h_gamma):
+                return None, None, evaluations, False, math.inf
+            # Predictor: the previous stage's value (y for the first). Explicit
+            # extrapolation along a slope is poor in stiff directions, where
+            # the slope is large but the stage value barely moves.
+            stage_value, spent, converged, rate = self._solve_stage(
+                fun, times[i], psi, stage_value, h_gamma, scale, full_newton
+            )
+            evaluations += spent
+            if not converged:
+                return None, None, evaluations, False, rate
+            if spent > 2 and rate == rate:
+                slowest_rate = max(slowest_rate, rate)
+            stages[i] = (stage_value - psi) / h_gamma
+        y1 = stage_value if self.fsal else y + h * (self.weights @ stages)
+        return y1, stages, evaluations, True, slowest_rate
+
+    def error_ratio(
+        self, h: float, y: Any, y1: Any, stages: Any, atol: Any, rtol: Any, norm: Callable[[Any], float]
+    ) -> float:
+        """Norm of the embedded local error over ``atol + rtol * max(|y|, |y1|)``."""
+        xp = self.xp
+        scale = atol + rtol * xp.maximum(xp.abs(y), xp.abs(y1))
+        return norm((h * (self.error_weights @ stages)) / scale)
+
+    def dense_coefficients(
+        self, fun: RightHandSide, t: float, y: Any, y1: Any, f1: Any, stages: Any, h: float, f0: Any = None
+    ) -> Any:
+        """Cubic Hermite coefficients through ``y, y1`` with slopes ``f0, f1``."""
+        slope0 = stages[0] if self.explicit_first_stage else f0
+        return hermite_coefficients(self.xp, y, y1, slope0, f1, h)

@@ -1,0 +1,209 @@
+"""The implicit Runge--Kutta tableaux: order conditions and linear stability.
+
+These tableaux are not in the registry yet (no implicit stepper), so they are
+imported from their modules. The stability function of a Runge--Kutta method is
+``R(z) = 1 + z b^T (I - z A)^{-1} 1``: the step multiplier on ``y' = lambda y``
+with ``z = h lambda``. A-stability is checked as ``|R(iy)| <= 1`` on the
+imaginary axis plus samples of the left half-plane; L-stability as
+``R(z) -> 0`` for ``z -> -inf``, where ``R`` is evaluated exactly at
+``z = -10**20`` (``R(z) = R(-inf) + O(1/z)``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _rooted_trees import ElementaryWeights, trees_of_order
+from ode_core._tableau import ButcherTableau
+from ode_core._tableaux.backward_euler import BACKWARD_EULER
+from ode_core._tableaux.implicit_midpoint import IMPLICIT_MIDPOINT
+from ode_core._tableaux.kvaerno3 import KVAERNO3
+from ode_core._tableaux.kvaerno5 import KVAERNO5
+from ode_core._tableaux.trapezoid import TRAPEZOID
+
+DECIMAL_TOLERANCE = 1e-12
+"""Allowed order-condition residual for tableaux of published decimals (as in test_order_conditions)."""
+
+IMPLICIT = {t.name: t for t in (BACKWARD_EULER, TRAPEZOID, IMPLICIT_MIDPOINT, KVAERNO3, KVAERNO5)}
+L_STABLE = ("backward_euler", "kvaerno3", "kvaerno5")
+NOT_L_STABLE = ("trapezoid", "implicit_midpoint")
+ESDIRK = ("trapezoid", "kvaerno3", "kvaerno5")
+
+FAR_LEFT = Fraction(-(10**20))
+"""Where ``R(-inf)`` is read off; the ``O(1/z)`` remainder is far below every tolerance used."""
+
+# kvaerno3's gamma is a cubic's root published to 10 digits (off by ~8e-12), so
+# its R(-inf) is ~6e-11, not 0; kvaerno5's 17-digit coefficients give ~1e-16.
+L_STABLE_TOLERANCE = {"backward_euler": 0.0, "kvaerno3": 1e-9, "kvaerno5": 1e-13}
+
+
+def _tolerance(tableau: ButcherTableau) -> float:
+    return 0.0 if tableau.exact else DECIMAL_TOLERANCE
+
+
+def _worst_residual(weights: ElementaryWeights, b: Sequence[Fraction], tree_order: int) -> Fraction:
+    return max(abs(Fraction(weights.order_residual(b, tree))) for tree in trees_of_order(tree_order))
+
+
+def _assert_order(tableau: ButcherTableau, b: Sequence[Fraction], stated: int, what: str) -> None:
+    """Conditions up to ``stated`` hold; some condition of ``stated + 1`` fails."""
+    weights = ElementaryWeights.for_tableau(tableau)
+    tolerance = _tolerance(tableau)
+    for n in range(1, stated + 1):
+        worst = _worst_residual(weights, b, n)
+        assert worst <= tolerance, f"{what}: order-{n} residual {float(worst):.3g} (stated order {stated})"
+    worst = _worst_residual(weights, b, stated + 1)
+    assert worst > tolerance, f"{what}: every order-{stated + 1} condition holds (stated order {stated})"
+
+
+def _solve(matrix: list[list], rhs: list) -> list:
+    """Gaussian elimination with partial pivoting, in whatever field the entries are (Fraction or complex)."""
+    n = len(rhs)
+    m = [[*row, r] for row, r in zip(matrix, rhs)]
+    for k in range(n):
+        pivot = max(range(k, n), key=lambda i: abs(m[i][k]))
+        m[k], m[pivot] = m[pivot], m[k]
+        for i in range(k + 1, n):
+            factor = m[i][k] / m[k][k]
+            m[i] = [x - factor * y for x, y in zip(m[i], m[k])]
+    x = [m[0][0] * 0] * n
+    for i in reversed(range(n)):
+        x[i] = (m[i][n] - sum((m[i][j] * x[j] for j in range(i + 1, n)), m[i][n] * 0)) / m[i][i]
+    return x
+
+
+def _stability(tableau: ButcherTableau, z: Fraction | complex) -> Fraction | complex:
+    """``R(z) = 1 + z b^T (I - z A)^{-1} 1``: exact for Fraction ``z``, in floats for complex ``z``."""
+    convert = Fraction if isinstance(z, Fraction) else complex
+    s = tableau.n_stages
+    matrix = [[convert(i == j) - z * convert(tableau.a[i][j]) for j in range(s)] for i in range(s)]
+    stages = _solve(matrix, [convert(1)] * s)
+    return 1 + z * sum((convert(bi) * g for bi, g in zip(tableau.b, stages)), convert(0))
+
+
+_IMAGINARY_AXIS = np.concatenate([[0.0], np.logspace(-3, 6, 400)])
+_LEFT_HALF_PLANE = [
+    complex(-x, y) for x in np.logspace(-3, 4, 25) for y in np.concatenate([[0.0], np.logspace(-3, 4, 25)])
+]
+
+
+# ------------------------------------------------------------------ the tableaux
+
+
+@pytest.mark.parametrize("name", sorted(IMPLICIT))
+def test_tableau_is_implicit_and_well_formed(name: str) -> None:
+    tableau = IMPLICIT[name]
+    assert tableau.name == name
+    assert tableau.implicit
+    assert not tableau.fsal
+    assert tableau.citation
+
+
+@pytest.mark.parametrize("name", ESDIRK)
+def test_esdirk_structure(name: str) -> None:
+    """Explicit first stage, one diagonal ``gamma`` below it, and ``b`` = the last row (stiffly accurate)."""
+    tableau = IMPLICIT[name]
+    s = tableau.n_stages
+    assert tableau.c[0] == 0
+    assert all(x == 0 for x in tableau.a[0])
+    gamma = tableau.a[1][1]
+    assert gamma > 0
+    for i in range(1, s):
+        assert tableau.a[i][i] == gamma
+        assert all(tableau.a[i][j] == 0 for j in range(i + 1, s))
+    assert tableau.a[-1] == tableau.b
+    assert tableau.c[-1] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "gamma"),
+    [("trapezoid", Fraction(1, 2)), ("kvaerno3", Fraction("0.4358665215")), ("kvaerno5", Fraction("0.26"))],
+)
+def test_esdirk_diagonal(name: str, gamma: Fraction) -> None:
+    assert IMPLICIT[name].a[1][1] == gamma
+
+
+def test_kvaerno_embedded_solution_is_the_penultimate_stage() -> None:
+    """Both Kvaerno pairs take the embedded solution from the second-to-last stage."""
+    for tableau in (KVAERNO3, KVAERNO5):
+        assert tableau.b_embedded == tableau.a[-2]
+        assert tableau.c[-2] == 1
+
+
+# -------------------------------------------------------------- order conditions
+
+
+@pytest.mark.parametrize("name", sorted(IMPLICIT))
+def test_weights_have_stated_order(name: str) -> None:
+    tableau = IMPLICIT[name]
+    _assert_order(tableau, tableau.b, tableau.order, f"{name}: b")
+
+
+@pytest.mark.parametrize("name", ["kvaerno3", "kvaerno5"])
+def test_embedded_weights_have_stated_order(name: str) -> None:
+    tableau = IMPLICIT[name]
+    assert tableau.b_embedded is not None and tableau.embedded_order is not None
+    _assert_order(tableau, tableau.b_embedded, tableau.embedded_order, f"{name}: b_embedded")
+
+
+def test_expected_orders() -> None:
+    assert {name: t.order for name, t in IMPLICIT.items()} == {
+        "backward_euler": 1,
+        "trapezoid": 2,
+        "implicit_midpoint": 2,
+        "kvaerno3": 3,
+        "kvaerno5": 5,
+    }
+    assert (KVAERNO3.embedded_order, KVAERNO5.embedded_order) == (2, 4)
+
+
+# ------------------------------------------------------------------- stability
+
+
+def test_stability_function_of_simple_methods() -> None:
+    """The evaluator reproduces the closed forms ``1/(1 - z)`` and ``(1 + z/2)/(1 - z/2)``."""
+    for z in (Fraction(-3), Fraction(1, 7), Fraction(-1000)):
+        assert _stability(BACKWARD_EULER, z) == 1 / (1 - z)
+        assert _stability(TRAPEZOID, z) == (1 + z / 2) / (1 - z / 2)
+        assert _stability(IMPLICIT_MIDPOINT, z) == (1 + z / 2) / (1 - z / 2)
+
+
+@pytest.mark.parametrize("name", sorted(IMPLICIT))
+def test_a_stable(name: str) -> None:
+    """``|R(z)| <= 1`` on the imaginary axis (both signs) and on samples of the left half-plane."""
+    tableau = IMPLICIT[name]
+    on_axis = [abs(_stability(tableau, complex(0.0, sign * y))) for y in _IMAGINARY_AXIS for sign in (1, -1)]
+    assert max(on_axis) <= 1 + 1e-12
+    inside = [abs(_stability(tableau, z)) for z in _LEFT_HALF_PLANE]
+    assert max(inside) <= 1 + 1e-12
+
+
+@pytest.mark.parametrize("name", L_STABLE)
+def test_l_stable(name: str) -> None:
+    """``R(z) -> 0`` as ``z -> -inf``."""
+    r_far = _stability(IMPLICIT[name], FAR_LEFT)
+    assert abs(r_far) <= L_STABLE_TOLERANCE[name] + 1e-18  # + the O(1/z) remainder
+    assert abs(_stability(IMPLICIT[name], Fraction(-(10**6)))) < 1e-5
+
+
+@pytest.mark.parametrize("name", NOT_L_STABLE)
+def test_not_l_stable(name: str) -> None:
+    """``|R(z)| -> 1`` as ``z -> -inf``: the trapezoidal and implicit midpoint rules do not damp stiff modes."""
+    r_far = _stability(IMPLICIT[name], FAR_LEFT)
+    assert r_far < 0
+    assert abs(abs(r_far) - 1) < 1e-18
+
+
+def test_midpoint_and_trapezoid_are_neutral_on_the_imaginary_axis() -> None:
+    """``|R(iy)| = 1``: both rules conserve the amplitude of a pure oscillation."""
+    for tableau in (TRAPEZOID, IMPLICIT_MIDPOINT):
+        for y in _IMAGINARY_AXIS[::20]:
+            assert abs(abs(_stability(tableau, complex(0.0, y))) - 1) < 1e-12

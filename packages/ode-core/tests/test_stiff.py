@@ -1,0 +1,250 @@
+"""Implicit methods on stiff problems: against scipy's Radau and BDF, stability,
+Newton's iteration, the Neural ODE paper's Euler example."""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ode_core
+from _stiff_problems import robertson, robertson_jacobian, van_der_pol, van_der_pol_jacobian
+from ode_core import TABLEAUX, Status
+
+IMPLICIT = [name for name in ode_core.METHODS if TABLEAUX[name].implicit]
+IMPLICIT_FIXED = [name for name in IMPLICIT if not TABLEAUX[name].adaptive]
+IMPLICIT_ADAPTIVE = [name for name in IMPLICIT if TABLEAUX[name].adaptive]
+
+# name -> (f, jac, y0, output times, atol per unit of rtol)
+STIFF_PROBLEMS = {
+    "robertson": (
+        robertson,
+        robertson_jacobian,
+        [1.0, 0.0, 0.0],
+        np.concatenate(([0.0], np.logspace(-5, 5, 11))),
+        1e-4,
+    ),
+    "van_der_pol_1000": (van_der_pol, van_der_pol_jacobian, [2.0, 0.0], np.linspace(0.0, 3000.0, 11), 1.0),
+}
+
+
+@functools.cache
+def stiff_reference(name: str) -> np.ndarray:
+    f, _, y0, t, atol_factor = STIFF_PROBLEMS[name]
+    result = solve_ivp(f, (t[0], t[-1]), y0, method="Radau", rtol=1e-13, atol=1e-16 * atol_factor * 1e4, t_eval=t)
+    assert result.success
+    return result.y.T  # type: ignore[no-any-return]
+
+
+def scaled_error(values: np.ndarray, reference: np.ndarray, rtol: float, atol: float) -> float:
+    return float(np.max(np.abs(values - reference) / (atol + rtol * np.abs(reference))))
+
+
+@pytest.mark.parametrize("rtol", [1e-4, 1e-6])
+@pytest.mark.parametrize("problem", list(STIFF_PROBLEMS))
+def test_kvaerno5_against_scipy_radau_and_bdf(problem: str, rtol: float) -> None:
+    """Error within 10x of scipy's, steps within 5x of scipy's, at equal tolerance.
+
+    "Error" is the largest error over the outputs in tolerance units. Radau
+    (order 5, error estimate of order 3) is conservative and lands well
+    inside the tolerance, BDF well outside; we require to be within 10x of
+    the larger of the two, to stay within 20 tolerance units ourselves, and
+    print all three.
+    """
+    f, _, y0, t, atol_factor = STIFF_PROBLEMS[problem]
+    atol = rtol * atol_factor
+    reference = stiff_reference(problem)
+    ours = ode_core.solve(f, np.array(y0), t, method="kvaerno5", rtol=rtol, atol=atol)
+    assert ours.success, ours.message
+    our_error = scaled_error(ours.ys, reference, rtol, atol)
+    rows = [("ode_core kvaerno5", ours.stats.n_steps, ours.stats.nfev, ours.stats.njev, our_error)]
+    scipy_errors = {}
+    scipy_steps = {}
+    for scipy_method in ("Radau", "BDF"):
+        at_outputs = solve_ivp(f, (t[0], t[-1]), y0, method=scipy_method, rtol=rtol, atol=atol, t_eval=t)
+        every_step = solve_ivp(f, (t[0], t[-1]), y0, method=scipy_method, rtol=rtol, atol=atol)
+        scipy_errors[scipy_method] = scaled_error(at_outputs.y.T, reference, rtol, atol)
+        scipy_steps[scipy_method] = every_step.t.size - 1
+        rows.append(
+            (
+                f"scipy {scipy_method}",
+                scipy_steps[scipy_method],
+                at_outputs.nfev,
+                at_outputs.njev,
+                scipy_errors[scipy_method],
+            )
+        )
+    print(f"\n{problem} rtol={rtol:g} atol={atol:g}")
+    for name, steps, nfev, njev, error in rows:
+        print(f"  {name:18s} steps {steps:6d}  nfev {nfev:6d}  njev {njev:5d}  error {error:8.3f} tol units")
+    assert our_error <= 10 * max(scipy_errors.values())
+    assert our_error <= 20
+    assert ours.stats.n_steps <= 5 * min(scipy_steps.values())
+
+
+@pytest.mark.parametrize("problem", list(STIFF_PROBLEMS))
+def test_explicit_dopri5_pays_for_stiffness(problem: str) -> None:
+    """dopri5 needs at least 10x the evaluations of kvaerno5, or runs out of steps."""
+    f, _, y0, t, atol_factor = STIFF_PROBLEMS[problem]
+    rtol = 1e-6
+    implicit = ode_core.solve(f, np.array(y0), t, method="kvaerno5", rtol=rtol, atol=rtol * atol_factor)
+    explicit = ode_core.solve(f, np.array(y0), t, method="dopri5", rtol=rtol, atol=rtol * atol_factor, max_steps=20_000)
+    print(
+        f"\n{problem}: kvaerno5 {implicit.status.value} nfev {implicit.stats.nfev}; "
+        f"dopri5 {explicit.status.value} nfev {explicit.stats.nfev} reached t={explicit.t_final:.4g}"
+    )
+    assert implicit.success
+    assert explicit.status is Status.MAX_STEPS_REACHED or explicit.stats.nfev >= 10 * implicit.stats.nfev
+
+
+@pytest.mark.parametrize("method", IMPLICIT_ADAPTIVE)
+def test_user_jacobian_agrees_with_finite_differences(method: str) -> None:
+    f, jac, y0, t, _ = STIFF_PROBLEMS["robertson"]
+    kwargs = {"method": method, "rtol": 1e-6, "atol": 1e-10}
+    with_jac = ode_core.solve(f, np.array(y0), t[:8], jac=jac, **kwargs)
+    differences = ode_core.solve(f, np.array(y0), t[:8], **kwargs)
+    assert with_jac.success
+    assert differences.success
+    assert with_jac.stats.njev > 0
+    assert with_jac.stats.nlu >= with_jac.stats.njev
+    assert with_jac.stats.nfev < differences.stats.nfev  # differences cost n + 1 evaluations each
+    reference = stiff_reference("robertson")[:8]
+    assert scaled_error(with_jac.ys, reference, 1e-6, 1e-10) <= 20
+    assert scaled_error(differences.ys, reference, 1e-6, 1e-10) <= 20
+
+
+@pytest.mark.parametrize("method", IMPLICIT_FIXED + IMPLICIT_ADAPTIVE)
+def test_implicit_methods_are_stable_where_explicit_euler_explodes(method: str) -> None:
+    """y' = -1000 y with h = 0.1 (h lambda = -100): A-stable methods keep |y| <= 1."""
+    t = np.linspace(0.0, 2.0, 21)  # outputs on the step grid
+    sol = ode_core.solve(lambda time, y: -1000.0 * y, np.array([1.0]), t, method=method, step_size=0.1)
+    assert sol.success
+    assert np.all(np.abs(sol.ys) <= 1.0)
+    with np.errstate(over="ignore"):
+        explicit = ode_core.solve(lambda time, y: -1000.0 * y, np.array([1.0]), t, method="euler", step_size=0.1)
+    assert np.max(np.abs(explicit.ys)) > 1e10
+
+
+def test_paper_example_minus_z_squared() -> None:
+    """Chen et al. (2018), section 2: dz/dt = -z^2 by explicit and implicit Euler.
+
+    z(t) = 1 / (1 + t). With h = 3 explicit Euler, z_{k+1} = z_k - h z_k^2,
+    overshoots to negative values and diverges; implicit Euler solves
+    z_{k+1} + h z_{k+1}^2 = z_k each step and stays on the positive, decaying
+    branch.
+    """
+    t = np.arange(0.0, 31.0, 3.0)
+    with np.errstate(over="ignore"):
+        explicit = ode_core.solve(lambda time, z: -(z**2), np.array([1.0]), t, method="euler", step_size=3.0)
+    implicit = ode_core.solve(
+        lambda time, z: -(z**2), np.array([1.0]), t, method="backward_euler", step_size=3.0, rtol=1e-10, atol=1e-12
+    )
+    assert explicit.status is Status.NON_FINITE or np.max(np.abs(explicit.ys)) > 1e100
+    assert implicit.success
+    z = implicit.ys[:, 0]
+    assert np.all(z > 0)
+    assert np.all(np.diff(z) < 0)
+    # Each step is the positive root of h z^2 + z - z_prev = 0.
+    expected = [1.0]
+    for _ in t[1:]:
+        expected.append((-1.0 + math.sqrt(1.0 + 12.0 * expected[-1])) / 6.0)
+    np.testing.assert_allclose(z, expected, rtol=1e-9)
+    exact = 1.0 / (1.0 + t)
+    assert np.max(np.abs(z - exact)) < 0.2  # first order at h = 3, yet bounded and decaying
+
+
+def test_paper_example_minus_1000_z() -> None:
+    """dz/dt = -1000 z at h = 0.01: explicit Euler's factor is -9, implicit Euler's 1/11."""
+    t = np.linspace(0.0, 0.2, 21)
+    explicit = ode_core.solve(lambda time, z: -1000.0 * z, np.array([1.0]), t, method="euler", step_size=0.01)
+    implicit = ode_core.solve(lambda time, z: -1000.0 * z, np.array([1.0]), t, method="backward_euler", step_size=0.01)
+    np.testing.assert_allclose(explicit.ys[:, 0], (-9.0) ** np.arange(21), rtol=1e-9)
+    np.testing.assert_allclose(implicit.ys[:, 0], (1.0 / 11.0) ** np.arange(21), rtol=1e-6)
+
+
+def test_newton_failure_in_a_fixed_step_is_a_status() -> None:
+    # Backward Euler on y' = y^2 from y = 1 needs h y^2 - y + 1 = 0: no real root for h > 1/4.
+    sol = ode_core.solve(lambda time, y: y * y, np.array([1.0]), [0.0, 1.0], method="backward_euler", step_size=0.5)
+    assert sol.status is Status.NONLINEAR_SOLVE_FAILED
+    assert "t=0.0" in sol.message
+    assert sol.t_final == 0.0
+
+
+def test_adaptive_implicit_method_retries_a_newton_failure_with_a_smaller_step() -> None:
+    sol = ode_core.solve(lambda time, y: y * y, np.array([1.0]), [0.0, 0.9], method="kvaerno3", first_step=0.8)
+    assert sol.success
+    assert sol.stats.n_rejected >= 1
+    np.testing.assert_allclose(sol.ys[-1], [10.0], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("jac", "error", "message"),
+    [
+        (lambda t, y: np.eye(3), ValueError, r"jac: returned shape \(3, 3\), expected \(2, 2\)"),
+        (lambda t, y: np.eye(2, dtype=np.float32), TypeError, "jac: returned dtype float32"),
+        (lambda t, y: [[1.0, 0.0], [0.0, 1.0]], TypeError, "jac: expected an array"),
+        (1.0, TypeError, "jac: expected a callable"),
+    ],
+)
+def test_bad_jacobian_names_jac(jac: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        ode_core.solve(lambda t, y: -y, np.ones(2), [0.0, 1.0], method="kvaerno3", jac=jac)  # type: ignore[arg-type]
+
+
+def test_jacobian_of_batched_state_may_use_its_shape() -> None:
+    y0 = np.ones((2, 2))
+
+    def jac(t: float, y: np.ndarray) -> np.ndarray:
+        return -np.eye(4).reshape(2, 2, 2, 2)
+
+    sol = ode_core.solve(lambda t, y: -y, y0, [0.0, 1.0], method="kvaerno5", jac=jac, rtol=1e-8)
+    np.testing.assert_allclose(sol.ys[-1], y0 * math.exp(-1.0), rtol=1e-6)
+
+
+def test_explicit_method_refuses_a_jacobian() -> None:
+    with pytest.raises(ValueError, match="jac: method 'dopri5' is explicit"):
+        ode_core.solve(lambda t, y: -y, np.ones(2), [0.0, 1.0], jac=lambda t, y: -np.eye(2))
+
+
+@pytest.mark.parametrize("method", IMPLICIT_ADAPTIVE)
+def test_implicit_methods_on_torch_match_numpy(method: str) -> None:
+    torch = pytest.importorskip("torch")
+    f, _, y0, t, _ = STIFF_PROBLEMS["robertson"]
+
+    def robertson_torch(time: float, y: torch.Tensor) -> torch.Tensor:
+        return torch.stack(
+            (
+                -0.04 * y[0] + 1e4 * y[1] * y[2],
+                0.04 * y[0] - 1e4 * y[1] * y[2] - 3e7 * y[1] ** 2,
+                3e7 * y[1] ** 2,
+            )
+        )
+
+    expected = ode_core.solve(f, np.array(y0), t[:8], method=method, rtol=1e-6, atol=1e-10)
+    got = ode_core.solve(
+        robertson_torch, torch.tensor(y0, dtype=torch.float64), t[:8], method=method, rtol=1e-6, atol=1e-10
+    )
+    assert got.success
+    assert got.stats.n_steps == expected.stats.n_steps
+    np.testing.assert_allclose(got.ys.numpy(), expected.ys, rtol=1e-8, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", IMPLICIT_ADAPTIVE)
+@pytest.mark.parametrize("problem_name", ["A1", "B2", "D1", "E2"])
+def test_implicit_methods_solve_non_stiff_problems_too(method: str, problem_name: str) -> None:
+    from _detest import PROBLEMS, reference_solution
+
+    problem = next(p for p in PROBLEMS if p.name == problem_name)
+    t = tuple(np.linspace(0.0, 20.0, 21).tolist())
+    sol = ode_core.solve(problem.f, np.array(problem.y0), t, method=method, rtol=1e-6, atol=1e-6)
+    assert sol.success
+    # Looser than the explicit methods' DETEST bound: the embedded estimates of
+    # these stiffly accurate pairs are made for stiff problems.
+    assert scaled_error(sol.ys, reference_solution(problem, t), 1e-6, 1e-6) < 1e5

@@ -8,9 +8,13 @@ dense output are derived only when the solve loop asks for them.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
+from array_api_compat import is_numpy_namespace
 
 from ._dense import hermite_coefficients
 from ._tableau import ButcherTableau
@@ -75,8 +79,15 @@ class ExplicitRungeKutta:
         self.fsal = tableau.fsal
         self.nodes = [float(ci) for ci in tableau.c]
         self.end_nodes = [i for i, ci in enumerate(tableau.c) if ci == 1 and i > 0]
-        # Row i of a, cut to its i nonzero-able entries: a_i @ K[:i].
-        self.stage_rows = [None] + [_as_vector(xp, tableau.a[i][:i], dtype, device) for i in range(1, s)]
+        # The strictly lower triangle of a; a step scales it by h once and
+        # takes row i's first i entries: y + (h a)[i, :i] @ K[:i].
+        self.stage_matrix = _as_array(xp, tableau.a, dtype, device)
+        # NumPy's own empty() skips the compatibility wrapper, a measurable
+        # share of a small problem's step.
+        if is_numpy_namespace(xp):
+            self.new_stages = functools.partial(np.empty, (s, n), dtype=dtype)
+        else:
+            self.new_stages = functools.partial(xp.empty, (s, n), dtype=dtype, device=device)
         self.weights = _as_vector(xp, tableau.b, dtype, device)
         # For an FSAL tableau the last stage's argument is y1 itself, so the
         # weights are never applied separately.
@@ -118,21 +129,20 @@ class ExplicitRungeKutta:
         evaluations : int
             Calls of ``fun`` made, ``s - 1``.
         """
-        xp = self.xp
         s = self.n_stages
-        stages = xp.empty((s, self.n), dtype=self.dtype, device=self.device)
+        stages = self.new_stages()
         stages[0] = f0
-        times = [t + node * h for node in self.nodes]
-        if t_end_eval is not None:
-            for i in self.end_nodes:
-                times[i] = t_end_eval
-        rows = self.stage_rows
+        nodes = self.nodes
+        end_time = t + h if t_end_eval is None else t_end_eval
+        end_nodes = self.end_nodes if t_end_eval is not None else ()
+        scaled = h * self.stage_matrix
         last = s - 1 if self.fsal else s
         for i in range(1, last):
-            stages[i] = fun(times[i], y + h * (rows[i] @ stages[:i]))
+            time = end_time if i in end_nodes else t + nodes[i] * h
+            stages[i] = fun(time, y + scaled[i, :i] @ stages[:i])
         if self.fsal:
-            y1 = y + h * (rows[s - 1] @ stages[: s - 1])
-            stages[s - 1] = fun(times[s - 1], y1)
+            y1 = y + scaled[s - 1, : s - 1] @ stages[: s - 1]
+            stages[s - 1] = fun(end_time, y1)
         else:
             y1 = y + h * (self.weights @ stages)
         return y1, stages, s - 1
@@ -143,8 +153,10 @@ class ExplicitRungeKutta:
         """Norm of the local error over ``atol + rtol * max(|y|, |y1|)``."""
         xp = self.xp
         scale = atol + rtol * xp.maximum(xp.abs(y), xp.abs(y1))
+        if self.error_weights is None:
+            raise ValueError(f"method: {self.tableau.name!r} has no error estimate")
         if self.error_weights_secondary is None:
-            return norm((h * (self.error_weights @ stages)) / scale)
+            return norm(((h * self.error_weights) @ stages) / scale)
         # DOP853 (Hairer, Norsett & Wanner, Solving ODEs I, II.10): the
         # 5th-order difference, damped where the 3rd-order one says the
         # estimate is unreliable: |h| e5^2 / sqrt(e5^2 + 0.01 e3^2).

@@ -1,0 +1,441 @@
+"""A torch-specialised loop for explicit Runge--Kutta methods.
+
+ode-core's ``solve`` runs on tensors too, but through the array API layer and
+with a flat NumPy-style stage buffer. This loop does the same work with torch
+operations directly (``addmv`` for the stage sums, one fused expression for the
+error), keeps the autograd graph only where a gradient can flow (the error
+estimate and step-size decisions run under ``no_grad``), and can record the
+accepted steps so the checkpointing engine can replay them. The tableau,
+controller and initial-step rule all come from ode-core.
+
+All states are flat 1-D tensors here; ``_state.py`` maps user shapes and
+tuples onto them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from ode_core import ButcherTableau, PIDController, Status, select_initial_step
+
+__all__ = ["LoopResult", "StepRecord", "TorchTableau", "integrate", "replay_step"]
+
+FlatFunc = Callable[[float, torch.Tensor], torch.Tensor]
+
+# A step that would leave less than this fraction of itself before a time the
+# solver must land on is stretched to land there (as in ode-core).
+_LANDING_SLACK = 1e-10
+
+
+class TorchTableau:
+    """An explicit tableau's coefficients as tensors of one dtype and device."""
+
+    _cache: ClassVar[dict[tuple[int, torch.dtype, torch.device], tuple[ButcherTableau, TorchTableau]]] = {}
+    dense_t: torch.Tensor | None
+
+    def __init__(self, tableau: ButcherTableau, dtype: torch.dtype, device: torch.device) -> None:
+        if not tableau.explicit:
+            raise ValueError(f"method: {tableau.name!r} is implicit; the torch loop runs explicit methods")
+        self.tableau = tableau
+        s = tableau.n_stages
+        self.n_stages = s
+        self.fsal = tableau.fsal
+        self.nodes = [float(c) for c in tableau.c]
+
+        def tensor(rows: Any) -> torch.Tensor:
+            return torch.tensor([[float(v) for v in row] for row in rows], dtype=dtype, device=device)
+
+        def vector(values: Any) -> torch.Tensor:
+            return torch.tensor([float(v) for v in values], dtype=dtype, device=device)
+
+        self.a = tensor(tableau.a)
+        # Row i's first i entries, for torch.addmv(y, K[:i].T, row, alpha=h).
+        self.rows = [vector(tableau.a[i][:i]) for i in range(s)]
+        self.b = vector(tableau.b)
+        self.error_weights = None if tableau.error_weights is None else vector(tableau.error_weights)
+        secondary = tableau.error_weights_secondary
+        self.error_weights_secondary = None if secondary is None else vector(secondary)
+        self.error_order = tableau.controller_order
+        if tableau.dense is not None:
+            self.dense_t = tensor(tableau.dense).T.contiguous()  # (d, s + extra)
+            self.extra_nodes = [float(c) for c in tableau.c_extra]
+            self.extra_rows = [vector(row) for row in tableau.a_extra]
+        else:
+            self.dense_t = None
+            self.extra_nodes = []
+            self.extra_rows = []
+
+    @classmethod
+    def get(cls, tableau: ButcherTableau, dtype: torch.dtype, device: torch.device) -> TorchTableau:
+        key = (id(tableau), dtype, device)
+        entry = cls._cache.get(key)
+        if entry is None or entry[0] is not tableau:
+            entry = (tableau, cls(tableau, dtype, device))
+            cls._cache[key] = entry
+        return entry[1]
+
+
+class StageBuffer:
+    """The stage matrix ``K`` (s, n) and its views, made once per solve.
+
+    Without autograd the same buffer serves every step, and the views
+    ``K[i]`` and ``K[:i].T`` cost nothing per step. With autograd each step
+    needs its own buffer, since the graph keeps the stages of every step.
+    """
+
+    def __init__(self, n_stages: int, like: torch.Tensor) -> None:
+        self.stages = torch.empty((n_stages, like.shape[0]), dtype=like.dtype, device=like.device)
+        self.rows = list(self.stages.unbind(0))
+        self.prefixes = [self.stages[:i].T for i in range(n_stages + 1)]
+
+
+def rk_step(
+    func: FlatFunc,
+    coefficients: TorchTableau,
+    t: float,
+    y: torch.Tensor,
+    f0: torch.Tensor,
+    h: float,
+    buffer: StageBuffer | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One explicit step; returns ``y1`` (n,) and the stages (s, n).
+
+    ``buffer``, for solves without autograd, is reused; the returned stages
+    are then only valid until the next step.
+    """
+    s = coefficients.n_stages
+    if buffer is None:
+        return _rk_step_recorded(func, coefficients, t, y, f0, h)
+    rows, prefixes = buffer.rows, buffer.prefixes
+    weights = coefficients.rows
+    rows[0].copy_(f0)
+    nodes = coefficients.nodes
+    last = s - 1 if coefficients.fsal else s
+    for i in range(1, last):
+        rows[i].copy_(func(t + nodes[i] * h, torch.addmv(y, prefixes[i], weights[i], alpha=h)))
+    if coefficients.fsal:
+        y1 = torch.addmv(y, prefixes[s - 1], weights[s - 1], alpha=h)
+        rows[s - 1].copy_(func(t + h, y1))
+    else:
+        y1 = torch.addmv(y, prefixes[s], coefficients.b, alpha=h)
+    return y1, buffer.stages
+
+
+def _rk_step_recorded(
+    func: FlatFunc, coefficients: TorchTableau, t: float, y: torch.Tensor, f0: torch.Tensor, h: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The step for autograd: stage sums as chains of ``add(alpha=)``, which
+    save no tensors for backward, so the graph holds the stages and f's own
+    intermediates only."""
+    s = coefficients.n_stages
+    a = coefficients.tableau.a
+    nodes = coefficients.nodes
+    stages = [f0]
+    last = s - 1 if coefficients.fsal else s
+    for i in range(1, last + (1 if coefficients.fsal else 0)):
+        value = y
+        for j in range(i):
+            if a[i][j] != 0:
+                value = value.add(stages[j], alpha=h * float(a[i][j]))
+        if i == s - 1 and coefficients.fsal:
+            y1 = value
+            stages.append(func(t + h, y1))
+        else:
+            stages.append(func(t + nodes[i] * h, value))
+    if not coefficients.fsal:
+        y1 = y
+        for j, weight in enumerate(coefficients.tableau.b):
+            if weight != 0:
+                y1 = y1.add(stages[j], alpha=h * float(weight))
+    return y1, torch.stack(stages)
+
+
+def _error_ratio(
+    coefficients: TorchTableau,
+    h: float,
+    abs_y: torch.Tensor,
+    abs_y1: torch.Tensor,
+    stages: torch.Tensor,
+    rtol: float,
+    atol: float,
+    norm: Callable[[torch.Tensor], float] | None,
+) -> float:
+    """Norm of the local error over ``atol + rtol max(|y|, |y1|)`` (no graph)."""
+    if torch.is_grad_enabled():
+        with torch.no_grad():
+            return _error_ratio(coefficients, h, abs_y, abs_y1, stages.detach(), rtol, atol, norm)
+    if True:
+        scale = torch.maximum(abs_y, abs_y1).mul_(rtol).add_(atol)
+        error = torch.mv(stages.T, coefficients.error_weights).div_(scale)  # type: ignore[arg-type]
+        if coefficients.error_weights_secondary is None:
+            if norm is None:
+                return abs(h) * math.sqrt(float(error @ error) / error.shape[0])
+            return abs(h) * norm(error)
+        secondary = torch.mv(stages.T, coefficients.error_weights_secondary).div_(scale)
+        measure = norm if norm is not None else (lambda e: math.sqrt(float(e @ e) / e.shape[0]))
+        error5, error3 = measure(error), measure(secondary)
+        if error5 == 0.0 and error3 == 0.0:
+            return 0.0
+        # DOP853's combined estimate (Hairer, Norsett & Wanner, II.10), as in ode-core.
+        return abs(h) * error5 * error5 / math.sqrt(error5 * error5 + 0.01 * error3 * error3)
+
+
+def _interpolant(
+    func: FlatFunc,
+    coefficients: TorchTableau,
+    t: float,
+    y: torch.Tensor,
+    y1: torch.Tensor,
+    f1: torch.Tensor,
+    stages: torch.Tensor,
+    h: float,
+) -> tuple[torch.Tensor, int]:
+    """Coefficients ``C`` (d, n) with ``y(t + theta h) = y + sum_j theta^j C_j``."""
+    if coefficients.dense_t is None:
+        delta = y1 - y
+        slope0 = stages[0] * h
+        slope1 = f1 * h
+        return torch.stack((slope0, 3.0 * delta - 2.0 * slope0 - slope1, slope0 + slope1 - 2.0 * delta)), 0
+    evaluations = 0
+    if coefficients.extra_nodes:
+        extra: list[torch.Tensor] = []
+        for node, row in zip(coefficients.extra_nodes, coefficients.extra_rows):
+            extended = torch.cat((stages, *[e[None] for e in extra])) if extra else stages
+            extra.append(func(t + node * h, torch.addmv(y, extended.T, row, alpha=h)))
+            evaluations += 1
+        stages = torch.cat((stages, torch.stack(extra)))
+    return torch.mm(coefficients.dense_t, stages) * h, evaluations
+
+
+def _evaluate(y: torch.Tensor, interpolant: torch.Tensor, thetas: Sequence[float]) -> torch.Tensor:
+    degree = interpolant.shape[0]
+    powers = torch.tensor(
+        [[theta ** (j + 1) for j in range(degree)] for theta in thetas], dtype=y.dtype, device=y.device
+    )
+    return torch.addmm(y.expand(len(thetas), -1), powers, interpolant)
+
+
+@dataclass
+class StepRecord:
+    """One accepted step, enough to replay it: start time, size, start state."""
+
+    t: float
+    h: float
+    y: torch.Tensor
+
+
+@dataclass
+class LoopResult:
+    ys: list[torch.Tensor]
+    """States at the output times reached (flat, each (n,))."""
+    n_outputs: int
+    status: Status
+    message: str
+    nfev: int
+    n_steps: int
+    n_accepted: int
+    n_rejected: int
+    t_final: float
+    y_final: torch.Tensor
+    steps: list[StepRecord] = field(default_factory=list)
+
+
+def integrate(
+    func: FlatFunc,
+    y0: torch.Tensor,
+    times: Sequence[float],
+    tableau: ButcherTableau,
+    *,
+    rtol: float,
+    atol: float,
+    step_size: float | None = None,
+    first_step: float | None = None,
+    max_step: float = math.inf,
+    max_steps: int = 2**31 - 1,
+    controller: PIDController | None = None,
+    norm: Callable[[torch.Tensor], float] | None = None,
+    step_t: Sequence[float] = (),
+    record_steps: bool = False,
+) -> LoopResult:
+    """Integrate the flat system from ``times[0]`` through every output time.
+
+    ``norm``, when given, receives the scaled error vector (n,) and returns
+    its size; the default is the RMS norm. Outputs between steps come from
+    the tableau's continuous extension, or the cubic Hermite interpolant.
+    """
+    coefficients = TorchTableau.get(tableau, y0.dtype, y0.device)
+    adaptive = step_size is None
+    if adaptive and coefficients.error_weights is None:
+        raise ValueError(f"options: method {tableau.name!r} has no error estimate; give options={{'step_size': h}}")
+    t0, t_end = float(times[0]), float(times[-1])
+    direction = 1.0 if t_end > t0 else -1.0
+    inside = sorted(
+        {float(v) for v in step_t if direction * (v - t0) > 0 and direction * (t_end - v) > 0},
+        key=lambda v: direction * v,
+    )
+    landings = [*inside, t_end]
+    f_current = func(t0, y0)
+    nfev = 1
+    if controller is None:
+        controller = PIDController()
+    if adaptive:
+        control_state = controller.init(coefficients.error_order)
+        if first_step is not None:
+            h_abs = min(first_step, max_step)
+        else:
+
+            def rms(vector: torch.Tensor) -> float:
+                return math.sqrt(float(vector @ vector) / vector.shape[0])
+
+            with torch.no_grad():
+                h_abs = select_initial_step(
+                    func,
+                    t0,
+                    y0.detach(),
+                    f_current.detach(),
+                    direction,
+                    coefficients.error_order,
+                    rtol,
+                    atol,
+                    norm or rms,
+                    max_step,
+                    abs(t_end - t0),
+                )
+            nfev += 1
+        h = direction * h_abs
+    else:
+        h = direction * float(step_size)  # type: ignore[arg-type]
+
+    outputs = [y0]
+    n_outputs = 1
+    steps: list[StepRecord] = []
+    landing_index = 0
+    t_land = landings[0]
+    t_current, y = t0, y0
+    abs_y = y0.detach().abs()
+    reuse_buffer = not torch.is_grad_enabled()
+    buffer = StageBuffer(coefficients.n_stages, y0) if reuse_buffer else None
+    n_steps = n_accepted = n_rejected = 0
+    status: Status | None = None
+    message = ""
+    while status is None:
+        if n_steps >= max_steps:
+            status = Status.MAX_STEPS_REACHED
+            message = f"max_num_steps={max_steps} steps attempted; stopped at t={t_current!r} before t={t_end!r}"
+            break
+        h_abs = abs(h)
+        if adaptive:
+            smallest = 10.0 * abs(math.nextafter(t_current, direction * math.inf) - t_current)
+            if h_abs < smallest:
+                status = Status.STEP_SIZE_UNDERFLOW
+                message = f"step size {h_abs:.3g} fell below {smallest:.3g} at t={t_current!r}"
+                break
+            if h_abs > max_step:
+                h = direction * max_step
+                h_abs = max_step
+        landed = direction * (t_current + h - t_land) > -_LANDING_SLACK * h_abs
+        if landed:
+            h = t_land - t_current
+        t_new = t_land if landed else t_current + h
+        y_new, stages = rk_step(func, coefficients, t_current, y, f_current, h, buffer)
+        nfev += coefficients.n_stages - 1
+        n_steps += 1
+        if adaptive:
+            # |y| of the accepted state is kept from the step that reached it.
+            abs_y_new = y_new.detach().abs()
+            ratio = _error_ratio(coefficients, h, abs_y, abs_y_new, stages, rtol, atol, norm)
+            accepted, h_next, control_state = controller.adapt(h, ratio, control_state)
+            if not accepted:
+                n_rejected += 1
+                h = h_next
+                continue
+        else:
+            h_next = direction * float(step_size)  # type: ignore[arg-type]
+            with torch.no_grad():
+                finite = bool(torch.isfinite(y_new).all())
+            if not finite:
+                status = Status.NON_FINITE
+                message = f"the state became inf or nan in the fixed step from t={t_current!r}"
+                break
+        n_accepted += 1
+        if record_steps:
+            steps.append(StepRecord(t_current, h, y))
+        finished = landed and landing_index == len(landings) - 1
+        first_pending = n_outputs
+        while n_outputs < len(times) and direction * (times[n_outputs] - t_new) <= 0:
+            n_outputs += 1
+        interior = [times[i] for i in range(first_pending, n_outputs) if times[i] != t_new]
+        if coefficients.fsal:
+            # With a reused buffer the last row is overwritten by the next
+            # step, but copied into row 0 first: a view is enough.
+            f_new = stages[-1]
+        elif not finished or (interior and coefficients.dense_t is None):
+            f_new = func(t_new, y_new)
+            nfev += 1
+        else:
+            f_new = stages[0]  # unused: the solve ends here
+        if interior:
+            interpolant, extra = _interpolant(func, coefficients, t_current, y, y_new, f_new, stages, h)
+            nfev += extra
+            outputs.extend(_evaluate(y, interpolant, [(time - t_current) / h for time in interior]).unbind(0))
+        if n_outputs > first_pending and times[n_outputs - 1] == t_new:
+            outputs.append(y_new)
+        t_current, y = t_new, y_new
+        if adaptive:
+            abs_y = abs_y_new
+        if landed:
+            if finished:
+                status = Status.SUCCESS
+                message = "the solver reached the last output time"
+                break
+            landing_index += 1
+            t_land = landings[landing_index]
+        f_current = f_new
+        h = h_next
+    return LoopResult(
+        ys=outputs,
+        n_outputs=n_outputs,
+        status=status,
+        message=message,
+        nfev=nfev,
+        n_steps=n_steps,
+        n_accepted=n_accepted,
+        n_rejected=n_rejected,
+        t_final=t_current,
+        y_final=y,
+        steps=steps,
+    )
+
+
+def replay_step(
+    func: FlatFunc,
+    tableau: ButcherTableau,
+    record: StepRecord,
+    y: torch.Tensor,
+    interior_times: Sequence[float],
+) -> tuple[torch.Tensor, list[torch.Tensor], int]:
+    """Redo one recorded step from ``y`` (which may require grad).
+
+    Returns the step's end state, the interpolated outputs at
+    ``interior_times`` (strictly inside the step), and the evaluations spent,
+    with exactly the operations of the forward pass, so that autograd
+    through it gives the same gradient as backprop through the whole solve.
+    """
+    coefficients = TorchTableau.get(tableau, y.dtype, y.device)
+    f0 = func(record.t, y)
+    y1, stages = rk_step(func, coefficients, record.t, y, f0, record.h)
+    evaluations = coefficients.n_stages
+    outputs: list[torch.Tensor] = []
+    if interior_times:
+        f1 = stages[-1] if coefficients.fsal else func(record.t + record.h, y1)
+        if not coefficients.fsal:
+            evaluations += 1
+        interpolant, extra = _interpolant(func, coefficients, record.t, y, y1, f1, stages, record.h)
+        evaluations += extra
+        thetas = [(time - record.t) / record.h for time in interior_times]
+        outputs = list(_evaluate(y, interpolant, thetas).unbind(0))
+    return y1, outputs, evaluations

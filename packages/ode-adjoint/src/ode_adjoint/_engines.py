@@ -63,6 +63,13 @@ def _run(
             step_t=config.step_t,
             record_steps=record_steps,
         )
+    # Error and Newton norms decide, they are not differentiated: measure
+    # detached values (reading a scalar off a graph would warn).
+    measure = norm if norm is not None else _rms
+
+    def detached_norm(scaled: torch.Tensor) -> float:
+        return measure(scaled.detach())
+
     solution = ode_core.solve(
         func,
         y0,
@@ -75,7 +82,8 @@ def _run(
         max_step=config.max_step,
         max_steps=config.max_steps,
         controller=config.controller,
-        norm=norm,
+        norm=detached_norm,
+        jac=_autograd_jacobian(func),
         step_t=config.step_t or None,
         dense_output=False,
     )
@@ -92,6 +100,25 @@ def _run(
         t_final=solution.t_final,
         y_final=solution.y_final,
     )
+
+
+def _autograd_jacobian(func: FlatFunc) -> Callable[[float, torch.Tensor], torch.Tensor]:
+    """``df/dy`` (n, n) by autograd, for the implicit methods' Newton iteration.
+
+    It is an aid to convergence, never differentiated itself, so it is taken
+    at a detached state and returned without a graph.
+    """
+
+    def jacobian(t: float, y: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            matrix = torch.autograd.functional.jacobian(lambda z: func(t, z), y.detach(), vectorize=True)
+        return matrix.detach()
+
+    return jacobian
+
+
+def _rms(vector: torch.Tensor) -> float:
+    return math.sqrt(float(vector @ vector) / vector.shape[0])
 
 
 def _record_forward(stats: GradientStats, result: LoopResult) -> None:

@@ -1,5 +1,11 @@
 """A torch-specialised loop for explicit Runge--Kutta methods.
 
+Host-device synchronisation (CUDA): an adaptive step synchronises once, to
+read its error ratio for the accept/reject decision (twice for ``dopri8``,
+whose estimate combines two norms); fixed steps never do, until a final
+finiteness check. Time is a Python float; ``func`` receives it as a 0-d
+tensor made by ``torch.full``, which needs no copy from the host.
+
 ode-core's ``solve`` runs on tensors too, but through the array API layer and
 with a flat NumPy-style stage buffer. This loop does the same work with torch
 operations directly (``addmv`` for the stage sums, one fused expression for the
@@ -212,11 +218,14 @@ def _interpolant(
 
 
 def _evaluate(y: torch.Tensor, interpolant: torch.Tensor, thetas: Sequence[float]) -> torch.Tensor:
+    """``y + sum_j theta^j C_j`` for each theta: (len(thetas), n).
+
+    The powers are built on the device (``full`` then ``cumprod``) rather
+    than copied from the host, which on CUDA would wait for the stream.
+    """
     degree = interpolant.shape[0]
-    powers = torch.tensor(
-        [[theta ** (j + 1) for j in range(degree)] for theta in thetas], dtype=y.dtype, device=y.device
-    )
-    return torch.addmm(y.expand(len(thetas), -1), powers, interpolant)
+    powers = torch.stack([torch.full((degree,), theta, dtype=y.dtype, device=y.device) for theta in thetas])
+    return torch.addmm(y.expand(len(thetas), -1), powers.cumprod_(dim=1), interpolant)
 
 
 @dataclass
@@ -354,13 +363,9 @@ def integrate(
                 h = h_next
                 continue
         else:
+            # Fixed steps take no decision on the state: no synchronisation
+            # per step; finiteness is checked once, at the end.
             h_next = direction * float(step_size)  # type: ignore[arg-type]
-            with torch.no_grad():
-                finite = bool(torch.isfinite(y_new).all())
-            if not finite:
-                status = Status.NON_FINITE
-                message = f"the state became inf or nan in the fixed step from t={t_current!r}"
-                break
         n_accepted += 1
         if record_steps:
             steps.append(StepRecord(t_current, h, y))
@@ -396,6 +401,12 @@ def integrate(
             t_land = landings[landing_index]
         f_current = f_new
         h = h_next
+    if not adaptive and status is Status.SUCCESS:
+        with torch.no_grad():
+            finite = bool(torch.isfinite(y).all())
+        if not finite:
+            status = Status.NON_FINITE
+            message = f"the state became inf or nan in the fixed steps before t={t_current!r}"
     return LoopResult(
         ys=outputs,
         n_outputs=n_outputs,

@@ -111,7 +111,9 @@ def _autograd_jacobian(func: FlatFunc) -> Callable[[float, torch.Tensor], torch.
 
     def jacobian(t: float, y: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
-            matrix = torch.autograd.functional.jacobian(lambda z: func(t, z), y.detach(), vectorize=True)
+            matrix: torch.Tensor = torch.autograd.functional.jacobian(  # type: ignore[no-untyped-call]
+                lambda z: func(t, z), y.detach(), vectorize=True
+            )
         return matrix.detach()
 
     return jacobian

@@ -1,0 +1,391 @@
+"""The image classifiers of Chen et al. (2018), section 7.1.
+
+Every model is a downsampling stem, a feature block at 1/4 resolution and a
+pooled linear head; only the feature block differs: six or one residual
+blocks, or one ODE block integrated over [0, 1] with ``ode_adjoint``
+(adaptive ``dopri5`` and the adjoint method for the ODE-Net, fixed-step RK4
+with backpropagation for the RK-Net). The layer layout follows the
+paper's description and the authors' public MNIST example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import ode_adjoint
+import ode_core
+import torch
+from ode_adjoint import GradientStats
+from torch import nn
+
+__all__ = [
+    "DATASETS",
+    "MODELS",
+    "Classifier",
+    "ConcatConv2d",
+    "ODEBlock",
+    "ODEFunc",
+    "ResBlock",
+    "build_model",
+]
+
+MODELS = ("resnet6", "resnet1", "odenet", "odenet-notime", "rknet")
+"""Model names :func:`build_model` accepts."""
+
+DATASETS: Mapping[str, tuple[int, int, int]] = MappingProxyType({"mnist": (1, 28, 28), "cifar10": (3, 32, 32)})
+"""Dataset names and their input shapes (C, H, W)."""
+
+WIDTH = 64
+N_CLASSES = 10
+RKNET_STEP_SIZE = 0.25
+"""Default step of fixed-step methods: 4 steps over [0, 1]."""
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(32, channels), channels)
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block: x + conv(relu(norm(conv(relu(norm(x)))))).
+
+    Parameters
+    ----------
+    channels : int
+        Input and output channels; 3 x 3 convolutions, stride 1.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm1 = _norm(channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.norm2 = _norm(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        out = self.conv1(torch.relu(self.norm1(x)))
+        out = self.conv2(torch.relu(self.norm2(out)))
+        result: torch.Tensor = x + out
+        return result
+
+
+class ConcatConv2d(nn.Module):
+    """3 x 3 convolution that sees the time as one more input channel.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    time : bool
+        Whether to append the constant channel ``t``; without it this is a
+        plain convolution (``odenet-notime``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, time: bool = True) -> None:
+        super().__init__()
+        self.time = time
+        self.conv = nn.Conv2d(in_channels + int(time), out_channels, 3, 1, 1)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """t: 0-d tensor, x: (B, C_in, H, W) -> (B, C_out, H, W)."""
+        if self.time:
+            x = torch.cat((t.to(x.dtype).expand(x.shape[0], 1, *x.shape[2:]), x), dim=1)
+        out: torch.Tensor = self.conv(x)
+        return out
+
+
+class ODEFunc(nn.Module):
+    """The ODE-Net dynamics f(t, z): norm, ReLU, conv, norm, ReLU, conv, norm.
+
+    Parameters
+    ----------
+    channels : int
+    time : bool
+        Whether the convolutions see ``t`` (:class:`ConcatConv2d`).
+    """
+
+    def __init__(self, channels: int, *, time: bool = True) -> None:
+        super().__init__()
+        self.norm1 = _norm(channels)
+        self.conv1 = ConcatConv2d(channels, channels, time=time)
+        self.norm2 = _norm(channels)
+        self.conv2 = ConcatConv2d(channels, channels, time=time)
+        self.norm3 = _norm(channels)
+
+    def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """t: 0-d tensor, z: (B, C, H, W) -> dz/dt (B, C, H, W)."""
+        out = self.conv1(t, torch.relu(self.norm1(z)))
+        out = self.conv2(t, torch.relu(self.norm2(out)))
+        result: torch.Tensor = self.norm3(out)
+        return result
+
+
+class ODEBlock(nn.Module):
+    """z(1) from z(0) = input and dz/dt = func(t, z), solved by ``ode_adjoint``.
+
+    Parameters
+    ----------
+    func : nn.Module
+        ``func(t, z)``, ``t`` a 0-d tensor.
+    method : str
+        Any ``ode_core`` method name.
+    rtol, atol : float
+        Tolerances of adaptive methods.
+    gradient : {"backprop", "adjoint", "checkpoint"}
+        How backward differentiates the solve.
+    step_size : float, optional
+        Fixed step; required-defaulted to 0.25 for fixed-step methods, and
+        with an adaptive method it forces fixed steps too.
+    seminorm : bool
+        With ``gradient="adjoint"``, leave the parameter adjoints out of the
+        backward solve's error control (Kidger, Chen & Lyons 2021): the same
+        gradient to within tolerance, typically several times fewer backward
+        evaluations. Off by default, as in the paper.
+
+    Attributes
+    ----------
+    nfe_forward : int
+        Function evaluations of the last forward solve.
+    last_stats : ode_adjoint.GradientStats or None
+        The last solve's statistics (the backward ones fill in when its
+        backward runs).
+
+    Notes
+    -----
+    The counters read the solver's statistics: ``nfe_backward`` is the
+    adjoint solve's (or the checkpoint replay's) evaluations for the last
+    forward, 0 until its backward has run and always 0 with
+    ``gradient="backprop"`` (whose backward is autograd's through the
+    recorded steps, with no new evaluations). ``total_nfe_forward`` and
+    ``total_nfe_backward`` accumulate since :meth:`reset_nfe`.
+    """
+
+    _KEEP = 64  # solves whose backward may still come, kept to read it later
+
+    def __init__(
+        self,
+        func: nn.Module,
+        *,
+        method: str = "dopri5",
+        rtol: float = 1e-3,
+        atol: float = 1e-3,
+        gradient: str = "adjoint",
+        step_size: float | None = None,
+        seminorm: bool = False,
+    ) -> None:
+        super().__init__()
+        if method not in ode_core.TABLEAUX:
+            raise ValueError(f"method: unknown method {method!r}; valid names are {', '.join(ode_core.METHODS)}")
+        if gradient not in ode_adjoint.GRADIENTS:
+            raise ValueError(f"gradient: expected one of {', '.join(ode_adjoint.GRADIENTS)}, got {gradient!r}")
+        tableau = ode_core.TABLEAUX[method]
+        if tableau.implicit and gradient == "checkpoint":
+            raise ValueError(f"gradient: method {method!r} is implicit; use gradient='adjoint' or 'backprop'")
+        for name, value in (("rtol", rtol), ("atol", atol)):
+            if not value > 0:
+                raise ValueError(f"{name}: expected a positive number, got {value!r}")
+        if seminorm and gradient != "adjoint":
+            raise ValueError(f"seminorm: applies to gradient='adjoint' only, got gradient={gradient!r}")
+        if step_size is not None and not step_size > 0:
+            raise ValueError(f"step_size: expected a positive number or None, got {step_size!r}")
+        if step_size is None and not tableau.adaptive:
+            step_size = RKNET_STEP_SIZE
+        self.func = func
+        self.method = method
+        self.rtol = rtol
+        self.atol = atol
+        self.gradient = gradient
+        self.step_size = step_size
+        self.seminorm = seminorm
+        self.nfe_forward = 0
+        self.last_stats: GradientStats | None = None
+        self._total_forward = 0
+        self._total_backward = 0  # from solves no longer in _pending
+        self._pending: list[GradientStats] = []
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W): the state at t = 1."""
+        options = {"step_size": self.step_size} if self.step_size is not None else None
+        parameters = tuple(self.func.parameters())
+        solution = ode_adjoint.solve(
+            self.func,
+            z,
+            [0.0, 1.0],
+            rtol=self.rtol,
+            atol=self.atol,
+            method=self.method,
+            options=options,
+            gradient=self.gradient,
+            adjoint_options={**(options or {}), "norm": "seminorm"} if self.seminorm else None,
+            adjoint_params=parameters,
+        )
+        stats = solution.stats
+        self.last_stats = stats
+        self.nfe_forward = stats.nfev
+        self._total_forward += stats.nfev
+        if torch.is_grad_enabled() and (z.requires_grad or any(p.requires_grad for p in parameters)):
+            self._pending.append(stats)
+            if len(self._pending) > self._KEEP:
+                self._total_backward += self._pending.pop(0).backward_nfev
+        ys: torch.Tensor = solution.ys
+        return ys[-1]
+
+    @property
+    def nfe_backward(self) -> int:
+        """Backward evaluations for the last forward solve (0 before its backward)."""
+        return 0 if self.last_stats is None else self.last_stats.backward_nfev
+
+    @property
+    def total_nfe_forward(self) -> int:
+        """Forward evaluations since :meth:`reset_nfe`."""
+        return self._total_forward
+
+    @property
+    def total_nfe_backward(self) -> int:
+        """Backward evaluations since :meth:`reset_nfe` (of the solves whose backward has run)."""
+        return self._total_backward + sum(s.backward_nfev for s in self._pending)
+
+    def reset_nfe(self) -> None:
+        """Zero the counters."""
+        self.nfe_forward = 0
+        self.last_stats = None
+        self._total_forward = 0
+        self._total_backward = 0
+        self._pending.clear()
+
+    def extra_repr(self) -> str:
+        step = f", step_size={self.step_size}" if self.step_size is not None else ""
+        semi = ", seminorm=True" if self.seminorm else ""
+        return f"method={self.method!r}, rtol={self.rtol}, atol={self.atol}, gradient={self.gradient!r}{step}{semi}"
+
+
+class Classifier(nn.Module):
+    """stem -> feature block -> head, images (B, C, H, W) to logits (B, 10).
+
+    Parameters
+    ----------
+    stem, features, head : nn.Module
+    """
+
+    def __init__(self, stem: nn.Module, features: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.stem = stem
+        self.features = features
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> logits (B, 10)."""
+        logits: torch.Tensor = self.head(self.features(self.stem(x)))
+        return logits
+
+    def ode_blocks(self) -> list[ODEBlock]:
+        """The model's ODE blocks (empty for the ResNets)."""
+        return [m for m in self.modules() if isinstance(m, ODEBlock)]
+
+    def reset_nfe(self) -> None:
+        """Zero every ODE block's evaluation counters."""
+        for block in self.ode_blocks():
+            block.reset_nfe()
+
+
+def _stem(in_channels: int) -> nn.Sequential:
+    # 3x3 conv, then two stride-2 4x4 convs: 28 -> 26 -> 13 -> 6 (MNIST),
+    # 32 -> 30 -> 15 -> 7 (CIFAR-10).
+    return nn.Sequential(
+        nn.Conv2d(in_channels, WIDTH, 3, 1),
+        _norm(WIDTH),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(WIDTH, WIDTH, 4, 2, 1),
+        _norm(WIDTH),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(WIDTH, WIDTH, 4, 2, 1),
+    )
+
+
+def _head() -> nn.Sequential:
+    return nn.Sequential(
+        _norm(WIDTH), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(WIDTH, N_CLASSES)
+    )
+
+
+def build_model(
+    name: str,
+    dataset: str,
+    *,
+    method: str | None = None,
+    rtol: float = 1e-3,
+    atol: float = 1e-3,
+    gradient: str | None = None,
+    step_size: float | None = None,
+    seminorm: bool = False,
+) -> Classifier:
+    """One of the paper's classifiers, untrained.
+
+    Parameters
+    ----------
+    name : {"resnet6", "resnet1", "odenet", "odenet-notime", "rknet"}
+        ``resnet6``/``resnet1``: six/one residual blocks; ``odenet``: one ODE
+        block with time-dependent dynamics; ``odenet-notime``: the same
+        without the time channel; ``rknet``: the ODE-Net's dynamics
+        integrated by a fixed-step method and backpropagated through.
+    dataset : {"mnist", "cifar10"}
+        Sets the input channels (1 or 3); inputs (B, 1, 28, 28) or
+        (B, 3, 32, 32).
+    method : str, optional
+        ODE models only. Default ``"dopri5"`` (``odenet*``) or ``"rk4"``
+        (``rknet``, which needs a fixed-step method).
+    rtol, atol : float
+        Tolerances of adaptive methods (default 1e-3, as in the paper's code).
+    gradient : {"backprop", "adjoint", "checkpoint"}, optional
+        ODE models only. Default ``"adjoint"`` (``odenet*``) or
+        ``"backprop"`` (``rknet``).
+    step_size : float, optional
+        Fixed step for fixed-step methods (default 0.25: 4 steps).
+    seminorm : bool
+        Adjoint seminorm error control (see :class:`ODEBlock`).
+
+    Returns
+    -------
+    Classifier
+        Logits (B, 10); ``model.ode_blocks()`` lists its ODE blocks.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``name``, ``dataset``, ``method`` or ``gradient``, or an
+        adaptive ``method`` for ``rknet``.
+    """
+    if name not in MODELS:
+        raise ValueError(f"name: unknown model {name!r}; valid names are {', '.join(MODELS)}")
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset: unknown dataset {dataset!r}; valid names are {', '.join(DATASETS)}")
+    in_channels = DATASETS[dataset][0]
+    features: nn.Module
+    if name == "resnet6":
+        features = nn.Sequential(*(ResBlock(WIDTH) for _ in range(6)))
+    elif name == "resnet1":
+        features = ResBlock(WIDTH)
+    elif name == "rknet":
+        method = "rk4" if method is None else method
+        if method in ode_core.TABLEAUX and ode_core.TABLEAUX[method].adaptive:
+            raise ValueError(f"method: rknet uses a fixed-step method, got the adaptive {method!r}")
+        features = ODEBlock(
+            ODEFunc(WIDTH),
+            method=method,
+            rtol=rtol,
+            atol=atol,
+            gradient="backprop" if gradient is None else gradient,
+            step_size=RKNET_STEP_SIZE if step_size is None else step_size,
+            seminorm=seminorm,
+        )
+    else:
+        features = ODEBlock(
+            ODEFunc(WIDTH, time=name == "odenet"),
+            method="dopri5" if method is None else method,
+            rtol=rtol,
+            atol=atol,
+            gradient="adjoint" if gradient is None else gradient,
+            step_size=step_size,
+            seminorm=seminorm,
+        )
+    return Classifier(_stem(in_channels), features, _head())

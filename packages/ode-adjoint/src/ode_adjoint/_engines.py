@@ -42,6 +42,7 @@ def _run(
     *,
     norm: Callable[[torch.Tensor], float] | None = None,
     record_steps: bool = False,
+    first_step: float | None = None,
 ) -> LoopResult:
     """Forward integration: the torch loop for explicit methods, ode-core's
     generic ``solve`` (on tensors) for implicit ones."""
@@ -55,7 +56,7 @@ def _run(
             rtol=config.rtol,
             atol=config.atol,
             step_size=config.step_size,
-            first_step=config.first_step,
+            first_step=config.first_step if first_step is None else first_step,
             max_step=config.max_step,
             max_steps=config.max_steps,
             controller=config.controller,
@@ -202,12 +203,22 @@ class _Adjoint(torch.autograd.Function):
                 return math.sqrt(float(part @ part) / controlled)
 
         m = ys.shape[0]
+        # Each interval starts from the step size the previous one was using
+        # (the first from the forward solve's last): the augmented system is
+        # as smooth across an output time as within an interval, and
+        # Hairer's initial-step guess from zero parameter adjoints is tiny.
+        assert problem.result is not None
+        first_step: float | None = problem.result.step_proposal if config.first_step is None else config.first_step
+        if first_step is None or not math.isfinite(first_step) or config.step_size is not None:
+            first_step = None
         adjoint = grad_ys[m - 1].clone()
         parameter_adjoint = torch.zeros(sum(sizes), dtype=ys.dtype, device=ys.device)
         for i in range(m - 1, 0, -1):
             state = torch.cat((ys[i], adjoint, parameter_adjoint))
             with torch.no_grad():
-                result = _run(augmented, state, [times[i], times[i - 1]], config, norm=norm)
+                result = _run(augmented, state, [times[i], times[i - 1]], config, norm=norm, first_step=first_step)
+            if math.isfinite(result.step_proposal) and config.first_step is None and config.step_size is None:
+                first_step = result.step_proposal
             problem.stats.backward_nfev += result.nfev
             problem.stats.backward_steps += result.n_steps
             if result.status is not Status.SUCCESS:

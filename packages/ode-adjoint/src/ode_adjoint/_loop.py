@@ -251,6 +251,9 @@ class LoopResult:
     t_final: float
     y_final: torch.Tensor
     steps: list[StepRecord] = field(default_factory=list)
+    step_proposal: float = math.nan
+    """Size of the last attempted step before it was cut to land on the end
+    (unsigned): a good first step for a solve that continues from here."""
 
 
 def integrate(
@@ -329,6 +332,7 @@ def integrate(
     reuse_buffer = not torch.is_grad_enabled()
     buffer = StageBuffer(coefficients.n_stages, y0) if reuse_buffer else None
     n_steps = n_accepted = n_rejected = 0
+    step_proposal = math.nan
     status: Status | None = None
     message = ""
     while status is None:
@@ -346,6 +350,7 @@ def integrate(
             if h_abs > max_step:
                 h = direction * max_step
                 h_abs = max_step
+        step_proposal = h_abs
         landed = direction * (t_current + h - t_land) > -_LANDING_SLACK * h_abs
         if landed:
             h = t_land - t_current
@@ -417,6 +422,7 @@ def integrate(
         n_accepted=n_accepted,
         n_rejected=n_rejected,
         t_final=t_current,
+        step_proposal=step_proposal,
         y_final=y,
         steps=steps,
     )

@@ -23,6 +23,7 @@ They are converted to the caller's dtype once, by the stepper.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -232,7 +233,7 @@ class ButcherTableau:
         """Number of stages ``s`` (without the dense-output extra stages)."""
         return len(self.c)
 
-    @property
+    @functools.cached_property
     def explicit(self) -> bool:
         """Whether ``a`` is strictly lower triangular."""
         return all(self.a[i][j] == 0 for i in range(self.n_stages) for j in range(i, self.n_stages))
@@ -247,7 +248,7 @@ class ButcherTableau:
         """Whether the method carries an error estimate for step-size control."""
         return self.b_embedded is not None
 
-    @property
+    @functools.cached_property
     def fsal(self) -> bool:
         """First same as last: the last stage is ``f(t + h, y1)``.
 

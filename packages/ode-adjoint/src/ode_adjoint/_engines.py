@@ -42,6 +42,7 @@ def _run(
     *,
     norm: Callable[[torch.Tensor], float] | None = None,
     record_steps: bool = False,
+    record_states: bool = True,
     first_step: float | None = None,
 ) -> LoopResult:
     """Forward integration: the torch loop for explicit methods, ode-core's
@@ -63,6 +64,7 @@ def _run(
             norm=norm,
             step_t=config.step_t,
             record_steps=record_steps,
+            record_states=record_states,
         )
     # Error and Newton norms decide, they are not differentiated: measure
     # detached values (reading a scalar off a graph would warn).
@@ -276,18 +278,18 @@ class _Checkpoint(torch.autograd.Function):
     def forward(ctx: Any, problem: _Problem, y0: torch.Tensor, *parameters: torch.Tensor) -> torch.Tensor:
         budget = problem.config.checkpoints
         with torch.no_grad():
-            result = _run(problem.func, y0, problem.times, problem.config, record_steps=True)
+            # With a budget the forward keeps the step sizes (floats) and y0
+            # only; backward rebuilds states on the revolve schedule holding
+            # at most `budget` of them.
+            result = _run(
+                problem.func, y0, problem.times, problem.config, record_steps=True, record_states=budget is None
+            )
         problem.result = result
         _record_forward(problem.stats, result)
         records = result.steps
-        if budget is not None and budget < len(records):
-            # Keep the step sizes (floats) and y0 only; backward rebuilds the
-            # states on the revolve schedule with at most `budget` stored.
-            ctx.stored_states = None
-            ctx.records = [StepRecord(r.t, r.h, r.y if k == 0 else torch.empty(0)) for k, r in enumerate(records)]
-        else:
-            ctx.stored_states = [r.y for r in records]
-            ctx.records = records
+        result.steps = []  # held by ctx from here on, not by the result
+        ctx.records = records
+        ctx.stored_states = None if budget is not None else [r.y for r in records]
         ctx.problem = problem
         ctx.save_for_backward(*parameters)
         return torch.stack(result.ys)

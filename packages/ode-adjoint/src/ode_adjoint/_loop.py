@@ -32,6 +32,8 @@ __all__ = ["LoopResult", "StepRecord", "TorchTableau", "integrate", "replay_step
 
 FlatFunc = Callable[[float, torch.Tensor], torch.Tensor]
 
+_NO_STATE = torch.empty(0)
+
 # A step that would leave less than this fraction of itself before a time the
 # solver must land on is stretched to land there (as in ode-core).
 _LANDING_SLACK = 1e-10
@@ -272,6 +274,7 @@ def integrate(
     norm: Callable[[torch.Tensor], float] | None = None,
     step_t: Sequence[float] = (),
     record_steps: bool = False,
+    record_states: bool = True,
 ) -> LoopResult:
     """Integrate the flat system from ``times[0]`` through every output time.
 
@@ -373,7 +376,8 @@ def integrate(
             h_next = direction * float(step_size)  # type: ignore[arg-type]
         n_accepted += 1
         if record_steps:
-            steps.append(StepRecord(t_current, h, y))
+            # Without states (a checkpoint budget) only y0 is kept.
+            steps.append(StepRecord(t_current, h, y if record_states or not steps else _NO_STATE))
         finished = landed and landing_index == len(landings) - 1
         first_pending = n_outputs
         while n_outputs < len(times) and direction * (times[n_outputs] - t_new) <= 0:

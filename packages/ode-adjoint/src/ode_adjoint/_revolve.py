@@ -74,7 +74,8 @@ def revolve_schedule(
                 end -= 1
                 continue
             repetitions = _repetitions(length, free + 1)
-            right = min(comb(free + repetitions - 1, free), length - 1)
+            # The right part keeps `free` states (its first one included).
+            right = min(comb(free + repetitions, free), length - 1)
             split = end - right
             y = y_start
             for k in range(start, split):

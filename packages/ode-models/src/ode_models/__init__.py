@@ -6,7 +6,8 @@ stem, a feature block (six or one residual blocks, an ODE block solved by
 linear head, for MNIST and CIFAR-10. ``build_model`` makes one;
 ``load_mnist`` / ``load_cifar10`` read the datasets offline from their
 standard files, and ``load_embedded_mnist`` a small MNIST subset shipped
-with the package.
+with the package. ``train`` runs the paper's training schedule (also the
+``ode-models train`` command) and ``report`` compares runs.
 
 Examples
 --------
@@ -35,6 +36,8 @@ from ._data import (
     read_idx,
 )
 from ._models import DATASETS, MODELS, Classifier, ConcatConv2d, ODEBlock, ODEFunc, ResBlock, build_model
+from ._report import report
+from ._train import RunError, TrainConfig, scaled_milestones, train
 
 __version__ = "0.0.1"
 
@@ -51,10 +54,15 @@ __all__ = [
     "ODEBlock",
     "ODEFunc",
     "ResBlock",
+    "RunError",
+    "TrainConfig",
     "build_model",
     "load_cifar10",
     "load_dataset",
     "load_embedded_mnist",
     "load_mnist",
     "read_idx",
+    "report",
+    "scaled_milestones",
+    "train",
 ]

@@ -1,0 +1,7 @@
+"""``python -m ode_models``: the ``ode-models`` command line."""
+
+from __future__ import annotations
+
+from ._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""``ode-models``: train the paper's classifiers and compare runs.
+
+``ode-models train ...`` runs :func:`ode_models.train`; ``ode-models report
+RUN_DIR...`` prints :func:`ode_models.report`'s table and writes its plots.
+Errors go to stderr with a non-zero exit status: 2 for bad arguments, 1 for a
+run that cannot start or continue, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._models import DATASETS, MODELS
+from ._report import PLOTS, report
+from ._train import EMBEDDED, PAPER_EPOCHS, RunError, TrainConfig, train
+
+__all__ = ["main"]
+
+PROG = "ode-models"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Train the Neural ODE paper's image classifiers and compare runs."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,report}")
+
+    run = commands.add_parser(
+        "train",
+        help="train one model (metrics, checkpoints and results in --out)",
+        description=(
+            "Train one model with the paper's schedule: SGD, momentum 0.9, lr 0.1 x batch/128, divided by 10 at "
+            f"epochs 60, 100, 140 of {PAPER_EPOCHS} (rescaled to --epochs, rounded to the nearest epoch). "
+            "Under torchrun, trains on every process with DistributedDataParallel."
+        ),
+    )
+    run.add_argument("--dataset", choices=list(DATASETS), default="mnist")
+    run.add_argument("--model", choices=MODELS, default="odenet")
+    run.add_argument(
+        "--data-dir",
+        default=None,
+        help=(
+            "folder with the raw MNIST IDX files (plain or .gz, or MNIST/raw/ below it) or CIFAR-10's "
+            f"cifar-10-batches-py; read offline, never written to. MNIST default: '{EMBEDDED}', the 4000/1000-image "
+            "subset shipped with the package"
+        ),
+    )
+    run.add_argument("--out", required=True, help="output folder: metrics.jsonl, checkpoint.pt, results.json")
+    run.add_argument("--epochs", type=_positive_int, default=PAPER_EPOCHS, help=f"default {PAPER_EPOCHS}")
+    run.add_argument("--batch-size", type=_positive_int, default=128, help="global batch size (default 128)")
+    run.add_argument("--lr", type=_positive_float, default=None, help="initial learning rate (default 0.1 x batch/128)")
+    run.add_argument("--momentum", type=float, default=0.9)
+    run.add_argument("--weight-decay", type=float, default=0.0)
+    run.add_argument("--method", default=None, help="ODE solver (default dopri5; rk4 for rknet)")
+    run.add_argument("--rtol", type=_positive_float, default=1e-3)
+    run.add_argument("--atol", type=_positive_float, default=1e-3)
+    run.add_argument(
+        "--gradient",
+        choices=("adjoint", "backprop", "checkpoint"),
+        default=None,
+        help="default adjoint (odenet*), backprop (rknet)",
+    )
+    run.add_argument("--step-size", type=_positive_float, default=None, help="fixed step (rknet default 0.25)")
+    run.add_argument("--seminorm", action="store_true", help="adjoint seminorm error control")
+    run.add_argument("--no-augment", dest="augment", action="store_false", help="no random crops / flips")
+    run.add_argument("--test-batch-size", type=_positive_int, default=1000)
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--limit-train", type=_positive_int, default=None, help="first N training images only")
+    run.add_argument("--limit-test", type=_positive_int, default=None, help="first N test images only")
+    run.add_argument("--resume", action="store_true", help="continue from --out's checkpoint, same options")
+    run.add_argument("--threads", type=_positive_int, default=None, help="torch.set_num_threads")
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    run.add_argument("--stop-after", type=_positive_int, default=None, help="stop after N epochs in all; resumable")
+
+    compare = commands.add_parser(
+        "report",
+        help="compare runs: Markdown table and plots",
+        description="Print a Markdown table of runs (Model | Test error | # Params | Memory | Time | NFE-F | NFE-B) "
+        f"and write {' and '.join(PLOTS)} to --plot-dir.",
+    )
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="output folders of 'ode-models train'")
+    compare.add_argument("--plot-dir", default=".", help="where to write the PNG plots (default: .)")
+    compare.add_argument("--no-plots", action="store_true", help="print the table only")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            options = {k: v for k, v in vars(args).items() if k != "command"}
+            train(TrainConfig(**options))
+        else:
+            plot_dir = None if args.no_plots else Path(args.plot_dir)
+            sys.stdout.write(report(args.runs, plot_dir=plot_dir))
+            if plot_dir is not None:
+                written = [str(plot_dir / p) for p in PLOTS if (plot_dir / p).is_file()]
+                sys.stderr.write(f"plots: {', '.join(written)}\n")
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted (the last checkpoint is kept: continue with --resume)\n")
+        return 130
+    except (RunError, ValueError, OSError) as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return 1
+    return 0

@@ -9,7 +9,7 @@ values, ``dy/dt = tanh(Y W + b) - Y`` (``Y``: the state as rows of 16,
 ``W`` (16, 16) and ``b`` the parameters). Reported: the increment of the
 peak over the level right before the solve, in MiB:
 
-* cpu: peak RSS (``ru_maxrss``, its high-water mark reset through
+* cpu: peak RSS (VmHWM, its high-water mark reset through
   ``/proc/self/clear_refs`` after the warm-up) minus the RSS before;
 * cuda: ``torch.cuda.max_memory_allocated`` minus ``memory_allocated``
   before (the caching allocator's tensors, not the driver's context).
@@ -81,6 +81,15 @@ def _current_rss_kib() -> int | None:
 
 
 def _peak_rss_kib() -> int:
+    # VmHWM, which clear_refs resets; ru_maxrss also keeps the peak of the
+    # process this one was forked from.
+    try:
+        with open("/proc/self/status") as file:
+            for line in file:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS
 
@@ -88,7 +97,7 @@ def _peak_rss_kib() -> int:
 def _reset_peak_rss() -> bool:
     try:
         with open("/proc/self/clear_refs", "w") as file:
-            file.write("5")  # Linux: reset the high-water mark (and ru_maxrss)
+            file.write("5")  # Linux: reset the high-water mark VmHWM
     except OSError:
         return False
     return True

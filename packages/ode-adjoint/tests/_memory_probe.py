@@ -54,12 +54,25 @@ def _current_rss_kib() -> int | None:
 
 
 def _peak_rss_kib() -> int:
+    """The process's resident high-water mark.
+
+    On Linux, VmHWM from /proc/self/status: ``ru_maxrss`` also remembers the
+    memory of the process that forked this one (a child of a large pytest
+    process starts with pytest's peak), and clear_refs does not reset that.
+    """
+    try:
+        with open("/proc/self/status") as file:
+            for line in file:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS
 
 
 def _reset_peak_rss() -> bool:
-    """Linux: writing 5 to clear_refs resets the high-water mark (and ru_maxrss)."""
+    """Linux: writing 5 to clear_refs resets the high-water mark VmHWM."""
     try:
         with open("/proc/self/clear_refs", "w") as file:
             file.write("5")

@@ -288,6 +288,12 @@ def integrate(
         raise ValueError(f"options: method {tableau.name!r} has no error estimate; give options={{'step_size': h}}")
     t0, t_end = float(times[0]), float(times[-1])
     direction = 1.0 if t_end > t0 else -1.0
+    interpolant_order = tableau.dense_order if tableau.dense_order is not None else 3
+    if adaptive and interpolant_order < tableau.order - 1:
+        # As in ode-core: a Hermite interpolant far below the method's order
+        # (cash_karp) would lose the tolerance between steps; step onto the
+        # output times instead.
+        step_t = [*step_t, *times[1:-1]]
     inside = sorted(
         {float(v) for v in step_t if direction * (v - t0) > 0 and direction * (t_end - v) > 0},
         key=lambda v: direction * v,
@@ -359,6 +365,11 @@ def integrate(
             h = t_land - t_current
         t_new = t_land if landed else t_current + h
         y_new, stages = rk_step(func, coefficients, t_current, y, f_current, h, buffer)
+        if buffer is not None:
+            # f0 now sits in row 0, which this step leaves alone; a retry
+            # after a rejection must not read the last row, which the
+            # rejected attempt overwrote.
+            f_current = buffer.rows[0]
         nfev += coefficients.n_stages - 1
         n_steps += 1
         if adaptive:

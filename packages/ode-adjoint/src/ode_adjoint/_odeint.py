@@ -149,9 +149,12 @@ def _config(
     rtol: Any,
     atol: Any,
     options: dict[str, Any] | None,
-    flat_state: FlatState,
+    flat_state: FlatState | None,
     where: str,
 ) -> SolveConfig:
+    """Checked settings of one solve. ``flat_state`` maps a callable norm's
+    argument back to the user's structure; ``None`` (the adjoint's augmented
+    state) passes the flat scaled error as it is."""
     name = "dopri5" if method is None else method
     if isinstance(name, str) and name not in ode_core.TABLEAUX:
         raise ValueError(f"{where}method: unknown method {name!r}; valid names are {', '.join(ode_core.METHODS)}")
@@ -202,7 +205,7 @@ def _config(
             raise TypeError(f"{where}options['norm']: expected a callable or 'seminorm', got {type(norm).__name__}")
 
         def structured_norm(scaled: torch.Tensor, user_norm: Callable[..., Any] = norm) -> float:
-            return float(user_norm(flat_state.unflatten(scaled)))
+            return float(user_norm(scaled if flat_state is None else flat_state.unflatten(scaled)))
 
         config.norm = structured_norm
     elif isinstance(norm, str) and norm != "seminorm":
@@ -275,7 +278,10 @@ def solve(
     adjoint_rtol, adjoint_atol, adjoint_method, adjoint_options
         The adjoint engine's backward solve (default: the forward's);
         ``adjoint_options={"norm": "seminorm"}`` leaves the parameter
-        adjoints out of its error control (Kidger, Chen & Lyons 2021).
+        adjoints out of its error control (Kidger, Chen & Lyons 2021); a
+        callable ``norm`` there receives the flat scaled error of the
+        augmented state ``[z, a_z, a_theta]``. A forward ``options["norm"]``
+        is not passed on to the backward solve.
     adjoint_params : sequence of Tensor, optional
         The tensors ``func`` depends on; default ``func.parameters()``.
     on_failure : {"raise", "return"}
@@ -325,13 +331,18 @@ def solve(
                 "(use gradient='adjoint')"
             )
         if gradient == "adjoint":
-            backward_options = adjoint_options if adjoint_options is not None else options
+            # As in torchdiffeq, the backward solve inherits the forward
+            # options but not a norm made for the forward state.
+            if adjoint_options is not None:
+                backward_options = {k: v for k, v in adjoint_options.items() if k != "norm" or not isinstance(v, str)}
+            else:
+                backward_options = {k: v for k, v in (options or {}).items() if k != "norm"}
             adjoint_config = _config(
                 adjoint_method if adjoint_method is not None else method,
                 adjoint_rtol if adjoint_rtol is not None else rtol,
                 adjoint_atol if adjoint_atol is not None else atol,
-                {k: v for k, v in (backward_options or {}).items() if k != "norm" or not isinstance(v, str)},
-                flat_state,
+                backward_options,
+                None,
                 "adjoint_",
             )
             seminorm = (adjoint_options or {}).get("norm") == "seminorm"

@@ -1,0 +1,170 @@
+"""``torch.autograd.gradcheck`` of every method with every gradient engine.
+
+Inputs are the initial state, the field's parameters and the output times, in
+float64; see ``_adjoint_problems.GRADCHECK_SETTINGS`` for the accuracy each
+method is run at and why.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ode_adjoint
+import ode_core
+from _adjoint_problems import (
+    DTYPE,
+    EXPLICIT,
+    FIXED_STEP,
+    GRADCHECK_SETTINGS,
+    GRADIENTS,
+    IMPLICIT,
+    METHODS,
+    forced_van_der_pol,
+    van_der_pol_inputs,
+)
+
+# Two output times after t0, one of them between steps for most settings.
+OUTPUT_TIMES = (0.0, 0.2, 0.5)
+
+
+def _output_times() -> torch.Tensor:
+    return torch.tensor(OUTPUT_TIMES, dtype=DTYPE, requires_grad=True)
+
+
+def _engine_cases() -> list[tuple[str, str]]:
+    # Implicit methods with the checkpoint engine are rejected with a
+    # ValueError, see test_checkpoint_engine_rejects_implicit_methods.
+    return [
+        (method, gradient)
+        for method in METHODS
+        for gradient in GRADIENTS
+        if not (ode_core.TABLEAUX[method].implicit and gradient == "checkpoint")
+    ]
+
+
+@pytest.mark.parametrize(("method", "gradient"), _engine_cases())
+def test_gradcheck_every_method_and_engine(method: str, gradient: str) -> None:
+    setting = GRADCHECK_SETTINGS[method]
+    y0, theta = van_der_pol_inputs()
+
+    def solution(y0: torch.Tensor, theta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ys: torch.Tensor = ode_adjoint.odeint(
+            forced_van_der_pol(theta),
+            y0,
+            t,
+            method=method,
+            gradient=gradient,
+            adjoint_params=(theta,),
+            **setting.solve_kwargs,
+        )
+        return ys
+
+    assert torch.autograd.gradcheck(
+        solution, (y0, theta, _output_times()), atol=setting.atol, rtol=1e-6, fast_mode=setting.fast_mode
+    )
+
+
+@pytest.mark.parametrize("method", IMPLICIT)
+def test_checkpoint_engine_rejects_implicit_methods(method: str) -> None:
+    y0, theta = van_der_pol_inputs()
+    with pytest.raises(ValueError, match=rf"method: '{method}' is implicit.*gradient='adjoint'"):
+        ode_adjoint.odeint(
+            forced_van_der_pol(theta),
+            y0,
+            _output_times(),
+            method=method,
+            gradient="checkpoint",
+            adjoint_params=(theta,),
+            **GRADCHECK_SETTINGS[method].solve_kwargs,
+        )
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint"])
+@pytest.mark.parametrize("method", EXPLICIT)
+def test_backprop_and_checkpoint_are_exact_for_the_discrete_solution(method: str, gradient: str) -> None:
+    """With a fixed step grid (adaptive tableaux too: step_size overrides the
+    error control) the solution is a smooth function of y0 and the
+    parameters, and both engines differentiate exactly that function: at
+    steps of 0.1, far from the exact flow, gradcheck still passes at an atol
+    limited only by finite differences. An engine that computed the
+    continuous gradient instead would be off by the large discretisation error."""
+    y0, theta = van_der_pol_inputs()
+    t = torch.tensor([0.0, 0.23, 0.5], dtype=DTYPE)  # 0.23: interpolated inside a step
+
+    def solution(y0: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        ys: torch.Tensor = ode_adjoint.odeint(
+            forced_van_der_pol(theta),
+            y0,
+            t,
+            method=method,
+            gradient=gradient,
+            adjoint_params=(theta,),
+            options={"step_size": 0.1},
+        )
+        return ys
+
+    assert torch.autograd.gradcheck(solution, (y0, theta), atol=1e-8, rtol=1e-7)
+
+
+@pytest.mark.parametrize("method", IMPLICIT)
+def test_backprop_through_implicit_methods_warns_nothing(method: str) -> None:
+    """gradient="backprop" with an implicit method differentiates ode-core's
+    Newton iteration (gradcheck above shows the gradient is right); it should
+    do so without torch warnings, e.g. from reading a float off a tensor that
+    requires grad in a finite-difference Jacobian."""
+    y0, theta = van_der_pol_inputs()
+    # torch raises some warnings once per process; make it raise them every time.
+    warn_always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ys = ode_adjoint.odeint(
+                forced_van_der_pol(theta),
+                y0,
+                _output_times(),
+                method=method,
+                gradient="backprop",
+                **GRADCHECK_SETTINGS[method].solve_kwargs,
+            )
+            ys.sum().backward()
+    finally:
+        torch.set_warn_always(warn_always)
+    assert y0.grad is not None
+    assert theta.grad is not None
+    assert torch.isfinite(y0.grad).all()
+    assert torch.isfinite(theta.grad).all()
+
+
+@pytest.mark.parametrize("method", FIXED_STEP)
+def test_fixed_step_adjoint_converges_at_the_method_order(method: str) -> None:
+    """The adjoint of a fixed-step method integrates the adjoint equation with
+    the same method and step, so its gradient approaches the exact one at the
+    method's order as the step halves."""
+    order = ode_core.TABLEAUX[method].order
+    t = torch.tensor([0.0, 0.5], dtype=DTYPE)
+
+    def loss_gradient(gradient: str, **solve_kwargs: object) -> torch.Tensor:
+        y0, theta = van_der_pol_inputs()
+        ys = ode_adjoint.odeint(
+            forced_van_der_pol(theta), y0, t, gradient=gradient, adjoint_params=(theta,), **solve_kwargs
+        )
+        return torch.cat(torch.autograd.grad(ys[-1].sum(), (y0, theta)))
+
+    exact = loss_gradient("backprop", method="dopri8", rtol=1e-13, atol=1e-13)
+    # Steps large enough that the error stays well above round-off, even at order 4.
+    base_step = 0.05 if order >= 4 else 0.025
+    errors = [
+        float((loss_gradient("adjoint", method=method, options={"step_size": h}) - exact).norm())
+        for h in (base_step, base_step / 2)
+    ]
+    observed_order = math.log2(errors[0] / errors[1])
+    assert observed_order > order - 0.3, f"errors {errors}: observed order {observed_order:.2f}, expected {order}"

@@ -77,19 +77,33 @@ def test_readme_python_examples_run() -> None:
         assert result.returncode == 0, result.stderr
 
 
-def test_readme_quick_start_commands() -> None:
+def test_readme_quick_start_commands(tmp_path: Path) -> None:
+    """The main job installs the three packages, trains and reports; the
+    second command is the tests. The training is run here on a few images
+    (the same arguments, later ones overriding) to check that it works."""
     text = (ROOT / "README.md").read_text()
     quick_start = text.split("## Quick start", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     lines = [line for line in quick_start.splitlines() if line.strip()]
     assert lines[-1] == "nox -s tests"
-    main_job = lines[0]
-    assert main_job.startswith("pip install ./packages/")
-    # Run the main job's python part (the package is installed in this environment).
-    python_part = main_job.split("&& ", 1)[1]
-    assert python_part.startswith("python ")
-    command = shlex.split(python_part)
-    command[0] = sys.executable
+    install, train, report = (part.strip() for part in lines[0].split("&&"))
+    assert install == "pip install ./packages/ode-core ./packages/ode-adjoint ./packages/ode-models"
+    train_args = shlex.split(train)
+    assert train_args[:2] == ["ode-models", "train"]
+    out = tmp_path / "run"
+    small = ["--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--out", str(out), "--no-progress"]
+    command = [sys.executable, "-m", "ode_models", *train_args[1:], *small]
     result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     assert result.returncode == 0, result.stderr
+    report_args = shlex.split(report)
+    assert report_args[:2] == ["ode-models", "report"]
+    result = subprocess.run(
+        [sys.executable, "-m", "ode_models", "report", str(out), "--no-plots"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| odenet |" in result.stdout
     ci = (ROOT / ".ci" / "run").read_text()
     assert "nox -s tests" in ci

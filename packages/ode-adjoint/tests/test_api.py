@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -368,7 +369,6 @@ BAD_INPUTS = [
         r"adjoint_options: unknown keys \['stepsize'\]",
         id="adjoint-options-key",
     ),
-    pytest.param({"options": {"jump_t": [0.5]}}, ValueError, r"options: jump_t is not supported", id="jump_t"),
     pytest.param({"options": {"norm": "seminorm"}}, ValueError, r"options\['norm'\]: 'seminorm' only", id="seminorm"),
     pytest.param({"options": {"max_num_steps": 0}}, ValueError, r"options\['max_num_steps'\]", id="max-steps"),
     pytest.param({"options": {"checkpoints": 0}}, ValueError, r"options\['checkpoints'\]", id="checkpoints"),
@@ -496,3 +496,28 @@ def test_failed_adjoint_backward_solve_raises() -> None:
     )
     with pytest.raises(RuntimeError, match=r"adjoint backward solve failed: max_steps_reached"):
         ys.sum().backward()
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "adjoint", "checkpoint"])
+def test_jump_t_steps_onto_a_discontinuity_of_f(gradient: str) -> None:
+    """f jumps from +w to -w at t = 1: with jump_t the solve lands on the
+    jump, sees f's one-sided limits and is exact; the engines agree."""
+    weight = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    evaluated_at: list[float] = []
+
+    def ramp(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        evaluated_at.append(float(t))
+        return (weight if float(t) < 1.0 else -weight) * torch.ones_like(y)
+
+    y0 = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0.0, 1.5, 2.0], dtype=torch.float64)
+    solution = ode_adjoint.solve(
+        ramp, y0, t, gradient=gradient, adjoint_params=(weight,), options={"jump_t": [1.0]}, rtol=1e-8, atol=1e-10
+    )
+    expected = torch.tensor([[0.0, 0.0], [0.35, 0.35], [0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(solution.ys.detach(), expected, rtol=0.0, atol=1e-12)
+    assert math.nextafter(1.0, math.inf) in evaluated_at
+    assert math.nextafter(1.0, -math.inf) in evaluated_at
+    (grad_weight,) = torch.autograd.grad(solution.ys[1].sum(), (weight,))
+    # y(1.5) = w * 1 - w * 0.5 per component.
+    torch.testing.assert_close(grad_weight, torch.tensor(1.0, dtype=torch.float64), rtol=1e-8, atol=1e-8)

@@ -63,6 +63,7 @@ def _run(
             controller=config.controller,
             norm=norm,
             step_t=config.step_t,
+            jump_t=config.jump_t,
             record_steps=record_steps,
             record_states=record_states,
         )
@@ -88,6 +89,7 @@ def _run(
         norm=detached_norm,
         jac=_autograd_jacobian(func),
         step_t=config.step_t or None,
+        jump_t=config.jump_t or None,
         dense_output=False,
     )
     stats = solution.stats

@@ -101,6 +101,17 @@ class StageBuffer:
         self.prefixes = [self.stages[:i].T for i in range(n_stages + 1)]
 
 
+def _stage_times(coefficients: TorchTableau, t: float, h: float, end_time: float | None) -> list[float]:
+    """``t + c_i h``, with ``end_time`` for the nodes ``c_i = 1`` when given
+    (the float before a jump of f that the step lands on)."""
+    times = [t + node * h for node in coefficients.nodes]
+    if end_time is not None:
+        for i, node in enumerate(coefficients.nodes):
+            if node == 1.0:
+                times[i] = end_time
+    return times
+
+
 def rk_step(
     func: FlatFunc,
     coefficients: TorchTableau,
@@ -109,39 +120,47 @@ def rk_step(
     f0: torch.Tensor,
     h: float,
     buffer: StageBuffer | None = None,
+    end_time: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One explicit step; returns ``y1`` (n,) and the stages (s, n).
 
     ``buffer``, for solves without autograd, is reused; the returned stages
-    are then only valid until the next step.
+    are then only valid until the next step. ``end_time`` replaces ``t + h``
+    for the stages at the step's end (see ``_stage_times``).
     """
     s = coefficients.n_stages
     if buffer is None:
-        return _rk_step_recorded(func, coefficients, t, y, f0, h)
+        return _rk_step_recorded(func, coefficients, t, y, f0, h, end_time)
     rows, prefixes = buffer.rows, buffer.prefixes
     weights = coefficients.rows
     rows[0].copy_(f0)
-    nodes = coefficients.nodes
+    times = _stage_times(coefficients, t, h, end_time)
     last = s - 1 if coefficients.fsal else s
     for i in range(1, last):
-        rows[i].copy_(func(t + nodes[i] * h, torch.addmv(y, prefixes[i], weights[i], alpha=h)))
+        rows[i].copy_(func(times[i], torch.addmv(y, prefixes[i], weights[i], alpha=h)))
     if coefficients.fsal:
         y1 = torch.addmv(y, prefixes[s - 1], weights[s - 1], alpha=h)
-        rows[s - 1].copy_(func(t + h, y1))
+        rows[s - 1].copy_(func(times[s - 1], y1))
     else:
         y1 = torch.addmv(y, prefixes[s], coefficients.b, alpha=h)
     return y1, buffer.stages
 
 
 def _rk_step_recorded(
-    func: FlatFunc, coefficients: TorchTableau, t: float, y: torch.Tensor, f0: torch.Tensor, h: float
+    func: FlatFunc,
+    coefficients: TorchTableau,
+    t: float,
+    y: torch.Tensor,
+    f0: torch.Tensor,
+    h: float,
+    end_time: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The step for autograd: stage sums as chains of ``add(alpha=)``, which
     save no tensors for backward, so the graph holds the stages and f's own
     intermediates only."""
     s = coefficients.n_stages
     a = coefficients.tableau.a
-    nodes = coefficients.nodes
+    times = _stage_times(coefficients, t, h, end_time)
     stages = [f0]
     last = s - 1 if coefficients.fsal else s
     for i in range(1, last + (1 if coefficients.fsal else 0)):
@@ -151,9 +170,9 @@ def _rk_step_recorded(
                 value = value.add(stages[j], alpha=h * float(a[i][j]))
         if i == s - 1 and coefficients.fsal:
             y1 = value
-            stages.append(func(t + h, y1))
+            stages.append(func(times[i], y1))
         else:
-            stages.append(func(t + nodes[i] * h, value))
+            stages.append(func(times[i], value))
     if not coefficients.fsal:
         y1 = y
         for j, weight in enumerate(coefficients.tableau.b):
@@ -232,11 +251,17 @@ def _evaluate(y: torch.Tensor, interpolant: torch.Tensor, thetas: Sequence[float
 
 @dataclass
 class StepRecord:
-    """One accepted step, enough to replay it: start time, size, start state."""
+    """One accepted step, enough to replay it: start time, size, start state,
+    and the times f was evaluated at the ends when the step touched a jump."""
 
     t: float
     h: float
     y: torch.Tensor
+    start_time: float | None = None
+    """Where f0 was evaluated, if not ``t`` (just past a jump)."""
+    end_time: float | None = None
+    """Where the stages at ``t + h`` were evaluated, if not there (just
+    before a jump)."""
 
 
 @dataclass
@@ -273,6 +298,7 @@ def integrate(
     controller: PIDController | None = None,
     norm: Callable[[torch.Tensor], float] | None = None,
     step_t: Sequence[float] = (),
+    jump_t: Sequence[float] = (),
     record_steps: bool = False,
     record_states: bool = True,
 ) -> LoopResult:
@@ -294,8 +320,9 @@ def integrate(
         # (cash_karp) would lose the tolerance between steps; step onto the
         # output times instead.
         step_t = [*step_t, *times[1:-1]]
+    jumps = {float(v) for v in jump_t}
     inside = sorted(
-        {float(v) for v in step_t if direction * (v - t0) > 0 and direction * (t_end - v) > 0},
+        {float(v) for v in [*step_t, *jumps] if direction * (v - t0) > 0 and direction * (t_end - v) > 0},
         key=lambda v: direction * v,
     )
     landings = [*inside, t_end]
@@ -342,6 +369,7 @@ def integrate(
     buffer = StageBuffer(coefficients.n_stages, y0) if reuse_buffer else None
     n_steps = n_accepted = n_rejected = 0
     step_proposal = math.nan
+    start_time: float | None = None
     status: Status | None = None
     message = ""
     while status is None:
@@ -364,7 +392,9 @@ def integrate(
         if landed:
             h = t_land - t_current
         t_new = t_land if landed else t_current + h
-        y_new, stages = rk_step(func, coefficients, t_current, y, f_current, h, buffer)
+        # Landing on a jump of f: the step sees f's left-hand limit there.
+        end_time = math.nextafter(t_new, -direction * math.inf) if landed and t_new in jumps else None
+        y_new, stages = rk_step(func, coefficients, t_current, y, f_current, h, buffer, end_time)
         if buffer is not None:
             # f0 now sits in row 0, which this step leaves alone; a retry
             # after a rejection must not read the last row, which the
@@ -388,7 +418,15 @@ def integrate(
         n_accepted += 1
         if record_steps:
             # Without states (a checkpoint budget) only y0 is kept.
-            steps.append(StepRecord(t_current, h, y if record_states or not steps else _NO_STATE))
+            steps.append(
+                StepRecord(
+                    t_current,
+                    h,
+                    y if record_states or not steps else _NO_STATE,
+                    start_time=start_time,
+                    end_time=end_time,
+                )
+            )
         finished = landed and landing_index == len(landings) - 1
         first_pending = n_outputs
         while n_outputs < len(times) and direction * (times[n_outputs] - t_new) <= 0:
@@ -399,7 +437,7 @@ def integrate(
             # step, but copied into row 0 first: a view is enough.
             f_new = stages[-1]
         elif not finished or (interior and coefficients.dense_t is None):
-            f_new = func(t_new, y_new)
+            f_new = func(t_new if end_time is None else end_time, y_new)
             nfev += 1
         else:
             f_new = stages[0]  # unused: the solve ends here
@@ -410,6 +448,7 @@ def integrate(
         if n_outputs > first_pending and times[n_outputs - 1] == t_new:
             outputs.append(y_new)
         t_current, y = t_new, y_new
+        start_time = None
         if adaptive:
             abs_y = abs_y_new
         if landed:
@@ -417,6 +456,11 @@ def integrate(
                 status = Status.SUCCESS
                 message = "the solver reached the last output time"
                 break
+            if end_time is not None:
+                # Past the jump: the next step starts from f's right-hand limit.
+                start_time = math.nextafter(t_new, direction * math.inf)
+                f_new = func(start_time, y_new)
+                nfev += 1
             landing_index += 1
             t_land = landings[landing_index]
         f_current = f_new
@@ -458,12 +502,13 @@ def replay_step(
     through it gives the same gradient as backprop through the whole solve.
     """
     coefficients = TorchTableau.get(tableau, y.dtype, y.device)
-    f0 = func(record.t, y)
-    y1, stages = rk_step(func, coefficients, record.t, y, f0, record.h)
+    f0 = func(record.t if record.start_time is None else record.start_time, y)
+    y1, stages = rk_step(func, coefficients, record.t, y, f0, record.h, end_time=record.end_time)
     evaluations = coefficients.n_stages
     outputs: list[torch.Tensor] = []
     if interior_times:
-        f1 = stages[-1] if coefficients.fsal else func(record.t + record.h, y1)
+        end = record.t + record.h if record.end_time is None else record.end_time
+        f1 = stages[-1] if coefficients.fsal else func(end, y1)
         if not coefficients.fsal:
             evaluations += 1
         interpolant, extra = _interpolant(func, coefficients, record.t, y, y1, f1, stages, record.h)

@@ -107,6 +107,7 @@ class SolveConfig:
     controller: PIDController | None = None
     norm: Callable[[torch.Tensor], float] | None = None
     step_t: Sequence[float] = ()
+    jump_t: Sequence[float] = ()
     checkpoints: int | None = None
 
 
@@ -171,8 +172,6 @@ def _config(
             f"{where}options: unknown keys {sorted(unknown)}; accepted are "
             f"{sorted(_TORCHDIFFEQ_OPTIONS | _OUR_OPTIONS)}"
         )
-    if "jump_t" in options:
-        raise ValueError(f"{where}options: jump_t is not supported by ode-adjoint yet; use step_t")
     if "step_size" in options and options["step_size"] is not None:
         config.step_size = _tolerance(options["step_size"], f"{where}options['step_size']", allow_zero=False)
     elif not tableau.adaptive:
@@ -189,6 +188,9 @@ def _config(
     if options.get("step_t") is not None:
         step_t = options["step_t"]
         config.step_t = [float(v) for v in (step_t.tolist() if isinstance(step_t, torch.Tensor) else step_t)]
+    if options.get("jump_t") is not None:
+        jump_t = options["jump_t"]
+        config.jump_t = [float(v) for v in (jump_t.tolist() if isinstance(jump_t, torch.Tensor) else jump_t)]
     controller = options.get("controller")
     if controller is not None and any(k in options for k in ("safety", "ifactor", "dfactor")):
         raise ValueError(f"{where}options: give either controller or safety/ifactor/dfactor, not both")

@@ -147,7 +147,10 @@ def test_no_command(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (["--data-dir", "{tmp}/missing"], "data dir '{tmp}/missing' does not exist (nothing is downloaded)"),
+        (
+            ["--data-dir", "{tmp}/missing"],
+            "data dir '{tmp}/missing' does not exist (nothing is downloaded without --download)",
+        ),
         (["--data-dir", "{tmp}"], "MNIST train data not found in data dir '{tmp}'"),
         (["--dataset", "cifar10"], "cifar10 needs a data dir"),
         (["--dataset", "cifar10", "--data-dir", "{tmp}"], "CIFAR-10 train data not found in data dir"),
@@ -241,3 +244,21 @@ def test_console_script_entry_point() -> None:
         pytest.skip("ode-models is not installed (tests run from the source tree)")
     (entry,) = [e for e in dist.entry_points if e.group == "console_scripts"]
     assert (entry.name, entry.value) == ("ode-models", "ode_models._cli:main")
+
+
+def test_download_flag_uses_files_already_there(tmp_path: Path) -> None:
+    """--download fetches only what is missing: with the real files present it
+    reads them offline and writes nothing into the data dir."""
+    if not REAL_MNIST.is_dir():
+        pytest.skip(f"the official MNIST files are not in {REAL_MNIST}")
+    before = snapshot(REAL_MNIST)
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train", "--model", "resnet1", "--data-dir", str(REAL_MNIST), "--download", "--epochs", "1",
+            "--limit-train", "64", "--limit-test", "32", "--out", str(out), "--no-progress", "--threads", "1",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert (out / "results.json").is_file()
+    assert snapshot(REAL_MNIST) == before

@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--step-size", type=_positive_float, default=None, help="fixed step (rknet default 0.25)")
     run.add_argument("--seminorm", action="store_true", help="adjoint seminorm error control")
+    run.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch the dataset into --data-dir with torchvision if its files are missing (needs network and "
+        "'ode-models[download]'); off by default: nothing is downloaded",
+    )
     run.add_argument("--no-augment", dest="augment", action="store_false", help="no random crops / flips")
     run.add_argument("--test-batch-size", type=_positive_int, default=1000)
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

@@ -56,7 +56,7 @@ EMBEDDED = "embedded"
 """``data_dir`` value (also the default, ``None``) meaning the MNIST subset shipped with the package."""
 
 # Config fields a resumed run may change: they do not alter the computation.
-_RESUMABLE_CHANGES = frozenset({"data_dir", "out", "resume", "device", "threads", "progress", "stop_after"})
+_RESUMABLE_CHANGES = frozenset({"data_dir", "download", "out", "resume", "device", "threads", "progress", "stop_after"})
 
 
 class RunError(Exception):
@@ -77,6 +77,9 @@ class TrainConfig:
         Folder with the raw MNIST IDX files or CIFAR-10's python batches,
         read offline and never written to. ``None`` or ``"embedded"``: the
         MNIST subset shipped with the package (MNIST only).
+    download : bool
+        Fetch the dataset into ``data_dir`` with torchvision when its files
+        are missing (the only case anything is written there).
     epochs : int
         Epochs of the run; the paper's milestones are rescaled to it (see
         :func:`scaled_milestones`).
@@ -124,6 +127,7 @@ class TrainConfig:
     gradient: str | None = None
     step_size: float | None = None
     seminorm: bool = False
+    download: bool = False
     augment: bool = True
     test_batch_size: int = 1000
     device: str = "cpu"
@@ -252,10 +256,14 @@ def _load_data(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
     else:
         assert config.data_dir is not None
         root = Path(config.data_dir)
-        if not root.is_dir():
-            raise FileNotFoundError(f"data dir {str(root)!r} does not exist (nothing is downloaded)")
-        train_set = load_dataset(config.dataset, root, "train", limit=config.limit_train, augment=config.augment)
-        test_set = load_dataset(config.dataset, root, "test", limit=config.limit_test)
+        if config.download:
+            root.mkdir(parents=True, exist_ok=True)
+        elif not root.is_dir():
+            raise FileNotFoundError(f"data dir {str(root)!r} does not exist (nothing is downloaded without --download)")
+        train_set = load_dataset(
+            config.dataset, root, "train", limit=config.limit_train, augment=config.augment, download=config.download
+        )
+        test_set = load_dataset(config.dataset, root, "test", limit=config.limit_test, download=config.download)
     return train_set, test_set
 
 

@@ -60,7 +60,6 @@ class TorchTableau:
         def vector(values: Any) -> torch.Tensor:
             return torch.tensor([float(v) for v in values], dtype=dtype, device=device)
 
-        self.a = tensor(tableau.a)
         # Row i's first i entries, for torch.addmv(y, K[:i].T, row, alpha=h).
         self.rows = [vector(tableau.a[i][:i]) for i in range(s)]
         self.b = vector(tableau.b)

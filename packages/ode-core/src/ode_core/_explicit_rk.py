@@ -96,9 +96,6 @@ class ExplicitRungeKutta:
         errors2 = tableau.error_weights_secondary
         self.error_weights_secondary = None if errors2 is None else _as_vector(xp, errors2, dtype, device)
         self.error_order = tableau.controller_order
-        # Evaluations of f a step costs, f0 being known: s - 1 stages, plus
-        # f(t + h, y1) for the next step (the last stage when FSAL).
-        self.evaluations_per_step = s if not self.fsal else s - 1
         if tableau.dense is not None:
             self.dense_weights_t = _as_array(xp, tableau.dense, dtype, device).T  # (d, s + extra)
             self.extra_nodes = [float(ci) for ci in tableau.c_extra]

@@ -227,7 +227,7 @@ def test_adjoint_converges_to_backprop(method: str) -> None:
     assert differences[2] < 1e-6, differences
 
 
-@pytest.mark.parametrize("method", ["kvaerno5"])
+@pytest.mark.parametrize("method", ["kvaerno5", "radau5"])
 def test_adjoint_of_implicit_methods_matches_backprop(method: str) -> None:
     """Backprop differentiates the Newton iterations, the adjoint solves the
     adjoint equation with the same implicit method: they agree to tolerance."""

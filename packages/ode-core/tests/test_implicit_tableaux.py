@@ -27,13 +27,14 @@ from ode_core._tableaux.backward_euler import BACKWARD_EULER
 from ode_core._tableaux.implicit_midpoint import IMPLICIT_MIDPOINT
 from ode_core._tableaux.kvaerno3 import KVAERNO3
 from ode_core._tableaux.kvaerno5 import KVAERNO5
+from ode_core._tableaux.radau5 import RADAU5
 from ode_core._tableaux.trapezoid import TRAPEZOID
 
 DECIMAL_TOLERANCE = 1e-12
 """Allowed order-condition residual for tableaux of published decimals (as in test_order_conditions)."""
 
-IMPLICIT = {t.name: t for t in (BACKWARD_EULER, TRAPEZOID, IMPLICIT_MIDPOINT, KVAERNO3, KVAERNO5)}
-L_STABLE = ("backward_euler", "kvaerno3", "kvaerno5")
+IMPLICIT = {t.name: t for t in (BACKWARD_EULER, TRAPEZOID, IMPLICIT_MIDPOINT, KVAERNO3, KVAERNO5, RADAU5)}
+L_STABLE = ("backward_euler", "kvaerno3", "kvaerno5", "radau5")
 NOT_L_STABLE = ("trapezoid", "implicit_midpoint")
 ESDIRK = ("trapezoid", "kvaerno3", "kvaerno5")
 
@@ -42,7 +43,8 @@ FAR_LEFT = Fraction(-(10**20))
 
 # kvaerno3's gamma is a cubic's root published to 10 digits (off by ~8e-12), so
 # its R(-inf) is ~6e-11, not 0; kvaerno5's 17-digit coefficients give ~1e-16.
-L_STABLE_TOLERANCE = {"backward_euler": 0.0, "kvaerno3": 1e-9, "kvaerno5": 1e-13}
+# radau5's 40-digit coefficients give ~1e-38.
+L_STABLE_TOLERANCE = {"backward_euler": 0.0, "kvaerno3": 1e-9, "kvaerno5": 1e-13, "radau5": 1e-30}
 
 
 def _tolerance(tableau: ButcherTableau) -> float:
@@ -138,6 +140,25 @@ def test_kvaerno_embedded_solution_is_the_penultimate_stage() -> None:
         assert tableau.c[-2] == 1
 
 
+def test_radau5_is_the_radau_iia_collocation_method() -> None:
+    """Nodes at the zeros of the Radau polynomial, stage order 3 (``A c^(k-1) = c^k / k``), ``b`` = last row,
+    and an explicit zeroth stage that only the error estimate weighs (Hairer's ``gamma0 = 1/mu``)."""
+    c = [float(x) for x in RADAU5.c[1:]]
+    np.testing.assert_allclose(c, [(4 - 6**0.5) / 10, (4 + 6**0.5) / 10, 1.0], rtol=1e-15)
+    a = np.array([[float(x) for x in row[1:]] for row in RADAU5.a[1:]])
+    for k in (1, 2, 3):
+        np.testing.assert_allclose(a @ np.power(c, k - 1), np.power(c, k) / k, rtol=1e-14)
+    assert RADAU5.b == RADAU5.a[-1]
+    assert RADAU5.b[0] == 0 and RADAU5.c[0] == 0
+    assert all(row[0] == 0 for row in RADAU5.a) and all(x == 0 for x in RADAU5.a[0])
+    assert not RADAU5.diagonally_implicit and KVAERNO5.diagonally_implicit
+    mu = np.linalg.eigvals(np.linalg.inv(a))
+    real_mu = float(mu[np.argmin(np.abs(mu.imag))].real)
+    assert real_mu == pytest.approx(3 + 3 ** (2 / 3) - 3 ** (1 / 3), rel=1e-13)
+    assert RADAU5.error_weights is not None
+    assert float(RADAU5.error_weights[0]) == pytest.approx(1 / real_mu, rel=1e-14)
+
+
 # -------------------------------------------------------------- order conditions
 
 
@@ -147,7 +168,7 @@ def test_weights_have_stated_order(name: str) -> None:
     _assert_order(tableau, tableau.b, tableau.order, f"{name}: b")
 
 
-@pytest.mark.parametrize("name", ["kvaerno3", "kvaerno5"])
+@pytest.mark.parametrize("name", ["kvaerno3", "kvaerno5", "radau5"])
 def test_embedded_weights_have_stated_order(name: str) -> None:
     tableau = IMPLICIT[name]
     assert tableau.b_embedded is not None and tableau.embedded_order is not None
@@ -161,8 +182,9 @@ def test_expected_orders() -> None:
         "implicit_midpoint": 2,
         "kvaerno3": 3,
         "kvaerno5": 5,
+        "radau5": 5,
     }
-    assert (KVAERNO3.embedded_order, KVAERNO5.embedded_order) == (2, 4)
+    assert (KVAERNO3.embedded_order, KVAERNO5.embedded_order, RADAU5.embedded_order) == (2, 4, 3)
 
 
 # ------------------------------------------------------------------- stability

@@ -27,7 +27,7 @@ from typing import Any
 from ._dense import hermite_coefficients
 from ._tableau import ButcherTableau
 
-__all__ = ["DiagonallyImplicitRungeKutta"]
+__all__ = ["DiagonallyImplicitRungeKutta", "NewtonStepper"]
 
 RightHandSide = Callable[[float, Any], Any]
 
@@ -44,17 +44,18 @@ def _vector(xp: Any, values: Any, dtype: Any, device: Any) -> Any:
     return xp.asarray([float(v) for v in values], dtype=dtype, device=device)
 
 
-class DiagonallyImplicitRungeKutta:
-    """Steps of one diagonally implicit tableau within one solve.
+class NewtonStepper:
+    """What every implicit stepper of one solve shares: the Jacobian, kept
+    across steps; the inverted iteration matrices; Newton's tolerances; and
+    the step loop that retries a failed Newton iteration with a fresh
+    Jacobian.
 
-    Unlike the explicit stepper this object carries state from step to step
-    (the Jacobian, the inverted iteration matrix, the last Newton rate), so one
-    is made per solve.
+    Subclasses implement ``_attempt(fun, t, y, f0, h, t_end_eval,
+    full_newton=False) -> (y1, stages, evaluations, converged,
+    slowest_rate)``.
 
     Parameters
     ----------
-    tableau : ButcherTableau
-        With ``a`` lower triangular (``a[i][j] == 0`` for ``j > i``).
     xp, dtype, device, n
         Namespace, dtype, device and size of the flat state.
     jac : callable or None
@@ -66,16 +67,18 @@ class DiagonallyImplicitRungeKutta:
     norm : callable
         Error norm of a scaled flat vector.
     max_newton_iterations : int
-        Iterations per stage before the step is retried.
+        Iterations per stage (or per step, for coupled stages) before the
+        step is retried.
     fixed_step : bool
-        The step cannot be shrunk: when simplified Newton fails even with a
-        fresh Jacobian, fall back on full Newton (a Jacobian at every
-        iterate, up to ``FULL_NEWTON_ITERATIONS``) before giving up.
+        The step cannot be shrunk (see ``full_newton_fallback``).
     """
+
+    #: Whether a fixed step whose simplified Newton fails even with a fresh
+    #: Jacobian tries full Newton (a Jacobian at every iterate) before giving up.
+    full_newton_fallback = False
 
     def __init__(
         self,
-        tableau: ButcherTableau,
         xp: Any,
         dtype: Any,
         device: Any,
@@ -84,39 +87,19 @@ class DiagonallyImplicitRungeKutta:
         atol: Any,
         rtol: Any,
         norm: Callable[[Any], float],
-        max_newton_iterations: int = 10,
-        fixed_step: bool = False,
+        max_newton_iterations: int,
+        fixed_step: bool,
     ) -> None:
-        s = tableau.n_stages
-        if any(tableau.a[i][j] != 0 for i in range(s) for j in range(i + 1, s)):
-            raise ValueError(f"method: {tableau.name!r} is not diagonally implicit (a must be lower triangular)")
-        self.tableau = tableau
         self.xp = xp
         self.dtype = dtype
         self.device = device
         self.n = n
-        self.n_stages = s
         self.jac = jac
         self.atol = atol
         self.rtol = rtol
         self.norm = norm
         self.max_newton_iterations = max_newton_iterations
         self.fixed_step = fixed_step
-        self.nodes = [float(ci) for ci in tableau.c]
-        self.diagonal = [float(tableau.a[i][i]) for i in range(s)]
-        self.end_nodes = [i for i, ci in enumerate(tableau.c) if ci == 1]
-        self.stage_rows = [_vector(xp, tableau.a[i][:i], dtype, device) for i in range(s)]
-        self.weights = _vector(xp, tableau.b, dtype, device)
-        errors = tableau.error_weights
-        self.error_weights = None if errors is None else _vector(xp, errors, dtype, device)
-        self.error_order = tableau.controller_order
-        # First stage explicit (c = 0, a row zero): it is f0, known.
-        self.explicit_first_stage = tableau.c[0] == 0 and self.diagonal[0] == 0
-        # Stiffly accurate with an explicit first stage: y1 is the last stage,
-        # whose derivative starts the next step.
-        self.fsal = self.explicit_first_stage and s > 1 and tableau.c[-1] == 1 and tableau.a[-1] == tableau.b
-        self.has_continuous_extension = False
-        self.extra_evaluations = 0
         eps = float(xp.finfo(dtype).eps)
         # scipy's Radau and Hairer's codes: Newton stops at a fraction of the
         # tolerance, never below what round-off allows.
@@ -126,16 +109,19 @@ class DiagonallyImplicitRungeKutta:
         self.roundoff_norm = 10.0 * eps / rtol_scalar
         self.eps = eps
         self.identity = xp.eye(n, dtype=dtype, device=device)
+        self.has_continuous_extension = False
+        self.extra_evaluations = 0
         # Carried state.
         self.jacobian: Any = None
         self.jacobian_is_current = False
-        self.iteration_inverse: Any = None
-        self.factored_h_gamma = math.nan
         self.recompute_jacobian = False
         self.njev = 0
         self.nlu = 0
 
-    # -- Jacobian and iteration matrix ----------------------------------------
+    # -- Jacobian and iteration matrices --------------------------------------
+
+    def _forget_iteration_matrices(self) -> None:
+        """The Jacobian changed: matrices built on the old one are stale."""
 
     def _evaluate_jacobian(self, fun: RightHandSide, t: float, y: Any, f0: Any) -> int:
         """Refresh ``J`` at ``(t, y)``; returns the evaluations of ``f`` spent."""
@@ -143,7 +129,7 @@ class DiagonallyImplicitRungeKutta:
         self.njev += 1
         self.jacobian_is_current = True
         self.recompute_jacobian = False
-        self.factored_h_gamma = math.nan
+        self._forget_iteration_matrices()
         if self.jac is not None:
             self.jacobian = self.jac(t, y)
             return 0
@@ -171,21 +157,17 @@ class DiagonallyImplicitRungeKutta:
             return self._evaluate_jacobian(fun, t, y, None)
         return 1 + self._evaluate_jacobian(fun, t, y, fun(t, y))
 
-    def _ensure_iteration_matrix(self, h_gamma: float) -> bool:
-        """Invert ``I - h gamma J`` unless already done for this ``h gamma``."""
-        if h_gamma == self.factored_h_gamma:
-            return True
+    def _invert(self, matrix: Any) -> Any:
+        """``matrix^{-1}``, or ``None`` when it is singular or not finite."""
         xp = self.xp
         try:
-            inverse = xp.linalg.inv(self.identity - h_gamma * self.jacobian)
+            inverse = xp.linalg.inv(matrix)
         except Exception:  # singular: numpy LinAlgError, torch's _LinAlgError, ...
-            return False
+            return None
         self.nlu += 1
         if not bool(xp.all(xp.isfinite(inverse))):
-            return False
-        self.iteration_inverse = inverse
-        self.factored_h_gamma = h_gamma
-        return True
+            return None
+        return inverse
 
     def adjust_step(self, h: float, h_next: float) -> float:
         """Keep ``h`` when the controller would grow it only a little."""
@@ -193,6 +175,132 @@ class DiagonallyImplicitRungeKutta:
             return h_next
         ratio = h_next / h
         return h if 1.0 <= ratio < HOLD_STEP_BELOW_GROWTH else h_next
+
+    def _cannot_converge(self, rate: float, remaining: int, delta_norm: float) -> bool:
+        """Whether a simplified Newton iteration converging at ``rate`` cannot
+        reach the tolerance in the ``remaining`` iterations (Hairer & Wanner,
+        IV.8, (8.13))."""
+        return rate >= 1.0 or rate**remaining / (1.0 - rate) * delta_norm > self.newton_tolerance
+
+    def _has_converged(self, iteration: int, rate: float, delta_norm: float) -> bool:
+        """Whether the error left after this correction is below the tolerance."""
+        return delta_norm == 0.0 or (iteration > 0 and rate / (1.0 - rate) * delta_norm < self.newton_tolerance)
+
+    # -- the step -------------------------------------------------------------
+
+    def _attempt(
+        self,
+        fun: RightHandSide,
+        t: float,
+        y: Any,
+        f0: Any,
+        h: float,
+        t_end_eval: float | None,
+        full_newton: bool = False,
+    ) -> tuple[Any, Any, int, bool, float]:
+        raise NotImplementedError
+
+    def step(
+        self, fun: RightHandSide, t: float, y: Any, f0: Any, h: float, t_end_eval: float | None = None
+    ) -> tuple[Any, Any, int]:
+        """One step; returns ``(y1, stages, evaluations)`` with ``y1 = None``
+        when Newton failed even with a fresh Jacobian (retry with a smaller
+        step)."""
+        evaluations = 0
+        if self.jacobian is None or (self.recompute_jacobian and not self.jacobian_is_current):
+            evaluations += self._fresh_jacobian(fun, t, y)
+        while True:
+            y1, stages, spent, converged, slowest_rate = self._attempt(fun, t, y, f0, h, t_end_eval)
+            evaluations += spent
+            if converged:
+                # Slow convergence (more than two iterations at a rate above
+                # 1e-3, scipy's rule for Radau): a fresh Jacobian next step.
+                self.recompute_jacobian = slowest_rate > 1e-3
+                self.jacobian_is_current = False
+                return y1, stages, evaluations
+            if self.jacobian_is_current:
+                self.jacobian_is_current = False
+                self.recompute_jacobian = True
+                if self.fixed_step and self.full_newton_fallback:
+                    y1, stages, spent, converged, _ = self._attempt(fun, t, y, f0, h, t_end_eval, full_newton=True)
+                    evaluations += spent
+                    self.jacobian_is_current = False
+                    if converged:
+                        return y1, stages, evaluations
+                return None, None, evaluations
+            evaluations += self._fresh_jacobian(fun, t, y)
+
+
+class DiagonallyImplicitRungeKutta(NewtonStepper):
+    """Steps of one diagonally implicit tableau within one solve.
+
+    Unlike the explicit stepper this object carries state from step to step
+    (the Jacobian, the inverted iteration matrix, the last Newton rate), so one
+    is made per solve.
+
+    Parameters
+    ----------
+    tableau : ButcherTableau
+        With ``a`` lower triangular (``a[i][j] == 0`` for ``j > i``).
+    xp, dtype, device, n, jac, atol, rtol, norm, max_newton_iterations
+        As for :class:`NewtonStepper`.
+    fixed_step : bool
+        The step cannot be shrunk: when simplified Newton fails even with a
+        fresh Jacobian, fall back on full Newton (a Jacobian at every
+        iterate, up to ``FULL_NEWTON_ITERATIONS``) before giving up.
+    """
+
+    full_newton_fallback = True
+
+    def __init__(
+        self,
+        tableau: ButcherTableau,
+        xp: Any,
+        dtype: Any,
+        device: Any,
+        n: int,
+        jac: Callable[[float, Any], Any] | None,
+        atol: Any,
+        rtol: Any,
+        norm: Callable[[Any], float],
+        max_newton_iterations: int = 10,
+        fixed_step: bool = False,
+    ) -> None:
+        s = tableau.n_stages
+        if any(tableau.a[i][j] != 0 for i in range(s) for j in range(i + 1, s)):
+            raise ValueError(f"method: {tableau.name!r} is not diagonally implicit (a must be lower triangular)")
+        super().__init__(xp, dtype, device, n, jac, atol, rtol, norm, max_newton_iterations, fixed_step)
+        self.tableau = tableau
+        self.n_stages = s
+        self.nodes = [float(ci) for ci in tableau.c]
+        self.diagonal = [float(tableau.a[i][i]) for i in range(s)]
+        self.end_nodes = [i for i, ci in enumerate(tableau.c) if ci == 1]
+        self.stage_rows = [_vector(xp, tableau.a[i][:i], dtype, device) for i in range(s)]
+        self.weights = _vector(xp, tableau.b, dtype, device)
+        errors = tableau.error_weights
+        self.error_weights = None if errors is None else _vector(xp, errors, dtype, device)
+        self.error_order = tableau.controller_order
+        # First stage explicit (c = 0, a row zero): it is f0, known.
+        self.explicit_first_stage = tableau.c[0] == 0 and self.diagonal[0] == 0
+        # Stiffly accurate with an explicit first stage: y1 is the last stage,
+        # whose derivative starts the next step.
+        self.fsal = self.explicit_first_stage and s > 1 and tableau.c[-1] == 1 and tableau.a[-1] == tableau.b
+        self.iteration_inverse: Any = None
+        self.factored_h_gamma = math.nan
+
+    def _forget_iteration_matrices(self) -> None:
+        self.factored_h_gamma = math.nan
+
+    def _ensure_iteration_matrix(self, h_gamma: float) -> bool:
+        """Invert ``I - h gamma J`` unless already done for this ``h gamma``."""
+        if h_gamma == self.factored_h_gamma:
+            return True
+        inverse = self._invert(self.identity - h_gamma * self.jacobian)
+        if inverse is None:
+            return False
+        self.iteration_inverse = inverse
+        self.factored_h_gamma = h_gamma
+        return True
 
     # -- the step -------------------------------------------------------------
 
@@ -214,7 +322,6 @@ class DiagonallyImplicitRungeKutta:
         stage_value = guess
         previous_norm = math.nan
         rate = math.nan
-        tolerance = self.newton_tolerance
         evaluations = 0
         iterations = FULL_NEWTON_ITERATIONS if full_newton else self.max_newton_iterations
         for iteration in range(iterations):
@@ -242,43 +349,13 @@ class DiagonallyImplicitRungeKutta:
                     if rate >= 2.0:
                         return stage_value, evaluations, False, rate
                     rate = min(rate, 0.5)
-                elif rate >= 1.0 or rate**remaining / (1.0 - rate) * delta_norm > tolerance:
+                elif self._cannot_converge(rate, remaining, delta_norm):
                     return stage_value, evaluations, False, rate
             stage_value = stage_value + delta
-            if delta_norm == 0.0 or (iteration > 0 and rate / (1.0 - rate) * delta_norm < tolerance):
+            if self._has_converged(iteration, rate, delta_norm):
                 return stage_value, evaluations, True, rate
             previous_norm = delta_norm
         return stage_value, evaluations, False, rate
-
-    def step(
-        self, fun: RightHandSide, t: float, y: Any, f0: Any, h: float, t_end_eval: float | None = None
-    ) -> tuple[Any, Any, int]:
-        """One step; returns ``(y1, stages, evaluations)`` with ``y1 = None``
-        when Newton failed even with a fresh Jacobian (retry with a smaller
-        step)."""
-        evaluations = 0
-        if self.jacobian is None or (self.recompute_jacobian and not self.jacobian_is_current):
-            evaluations += self._fresh_jacobian(fun, t, y)
-        while True:
-            y1, stages, spent, converged, slowest_rate = self._attempt(fun, t, y, f0, h, t_end_eval)
-            evaluations += spent
-            if converged:
-                # Slow convergence (more than two iterations at a rate above
-                # 1e-3, scipy's rule for Radau): a fresh Jacobian next step.
-                self.recompute_jacobian = slowest_rate > 1e-3
-                self.jacobian_is_current = False
-                return y1, stages, evaluations
-            if self.jacobian_is_current:
-                self.jacobian_is_current = False
-                self.recompute_jacobian = True
-                if self.fixed_step:
-                    y1, stages, spent, converged, _ = self._attempt(fun, t, y, f0, h, t_end_eval, full_newton=True)
-                    evaluations += spent
-                    self.jacobian_is_current = False
-                    if converged:
-                        return y1, stages, evaluations
-                return None, None, evaluations
-            evaluations += self._fresh_jacobian(fun, t, y)
 
     def _attempt(
         self,

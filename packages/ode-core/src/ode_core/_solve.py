@@ -14,6 +14,7 @@ from ._events import EventTracker
 from ._explicit_rk import explicit_stepper
 from ._implicit_rk import DiagonallyImplicitRungeKutta
 from ._initial_step import select_initial_step
+from ._radau import RadauIIA
 from ._solution import Solution, Stats, Status
 from ._tableau import ButcherTableau
 from ._validation import (
@@ -72,8 +73,9 @@ def solve(
         Output times, strictly increasing or strictly decreasing; ``t[0]`` is
         the initial time. Times are float64 whatever the state's dtype.
         Output times between steps are interpolated (no evaluations of
-        ``f``), except for adaptive methods whose interpolant is of much
-        lower order than the method (``cash_karp``): those step onto them.
+        ``f``), except for adaptive methods whose interpolant is of lower
+        order than the error their step-size control bounds (``cash_karp``,
+        ``kvaerno5``): those step onto them.
     method : str or ButcherTableau
         A name from :data:`ode_core.METHODS` or a tableau of your own.
         Default ``"dopri5"``.
@@ -217,7 +219,8 @@ def solve(
             raise ValueError(f"jac: method {tableau.name!r} is explicit and uses no Jacobian; pass jac=None")
         stepper = explicit_stepper(tableau, xp, dtype, device, n)
     else:
-        stepper = DiagonallyImplicitRungeKutta(
+        stepper_class = DiagonallyImplicitRungeKutta if tableau.diagonally_implicit else RadauIIA
+        stepper = stepper_class(
             tableau,
             xp,
             dtype,
@@ -233,11 +236,13 @@ def solve(
     f_current = xp.reshape(first_value, (n,))
     nfev = 1
 
-    # A method whose interpolant is much less accurate than its steps (cubic
-    # Hermite behind cash_karp's fifth order) would lose the tolerance at
-    # output times between steps, so adaptive solves step onto them instead.
+    # A method whose interpolant is less accurate than the local error the
+    # controller bounds (cubic Hermite behind cash_karp's fifth order) would
+    # lose the tolerance at output times between steps, so adaptive solves
+    # step onto them instead. radau5's collocation polynomial (order 3) is as
+    # accurate as its order-3 error estimate, so it interpolates.
     interpolant_order = tableau.dense_order if tableau.dense_order is not None else 3
-    if adaptive and interpolant_order < tableau.order - 1:
+    if adaptive and interpolant_order < tableau.controller_order:
         step_times = step_times + times[1:-1]
     # Times the solver must land on, in order; the last is t_end.
     inside = sorted(

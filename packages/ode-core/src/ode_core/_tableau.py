@@ -238,6 +238,14 @@ class ButcherTableau:
         """Whether ``a`` is strictly lower triangular."""
         return all(self.a[i][j] == 0 for i in range(self.n_stages) for j in range(i, self.n_stages))
 
+    @functools.cached_property
+    def diagonally_implicit(self) -> bool:
+        """Whether ``a`` is lower triangular with a nonzero diagonal entry:
+        each stage solves its own equation, one after the other."""
+        s = self.n_stages
+        lower = all(self.a[i][j] == 0 for i in range(s) for j in range(i + 1, s))
+        return lower and not self.explicit
+
     @property
     def implicit(self) -> bool:
         """Whether some stage depends on itself or a later stage."""

@@ -18,6 +18,7 @@ from .implicit_midpoint import IMPLICIT_MIDPOINT
 from .kvaerno3 import KVAERNO3
 from .kvaerno5 import KVAERNO5
 from .midpoint import MIDPOINT
+from .radau5 import RADAU5
 from .ralston import RALSTON
 from .rk4 import RK4
 from .rk38 import RK38
@@ -43,6 +44,7 @@ _ALL: tuple[ButcherTableau, ...] = (
     IMPLICIT_MIDPOINT,
     KVAERNO3,
     KVAERNO5,
+    RADAU5,
 )
 
 TABLEAUX: MappingProxyType[str, ButcherTableau] = MappingProxyType({t.name: t for t in _ALL})

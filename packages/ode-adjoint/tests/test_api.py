@@ -521,3 +521,41 @@ def test_jump_t_steps_onto_a_discontinuity_of_f(gradient: str) -> None:
     (grad_weight,) = torch.autograd.grad(solution.ys[1].sum(), (weight,))
     # y(1.5) = w * 1 - w * 0.5 per component.
     torch.testing.assert_close(grad_weight, torch.tensor(1.0, dtype=torch.float64), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dopri8"])
+def test_callable_norm_equal_to_rms_takes_the_default_steps(method: str) -> None:
+    """A callable norm sees the error scaled exactly as the default RMS norm
+    does (dopri8 also combines two estimates): the same steps, to the bit."""
+
+    def rms(scaled: torch.Tensor) -> torch.Tensor:
+        return scaled.pow(2).mean().sqrt()
+
+    y0, theta = van_der_pol_inputs()
+    with torch.no_grad():
+        default = ode_adjoint.solve(forced_van_der_pol(theta), y0, [0.0, 2.0], method=method, rtol=1e-6, atol=1e-8)
+        custom = ode_adjoint.solve(
+            forced_van_der_pol(theta), y0, [0.0, 2.0], method=method, rtol=1e-6, atol=1e-8, options={"norm": rms}
+        )
+    assert (custom.stats.n_accepted, custom.stats.n_rejected) == (default.stats.n_accepted, default.stats.n_rejected)
+    torch.testing.assert_close(custom.ys, default.ys, rtol=1e-12, atol=1e-12)
+
+
+def test_a_solve_nested_in_func_of_the_same_shape_gets_its_own_buffers() -> None:
+    """The forward loop pools its stage buffers across solves; a solve
+    started inside ``func`` of another, with the same shape, must not share
+    the outer one's."""
+    decay = torch.tensor([[1.0, 2.0]], dtype=DTYPE)
+
+    def inner_flow(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return -decay * y
+
+    def outer(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # d/dt y = -y pushed through a short inner solve of the same shape (identity in the limit).
+        pushed = ode_adjoint.odeint(inner_flow, y, torch.tensor([0.0, 1e-9], dtype=DTYPE), rtol=1e-10, atol=1e-12)[-1]
+        return -pushed
+
+    y0 = torch.ones(3, 2, dtype=DTYPE)
+    with torch.no_grad():
+        nested = ode_adjoint.odeint(outer, y0, torch.tensor([0.0, 1.0], dtype=DTYPE), rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(nested[-1], torch.full((3, 2), math.exp(-1.0), dtype=DTYPE), rtol=1e-7, atol=1e-9)

@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 import torch
 from ode_core import ButcherTableau, PIDController, Status, select_initial_step
 
+from ._state import FlatFunction
+
 __all__ = ["LoopResult", "StepRecord", "TorchTableau", "integrate", "replay_step"]
 
 FlatFunc = Callable[[float, torch.Tensor], torch.Tensor]
@@ -37,6 +39,9 @@ _NO_STATE = torch.empty(0)
 # A step that would leave less than this fraction of itself before a time the
 # solver must land on is stretched to land there (as in ode-core).
 _LANDING_SLACK = 1e-10
+
+# scipy's integral controller; frozen, so one instance serves every solve.
+_DEFAULT_CONTROLLER = PIDController()
 
 
 class TorchTableau:
@@ -69,10 +74,12 @@ class TorchTableau:
         self.error_order = tableau.controller_order
         if tableau.dense is not None:
             self.dense_t = tensor(tableau.dense).T.contiguous()  # (d, s + extra)
+            self.dense_rows = [[float(v) for v in row] for row in tableau.dense]
             self.extra_nodes = [float(c) for c in tableau.c_extra]
             self.extra_rows = [vector(row) for row in tableau.a_extra]
         else:
             self.dense_t = None
+            self.dense_rows = []
             self.extra_nodes = []
             self.extra_rows = []
 
@@ -87,17 +94,61 @@ class TorchTableau:
 
 
 class StageBuffer:
-    """The stage matrix ``K`` (s, n) and its views, made once per solve.
+    """The stage matrix ``K`` (s, n) and its views, for solves without autograd.
 
     Without autograd the same buffer serves every step, and the views
     ``K[i]`` and ``K[:i].T`` cost nothing per step. With autograd each step
-    needs its own buffer, since the graph keeps the stages of every step.
+    needs its own stages, since the graph keeps those of every step.
+
+    Making the views costs more than a small solve (tens of microseconds),
+    so small buffers are pooled across solves: :meth:`acquire` takes one
+    (or makes one) and :meth:`release` gives it back. A solve started inside
+    ``f`` of another (nested solves) takes a different one.
     """
 
-    def __init__(self, n_stages: int, like: torch.Tensor) -> None:
+    _pool: ClassVar[dict[tuple[Any, ...], list[StageBuffer]]] = {}
+    # Pool only buffers up to this many elements (256 KiB in float32), and
+    # only this many shapes, so the pool never holds much memory.
+    _POOLED_ELEMENTS = 65536
+    _POOLED_SHAPES = 16
+
+    def __init__(self, n_stages: int, like: torch.Tensor, shape: tuple[int, ...] | None) -> None:
         self.stages = torch.empty((n_stages, like.shape[0]), dtype=like.dtype, device=like.device)
         self.rows = list(self.stages.unbind(0))
         self.prefixes = [self.stages[:i].T for i in range(n_stages + 1)]
+        self.shape = shape
+        self.shaped_rows = None if shape is None else [row.view(shape) for row in self.rows]
+        self.direct: FlatFunction | None = None
+
+    @classmethod
+    def acquire(cls, n_stages: int, like: torch.Tensor, func: FlatFunc) -> StageBuffer:
+        """A buffer for one solve. For a single-tensor user state the loop
+        calls the user's function on shaped views and copies its values
+        straight into shaped rows, saving the flat wrapper's reshapes on
+        every evaluation (``direct``)."""
+        direct = func if isinstance(func, FlatFunction) and func.checked and func.shape is not None else None
+        shape = None if direct is None else direct.shape
+        key = (n_stages, like.shape[0], like.dtype, like.device, shape)
+        free = cls._pool.get(key)
+        buffer = free.pop() if free else cls(n_stages, like, shape)
+        buffer.direct = direct
+        return buffer
+
+    @classmethod
+    def release(cls, buffer: StageBuffer) -> None:
+        """Give a buffer back at the end of its solve."""
+        buffer.direct = None
+        stages = buffer.stages
+        if stages.numel() > cls._POOLED_ELEMENTS:
+            return
+        key = (stages.shape[0], stages.shape[1], stages.dtype, stages.device, buffer.shape)
+        free = cls._pool.get(key)
+        if free is None:
+            if len(cls._pool) >= cls._POOLED_SHAPES:
+                cls._pool.clear()
+            free = cls._pool[key] = []
+        if len(free) < 2:
+            free.append(buffer)
 
 
 def _stage_times(coefficients: TorchTableau, t: float, h: float, end_time: float | None) -> list[float]:
@@ -135,13 +186,25 @@ def rk_step(
     rows[0].copy_(f0)
     times = _stage_times(coefficients, t, h, end_time)
     last = s - 1 if coefficients.fsal else s
-    for i in range(1, last):
-        rows[i].copy_(func(times[i], torch.addmv(y, prefixes[i], weights[i], alpha=h)))
-    if coefficients.fsal:
-        y1 = torch.addmv(y, prefixes[s - 1], weights[s - 1], alpha=h)
-        rows[s - 1].copy_(func(times[s - 1], y1))
+    direct = buffer.direct
+    if direct is not None:
+        user, shape, shaped_rows = direct.func, direct.shape, buffer.shaped_rows
+        assert shape is not None and shaped_rows is not None  # for mypy: set together
+        for i in range(1, last):
+            value = user(direct.time(times[i]), torch.addmv(y, prefixes[i], weights[i], alpha=h).view(shape))
+            shaped_rows[i].copy_(value)
+        if coefficients.fsal:
+            y1 = torch.addmv(y, prefixes[s - 1], weights[s - 1], alpha=h)
+            shaped_rows[s - 1].copy_(user(direct.time(times[s - 1]), y1.view(shape)))
+            return y1, buffer.stages
     else:
-        y1 = torch.addmv(y, prefixes[s], coefficients.b, alpha=h)
+        for i in range(1, last):
+            rows[i].copy_(func(times[i], torch.addmv(y, prefixes[i], weights[i], alpha=h)))
+        if coefficients.fsal:
+            y1 = torch.addmv(y, prefixes[s - 1], weights[s - 1], alpha=h)
+            rows[s - 1].copy_(func(times[s - 1], y1))
+            return y1, buffer.stages
+    y1 = torch.addmv(y, prefixes[s], coefficients.b, alpha=h)
     return y1, buffer.stages
 
 
@@ -194,23 +257,31 @@ def _error_ratio(
     if torch.is_grad_enabled():
         with torch.no_grad():
             return _error_ratio(coefficients, h, abs_y, abs_y1, stages.detach(), rtol, atol, norm)
-    if True:
-        scale = torch.maximum(abs_y, abs_y1).mul_(rtol).add_(atol)
-        error = torch.mv(stages.T, coefficients.error_weights).div_(scale)  # type: ignore[arg-type]
-        if coefficients.error_weights_secondary is None:
-            if norm is None:
-                return abs(h) * math.sqrt(float(error @ error) / error.shape[0])
-            return abs(h) * norm(error)
-        secondary = torch.mv(stages.T, coefficients.error_weights_secondary).div_(scale)
-        measure = norm if norm is not None else (lambda e: math.sqrt(float(e @ e) / e.shape[0]))
-        error5, error3 = measure(error), measure(secondary)
-        if error5 == 0.0 and error3 == 0.0:
-            return 0.0
-        # DOP853's combined estimate (Hairer, Norsett & Wanner, II.10), as in ode-core.
-        return abs(h) * error5 * error5 / math.sqrt(error5 * error5 + 0.01 * error3 * error3)
+    # error / (atol + rtol m) = (error / rtol) / (m + atol / rtol), with
+    # m = max(|y|, |y1|): two kernels for the scale instead of three, and the
+    # factor |h| / rtol applied to the RMS norm as a float.
+    scale = torch.maximum(abs_y, abs_y1).add_(atol / rtol)
+    stages_t = stages.T
+    error = torch.mv(stages_t, coefficients.error_weights).div_(scale)  # type: ignore[arg-type]
+    factor = abs(h) / rtol
+    if coefficients.error_weights_secondary is None:
+        if norm is None:
+            return factor * math.sqrt(float(torch.dot(error, error)) / error.shape[0])
+        return abs(h) * norm(error.div_(rtol))
+    secondary = torch.mv(stages_t, coefficients.error_weights_secondary).div_(scale)
+    if norm is None:
+        error5 = math.sqrt(float(torch.dot(error, error)) / error.shape[0])
+        error3 = math.sqrt(float(torch.dot(secondary, secondary)) / secondary.shape[0])
+    else:
+        error5, error3 = norm(error.div_(rtol)), norm(secondary.div_(rtol))
+        factor = abs(h)
+    if error5 == 0.0 and error3 == 0.0:
+        return 0.0
+    # DOP853's combined estimate (Hairer, Norsett & Wanner, II.10), as in ode-core.
+    return factor * error5 * error5 / math.sqrt(error5 * error5 + 0.01 * error3 * error3)
 
 
-def _interpolant(
+def _interpolate(
     func: FlatFunc,
     coefficients: TorchTableau,
     t: float,
@@ -219,13 +290,26 @@ def _interpolant(
     f1: torch.Tensor,
     stages: torch.Tensor,
     h: float,
+    thetas: Sequence[float],
 ) -> tuple[torch.Tensor, int]:
-    """Coefficients ``C`` (d, n) with ``y(t + theta h) = y + sum_j theta^j C_j``."""
+    """The step's interpolant at ``t + theta h`` for each theta: ``(len(thetas), n)``,
+    and the evaluations of ``f`` spent (DOP853's extra stages).
+
+    With a continuous extension ``y(t + theta h) = y + h sum_i b_i(theta)
+    k_i``, where ``b_i(theta) = sum_j dense[i][j] theta^(j+1)``. On the CPU
+    the small matrix ``h b_i(theta)`` (outputs x stages) is formed in Python
+    and applied in one ``addmm``; on an accelerator the powers of theta are
+    built on the device (``full`` then ``cumprod``) rather than copied from
+    the host, which would wait for the stream. Without an extension: the
+    cubic Hermite interpolant through ``y, y1`` with slopes ``k_0, f1``.
+    """
+    count = len(thetas)
     if coefficients.dense_t is None:
         delta = y1 - y
         slope0 = stages[0] * h
         slope1 = f1 * h
-        return torch.stack((slope0, 3.0 * delta - 2.0 * slope0 - slope1, slope0 + slope1 - 2.0 * delta)), 0
+        interpolant = torch.stack((slope0, 3.0 * delta - 2.0 * slope0 - slope1, slope0 + slope1 - 2.0 * delta))
+        return _evaluate(y, interpolant, thetas), 0
     evaluations = 0
     if coefficients.extra_nodes:
         extra: list[torch.Tensor] = []
@@ -234,15 +318,19 @@ def _interpolant(
             extra.append(func(t + node * h, torch.addmv(y, extended.T, row, alpha=h)))
             evaluations += 1
         stages = torch.cat((stages, torch.stack(extra)))
-    return torch.mm(coefficients.dense_t, stages) * h, evaluations
+    if y.device.type == "cpu":
+        dense = coefficients.dense_rows
+        weights = []
+        for theta in thetas:
+            powers = [h * theta ** (j + 1) for j in range(len(dense[0]))]
+            weights.append([sum(p * d for p, d in zip(powers, row)) for row in dense])
+        matrix = torch.tensor(weights, dtype=y.dtype, device=y.device)
+        return torch.addmm(y.expand(count, -1), matrix, stages), evaluations
+    return _evaluate(y, torch.mm(coefficients.dense_t, stages).mul_(h), thetas), evaluations
 
 
 def _evaluate(y: torch.Tensor, interpolant: torch.Tensor, thetas: Sequence[float]) -> torch.Tensor:
-    """``y + sum_j theta^j C_j`` for each theta: (len(thetas), n).
-
-    The powers are built on the device (``full`` then ``cumprod``) rather
-    than copied from the host, which on CUDA would wait for the stream.
-    """
+    """``y + sum_j theta^j C_j`` for each theta: (len(thetas), n), powers built on y's device."""
     degree = interpolant.shape[0]
     powers = torch.stack([torch.full((degree,), theta, dtype=y.dtype, device=y.device) for theta in thetas])
     return torch.addmm(y.expand(len(thetas), -1), powers.cumprod_(dim=1), interpolant)
@@ -328,7 +416,7 @@ def integrate(
     f_current = func(t0, y0)
     nfev = 1
     if controller is None:
-        controller = PIDController()
+        controller = _DEFAULT_CONTROLLER
     if adaptive:
         control_state = controller.init(coefficients.error_order)
         if first_step is not None:
@@ -365,7 +453,7 @@ def integrate(
     t_current, y = t0, y0
     abs_y = y0.detach().abs()
     reuse_buffer = not torch.is_grad_enabled()
-    buffer = StageBuffer(coefficients.n_stages, y0) if reuse_buffer else None
+    buffer = StageBuffer.acquire(coefficients.n_stages, y0, func) if reuse_buffer else None
     n_steps = n_accepted = n_rejected = 0
     step_proposal = math.nan
     start_time: float | None = None
@@ -403,7 +491,7 @@ def integrate(
         n_steps += 1
         if adaptive:
             # |y| of the accepted state is kept from the step that reached it.
-            abs_y_new = y_new.detach().abs()
+            abs_y_new = (y_new.detach() if y_new.requires_grad else y_new).abs()
             ratio = _error_ratio(coefficients, h, abs_y, abs_y_new, stages, rtol, atol, norm)
             accepted, h_next, control_state = controller.adapt(h, ratio, control_state)
             if not accepted:
@@ -441,9 +529,10 @@ def integrate(
         else:
             f_new = stages[0]  # unused: the solve ends here
         if interior:
-            interpolant, extra = _interpolant(func, coefficients, t_current, y, y_new, f_new, stages, h)
+            thetas = [(time - t_current) / h for time in interior]
+            values, extra = _interpolate(func, coefficients, t_current, y, y_new, f_new, stages, h, thetas)
             nfev += extra
-            outputs.extend(_evaluate(y, interpolant, [(time - t_current) / h for time in interior]).unbind(0))
+            outputs.extend(values.unbind(0))
         if n_outputs > first_pending and times[n_outputs - 1] == t_new:
             outputs.append(y_new)
         t_current, y = t_new, y_new
@@ -464,6 +553,10 @@ def integrate(
             t_land = landings[landing_index]
         f_current = f_new
         h = h_next
+    if buffer is not None:
+        # Nothing returned is a view of it (outputs and states are fresh
+        # tensors). After an exception in f it is simply not pooled.
+        StageBuffer.release(buffer)
     if not adaptive and status is Status.SUCCESS:
         with torch.no_grad():
             finite = bool(torch.isfinite(y).all())
@@ -510,8 +603,8 @@ def replay_step(
         f1 = stages[-1] if coefficients.fsal else func(end, y1)
         if not coefficients.fsal:
             evaluations += 1
-        interpolant, extra = _interpolant(func, coefficients, record.t, y, y1, f1, stages, record.h)
-        evaluations += extra
         thetas = [(time - record.t) / record.h for time in interior_times]
-        outputs = list(_evaluate(y, interpolant, thetas).unbind(0))
+        values, extra = _interpolate(func, coefficients, record.t, y, y1, f1, stages, record.h, thetas)
+        evaluations += extra
+        outputs = list(values.unbind(0))
     return y1, outputs, evaluations

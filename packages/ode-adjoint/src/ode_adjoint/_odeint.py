@@ -307,7 +307,9 @@ def solve(
         raise ValueError("options['norm']: 'seminorm' only applies to the adjoint solve (adjoint_options)")
     if isinstance(t, torch.Tensor) and t.device != flat_state.device and t.requires_grad:
         raise ValueError(f"t: on {t.device}, expected y0's device {flat_state.device}")
-    parameters = _parameters(func, adjoint_params, gradient)
+    # Backprop differentiates whatever func uses; the other engines need the list.
+    needs_parameters = gradient != "backprop" or adjoint_params is not None
+    parameters = _parameters(func, adjoint_params, gradient) if needs_parameters else ()
     flat_func = flat_state.flat_func(func)
     y0_flat = flat_state.flatten(y0)
     stats = GradientStats()

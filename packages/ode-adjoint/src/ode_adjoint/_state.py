@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FlatState"]
+__all__ = ["FlatFunction", "FlatState"]
 
 
 class FlatState:
@@ -54,45 +54,13 @@ class FlatState:
         parts = torch.split(flat, self.sizes, dim=-1)
         return tuple(part.reshape(*lead, *shape) for part, shape in zip(parts, self.shapes))
 
-    def flat_func(self, func: Callable[..., Any]) -> Callable[[float, torch.Tensor], torch.Tensor]:
+    def flat_func(self, func: Callable[..., Any]) -> FlatFunction:
         """``func(t, y)`` in the user's structure as a function of the flat state.
 
         The first call checks what ``func`` returns (structure, shapes,
         dtype, device) and raises naming ``func``.
         """
-        checked = False
-        dtype, device = self.dtype, self.device
-
-        def as_tensor(t: float) -> torch.Tensor:
-            # The solver keeps time in float64; func gets a 0-d tensor of
-            # the state's dtype (what a network concatenating t expects).
-            # torch.full sends the value as a kernel argument: no host to
-            # device copy, no synchronisation on CUDA.
-            return torch.full((), t, dtype=dtype, device=device)
-
-        if not self.is_tuple:
-            shape = self.shapes[0]
-
-            def flat(t: float, y: torch.Tensor) -> torch.Tensor:
-                nonlocal checked
-                value = func(as_tensor(t), y.view(shape))
-                if not checked:
-                    self.check_output(value)
-                    checked = True
-                flat_value: torch.Tensor = value.reshape(-1)
-                return flat_value
-
-            return flat
-
-        def flat_tuple(t: float, y: torch.Tensor) -> torch.Tensor:
-            nonlocal checked
-            value = func(as_tensor(t), self.unflatten(y))
-            if not checked:
-                self.check_output(value)
-                checked = True
-            return torch.cat([part.reshape(-1) for part in value])
-
-        return flat_tuple
+        return FlatFunction(self, func)
 
     def check_output(self, value: Any) -> None:
         values = value if self.is_tuple else (value,)
@@ -108,3 +76,55 @@ class FlatState:
                 raise TypeError(f"func: {where} has dtype {part.dtype}, expected y0's dtype {self.dtype}")
             if part.device != self.device:
                 raise ValueError(f"func: {where} is on {part.device}, expected y0's device {self.device}")
+
+
+class FlatFunction:
+    """``func`` of the user's structure, called on flat states.
+
+    Calling it maps a flat ``y`` (n,) to the user's structure, calls
+    ``func`` with ``t`` as a 0-d tensor of the state's dtype and device, and
+    returns the flat value; the first call checks that value. For a single
+    tensor state the solver's hot loop skips the mapping: ``shape`` is the
+    user's shape and :meth:`time` makes ``t``, so it can hand ``func`` shaped
+    views of its own buffers (``shape`` is ``None`` for tuple states).
+
+    Parameters
+    ----------
+    state : FlatState
+    func : callable
+        ``func(t, y)`` in the user's structure.
+    """
+
+    __slots__ = ("checked", "device", "dtype", "func", "shape", "state")
+
+    def __init__(self, state: FlatState, func: Callable[..., Any]) -> None:
+        self.state = state
+        self.func = func
+        self.dtype = state.dtype
+        self.device = state.device
+        self.shape: tuple[int, ...] | None = None if state.is_tuple else state.shapes[0]
+        self.checked = False
+
+    def time(self, t: float) -> torch.Tensor:
+        """``t`` as ``func`` receives it.
+
+        The solver keeps time in float64; ``func`` gets a 0-d tensor of the
+        state's dtype (what a network concatenating ``t`` expects).
+        ``torch.full`` sends the value as a kernel argument: no host to
+        device copy, no synchronisation on CUDA.
+        """
+        return torch.full((), t, dtype=self.dtype, device=self.device)
+
+    def __call__(self, t: float, y: torch.Tensor) -> torch.Tensor:
+        state = self.state
+        if self.shape is not None:
+            value = self.func(torch.full((), t, dtype=self.dtype, device=self.device), y.view(self.shape))
+        else:
+            value = self.func(self.time(t), state.unflatten(y))
+        if not self.checked:
+            state.check_output(value)
+            self.checked = True
+        if self.shape is not None:
+            flat_value: torch.Tensor = value.reshape(-1)
+            return flat_value
+        return torch.cat([part.reshape(-1) for part in value])

@@ -37,3 +37,36 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+# --- Documentation: the Sphinx site in docs/ (README, "Documentation"), built into docs/_build/html
+# (ignored by git). Pinned, because the build treats every warning as an error.
+DOCS_REQUIREMENTS = ("sphinx==9.0.4", "furo==2025.12.19", "myst-parser==5.2.0", "numpydoc==1.11.0")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML docs into docs/_build/html: warnings are errors, references nitpicky, no network.
+
+    ``-E`` rereads every page, so a warning cannot hide in a cached one; posargs go to sphinx-build.
+    """
+    session.install(TORCH[0])
+    session.install(*DOCS_REQUIREMENTS)
+    session.install(*PACKAGES)
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-n", "-E", "-b", "html", "docs", "docs/_build/html", *session.posargs
+    )
+
+
+@nox.session(name="docs-serve")
+def docs_serve(session: nox.Session) -> None:
+    """Live preview on http://127.0.0.1:8000: rebuild when docs/ or a package's source changes.
+
+    The packages are installed editable, so docstring edits show up; posargs go to sphinx-autobuild.
+    """
+    session.install(TORCH[0])
+    session.install(*DOCS_REQUIREMENTS, "sphinx-autobuild==2025.8.25")
+    session.install(*(argument for package in PACKAGES for argument in ("-e", package)))
+    session.run(
+        "sphinx-autobuild", "-n", "--watch", "packages", "--port", "8000", "docs", "docs/_build/html", *session.posargs
+    )

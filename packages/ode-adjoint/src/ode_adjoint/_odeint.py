@@ -36,7 +36,27 @@ _IGNORED_OPTIONS = {"perturb", "interp", "dtype"}
 
 
 class SolverError(RuntimeError):
-    """The solve stopped before the last output time (``status``, ``message``)."""
+    """The solve stopped before the last output time (``status``, ``message``).
+
+    Raised by :func:`solve`, :func:`odeint` and :func:`odeint_adjoint`
+    unless ``on_failure="return"``.
+
+    Parameters
+    ----------
+    status : ode_core.Status
+        Why the solve stopped; kept as the ``status`` attribute.
+    message : str
+        The solver's message, naming the time reached.
+
+    Examples
+    --------
+    >>> import torch, ode_adjoint
+    >>> try:
+    ...     ode_adjoint.odeint(lambda t, y: y**2, torch.ones(1), torch.tensor([0.0, 2.0]))
+    ... except ode_adjoint.SolverError as error:
+    ...     print(error.status.value)
+    step_size_underflow
+    """
 
     def __init__(self, status: Status, message: str) -> None:
         super().__init__(f"{status.value}: {message}")
@@ -90,6 +110,7 @@ class Solution:
 
     @property
     def success(self) -> bool:
+        """Whether every output time was reached."""
         return self.status is Status.SUCCESS
 
 
@@ -293,6 +314,21 @@ def solve(
     Returns
     -------
     Solution
+        ``ys`` of shape ``(m, *y0.shape)`` (a tuple for a tuple ``y0``),
+        ``status``, ``message`` and ``stats``, whose backward counters fill
+        in when ``backward()`` runs.
+
+    Examples
+    --------
+    >>> import torch, ode_adjoint
+    >>> net = torch.nn.Linear(2, 2)
+    >>> sol = ode_adjoint.solve(lambda t, y: torch.tanh(net(y)), torch.ones(4, 2), torch.linspace(0, 1, 3),
+    ...                         gradient="checkpoint", adjoint_params=tuple(net.parameters()))
+    >>> sol.ys.shape
+    torch.Size([3, 4, 2])
+    >>> sol.ys[-1].pow(2).sum().backward()
+    >>> sol.stats.backward_steps == sol.stats.n_accepted
+    True
     """
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient: expected one of {', '.join(GRADIENTS)}, got {gradient!r}")
@@ -384,6 +420,24 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
     Accepts every keyword of :func:`solve` (``gradient=`` picks the engine;
     default ``"backprop"``). Raises :class:`SolverError` if the solve fails.
 
+    Parameters
+    ----------
+    func : callable or nn.Module
+        ``func(t, y)``, as in :func:`solve`.
+    y0 : Tensor or tuple of Tensor
+        Initial state, any shape.
+    t : 1-D Tensor or sequence, shape (m,)
+        Output times, strictly monotonic; ``t[0]`` is the initial time.
+    **kwargs
+        ``rtol``, ``atol``, ``method``, ``options``, ``gradient``,
+        ``adjoint_*`` and ``on_failure``: see :func:`solve`.
+
+    Returns
+    -------
+    Tensor of shape (m, *y0.shape), or a tuple of them
+        The solution at ``t`` (a tuple when ``y0`` is one), differentiable
+        by the chosen engine.
+
     Examples
     --------
     >>> import torch, ode_adjoint
@@ -395,7 +449,38 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
 
 
 def odeint_adjoint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
-    """torchdiffeq's ``odeint_adjoint``: :func:`odeint` with ``gradient="adjoint"``."""
+    """torchdiffeq's ``odeint_adjoint``: :func:`odeint` with ``gradient="adjoint"``.
+
+    Memory does not grow with the number of steps: the backward pass solves
+    the adjoint equations backwards in time (Chen et al. 2018).
+
+    Parameters
+    ----------
+    func : callable or nn.Module
+        ``func(t, y)``; its parameters (or ``adjoint_params``) receive
+        gradients.
+    y0 : Tensor or tuple of Tensor
+        Initial state, any shape.
+    t : 1-D Tensor or sequence, shape (m,)
+        Output times, strictly monotonic.
+    **kwargs
+        As :func:`solve`; ``gradient``, if given, must be ``"adjoint"``.
+
+    Returns
+    -------
+    Tensor of shape (m, *y0.shape), or a tuple of them
+        The solution at ``t``.
+
+    Examples
+    --------
+    >>> import torch, ode_adjoint
+    >>> net = torch.nn.Linear(2, 2)
+    >>> ys = ode_adjoint.odeint_adjoint(lambda t, y: net(y), torch.ones(2), torch.tensor([0.0, 1.0]),
+    ...                                 adjoint_params=tuple(net.parameters()))
+    >>> ys[-1].sum().backward()
+    >>> net.bias.grad.shape
+    torch.Size([2])
+    """
     if kwargs.setdefault("gradient", "adjoint") != "adjoint":
         raise ValueError(f"gradient: odeint_adjoint uses the adjoint engine, got {kwargs['gradient']!r}")
     return solve(func, y0, t, **kwargs).ys

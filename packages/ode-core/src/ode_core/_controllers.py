@@ -93,7 +93,20 @@ class PIDController:
             raise ValueError(f"beta1: expected a positive number, got {self.beta1}")
 
     def init(self, error_order: int) -> ControllerState:
-        """Start a solve with an error estimator of order ``error_order``."""
+        """Start a solve with an error estimator of order ``error_order``.
+
+        Parameters
+        ----------
+        error_order : int
+            Order ``q`` of the method's error estimate
+            (:attr:`ButcherTableau.controller_order`); the exponents are
+            ``beta / (q + 1)``.
+
+        Returns
+        -------
+        ControllerState
+            No previous ratios known yet (both 1.0), nothing rejected.
+        """
         k = error_order + 1
         return ControllerState((self.beta1 / k, self.beta2 / k, self.beta3 / k), 1.0, 1.0, False)
 
@@ -142,12 +155,47 @@ class PIDController:
 
 @dataclass(frozen=True)
 class IController(PIDController):
-    """The integral (I) controller, ``beta = (1, 0, 0)``: scipy's and torchdiffeq's."""
+    """The integral (I) controller, ``beta = (1, 0, 0)``: scipy's and torchdiffeq's.
+
+    The default of :func:`ode_core.solve`.
+
+    Parameters
+    ----------
+    beta1, beta2, beta3 : float
+        Defaults ``(1, 0, 0)``; see :class:`PIDController`.
+    safety, min_factor, max_factor : float
+        Defaults ``0.9``, ``0.2`` and ``10``; see :class:`PIDController`.
+
+    Examples
+    --------
+    >>> import numpy as np, ode_core
+    >>> sol = ode_core.solve(lambda t, y: -y, np.ones(2), [0.0, 1.0], controller=ode_core.IController(safety=0.8))
+    >>> sol.success
+    True
+    """
 
 
 @dataclass(frozen=True)
 class PIController(PIDController):
-    """Gustafsson's PI controller, ``beta = (0.7, -0.4, 0)`` (Hairer's choice)."""
+    """Gustafsson's PI controller, ``beta = (0.7, -0.4, 0)`` (Hairer's choice).
+
+    Smoother step-size sequences than the I controller, often fewer rejected
+    steps.
+
+    Parameters
+    ----------
+    beta1, beta2, beta3 : float
+        Defaults ``(0.7, -0.4, 0)``; see :class:`PIDController`.
+    safety, min_factor, max_factor : float
+        Defaults ``0.9``, ``0.2`` and ``10``; see :class:`PIDController`.
+
+    Examples
+    --------
+    >>> import numpy as np, ode_core
+    >>> sol = ode_core.solve(lambda t, y: -y, np.ones(2), [0.0, 1.0], controller=ode_core.PIController())
+    >>> sol.success
+    True
+    """
 
     beta1: float = 0.7
     beta2: float = -0.4

@@ -87,7 +87,23 @@ class DenseOutput:
 
     def append(self, t_start: float, h: float, y_start: Any, coefficients: Any, t_end: float | None = None) -> None:
         """Add the piece for the step ``[t_start, t_start + h]``, or up to
-        ``t_end`` when a terminal event cut the step short."""
+        ``t_end`` when a terminal event cut the step short.
+
+        The solver calls this once per accepted step.
+
+        Parameters
+        ----------
+        t_start : float
+            Start of the step.
+        h : float
+            Signed step size; the piece's variable is ``theta = (t - t_start) / h``.
+        y_start : array, shape (n,)
+            State at ``t_start`` (flattened).
+        coefficients : array, shape (d, n)
+            ``C`` in ``y(t_start + theta h) = y_start + sum_j theta^(j+1) C[j]``.
+        t_end : float, optional
+            Where the piece ends when it ends before ``t_start + h``.
+        """
         self._t_starts.append(t_start)
         self._steps.append(h)
         self._y_starts.append(y_start)

@@ -49,6 +49,15 @@ def select_initial_step(
     -------
     float
         A positive step; the caller applies ``direction``.
+
+    Examples
+    --------
+    >>> import numpy as np, ode_core
+    >>> f = lambda t, y: -y
+    >>> y0 = np.array([1.0])
+    >>> h = ode_core.select_initial_step(f, 0.0, y0, f(0.0, y0), 1.0, 4, 1e-6, 1e-9, ode_core.rms_norm, np.inf, 10.0)
+    >>> bool(0.0 < h < 0.1)
+    True
     """
     xp_abs = abs  # works for arrays of every namespace and for floats
     scale = atol + xp_abs(y0) * rtol

@@ -26,8 +26,8 @@ def rms_norm(scaled_error: Any) -> float:
     Examples
     --------
     >>> import numpy as np
-    >>> rms_norm(np.array([3.0, 4.0])) ** 2
-    12.5
+    >>> rms_norm(np.array([3.0, 4.0]))  # sqrt((9 + 16) / 2)
+    3.5355339059327378
     """
     xp = array_namespace(scaled_error)
     flat = xp.reshape(scaled_error, (-1,))
@@ -35,7 +35,18 @@ def rms_norm(scaled_error: Any) -> float:
 
 
 def max_norm(scaled_error: Any) -> float:
-    """Largest absolute component.
+    """Largest absolute component: a stricter test than :func:`rms_norm`.
+
+    Pass it as ``norm=max_norm`` to :func:`ode_core.solve`.
+
+    Parameters
+    ----------
+    scaled_error : array, any shape
+        ``error / (atol + rtol * max(|y0|, |y1|))``.
+
+    Returns
+    -------
+    float
 
     Examples
     --------

@@ -40,9 +40,13 @@ __all__ = [
 ]
 
 MNIST_MEAN = (0.1307,)
+"""Per-channel mean of the MNIST training images (pixels in [0, 1]), used by ``normalize=True``."""
 MNIST_STD = (0.3081,)
+"""Per-channel standard deviation of the MNIST training images (pixels in [0, 1])."""
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+"""Per-channel (R, G, B) mean of the CIFAR-10 training images (pixels in [0, 1])."""
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+"""Per-channel (R, G, B) standard deviation of the CIFAR-10 training images (pixels in [0, 1])."""
 
 EMBEDDED_MNIST = "mnist_subset.npz"
 """File name of the MNIST subset shipped in ``ode_models/data/``."""
@@ -379,6 +383,16 @@ def load_embedded_mnist(
     -------
     ImageDataset
         Images (N, 1, 28, 28) with N <= 4000 (train) or 1000 (test).
+
+    Examples
+    --------
+    >>> import ode_models
+    >>> data = ode_models.load_embedded_mnist("test")
+    >>> len(data)
+    1000
+    >>> images, labels = data.batch(range(8))
+    >>> images.shape, images.dtype, labels.shape
+    (torch.Size([8, 1, 28, 28]), torch.float32, torch.Size([8]))
     """
     _check_split(split)
     _check_limit(limit)
@@ -532,7 +546,23 @@ def load_dataset(
     normalize: bool = True,
     download: bool = False,
 ) -> ImageDataset:
-    """:func:`load_mnist` or :func:`load_cifar10` by name (``"mnist"``, ``"cifar10"``)."""
+    """:func:`load_mnist` or :func:`load_cifar10` by name (``"mnist"``, ``"cifar10"``).
+
+    Parameters
+    ----------
+    dataset : {"mnist", "cifar10"}
+        Which loader to call.
+    root : str or PathLike
+        The data folder, as the loader expects it.
+    split : {"train", "test"}
+        Which split to read.
+    limit, augment, normalize, download
+        Passed on to the loader.
+
+    Returns
+    -------
+    ImageDataset
+    """
     loaders = {"mnist": load_mnist, "cifar10": load_cifar10}
     if dataset not in loaders:
         raise ValueError(f"dataset: unknown dataset {dataset!r}; valid names are {', '.join(loaders)}")

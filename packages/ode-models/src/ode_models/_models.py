@@ -63,7 +63,17 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
+        """Apply the block.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, C, H, W)
+
+        Returns
+        -------
+        Tensor, shape (B, C, H, W)
+            ``x`` plus the residual.
+        """
         out = self.conv1(torch.relu(self.norm1(x)))
         out = self.conv2(torch.relu(self.norm2(out)))
         result: torch.Tensor = x + out
@@ -87,7 +97,18 @@ class ConcatConv2d(nn.Module):
         self.conv = nn.Conv2d(in_channels + int(time), out_channels, 3, 1, 1)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """t: 0-d tensor, x: (B, C_in, H, W) -> (B, C_out, H, W)."""
+        """Convolve ``x``, with ``t`` as a constant extra channel when ``time``.
+
+        Parameters
+        ----------
+        t : Tensor, shape ()
+            The time.
+        x : Tensor, shape (B, C_in, H, W)
+
+        Returns
+        -------
+        Tensor, shape (B, C_out, H, W)
+        """
         if self.time:
             x = torch.cat((t.to(x.dtype).expand(x.shape[0], 1, *x.shape[2:]), x), dim=1)
         out: torch.Tensor = self.conv(x)
@@ -113,7 +134,20 @@ class ODEFunc(nn.Module):
         self.norm3 = _norm(channels)
 
     def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """t: 0-d tensor, z: (B, C, H, W) -> dz/dt (B, C, H, W)."""
+        """The dynamics ``dz/dt = f(t, z)``.
+
+        Parameters
+        ----------
+        t : Tensor, shape ()
+            The time.
+        z : Tensor, shape (B, C, H, W)
+            The state.
+
+        Returns
+        -------
+        Tensor, shape (B, C, H, W)
+            ``dz/dt``.
+        """
         out = self.conv1(t, torch.relu(self.norm1(z)))
         out = self.conv2(t, torch.relu(self.norm2(out)))
         result: torch.Tensor = self.norm3(out)
@@ -204,7 +238,21 @@ class ODEBlock(nn.Module):
         self._pending: list[GradientStats] = []
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W): the state at t = 1."""
+        """Solve from ``z(0) = z`` to ``t = 1``.
+
+        Updates ``nfe_forward`` (and, after ``backward()``,
+        ``nfe_backward``).
+
+        Parameters
+        ----------
+        z : Tensor, shape (B, C, H, W)
+            The initial state.
+
+        Returns
+        -------
+        Tensor, shape (B, C, H, W)
+            The state at ``t = 1``.
+        """
         options = {"step_size": self.step_size} if self.step_size is not None else None
         parameters = tuple(self.func.parameters())
         solution = ode_adjoint.solve(
@@ -274,12 +322,29 @@ class Classifier(nn.Module):
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> logits (B, 10)."""
+        """Classify a batch of images.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, C, H, W)
+            Normalised images.
+
+        Returns
+        -------
+        Tensor, shape (B, 10)
+            Logits.
+        """
         logits: torch.Tensor = self.head(self.features(self.stem(x)))
         return logits
 
     def ode_blocks(self) -> list[ODEBlock]:
-        """The model's ODE blocks (empty for the ResNets)."""
+        """The model's ODE blocks.
+
+        Returns
+        -------
+        list of ODEBlock
+            In module order; empty for the ResNets.
+        """
         return [m for m in self.modules() if isinstance(m, ODEBlock)]
 
     def reset_nfe(self) -> None:
@@ -354,6 +419,17 @@ def build_model(
     ValueError
         Unknown ``name``, ``dataset``, ``method`` or ``gradient``, or an
         adaptive ``method`` for ``rknet``.
+
+    Examples
+    --------
+    >>> import torch, ode_models
+    >>> model = ode_models.build_model("rknet", "mnist")
+    >>> sum(p.numel() for p in model.parameters())
+    208266
+    >>> model(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    >>> model.ode_blocks()[0].nfe_forward  # four rk4 steps
+    16
     """
     if name not in MODELS:
         raise ValueError(f"name: unknown model {name!r}; valid names are {', '.join(MODELS)}")

@@ -174,6 +174,21 @@ def scaled_milestones(epochs: int) -> list[int]:
     halves up), clamped to ``[1, epochs]``; the rate is divided by 10 once per
     milestone after that many epochs (coinciding milestones divide once each).
     For 10 epochs: 4, 6, 9 (from 3.75, 6.25, 8.75); for 160: 60, 100, 140.
+
+    Parameters
+    ----------
+    epochs : int
+        Length of the run.
+
+    Returns
+    -------
+    list of int
+        Three epochs after which the learning rate is divided by 10.
+
+    Examples
+    --------
+    >>> scaled_milestones(10), scaled_milestones(160), scaled_milestones(1)
+    ([4, 6, 9], [60, 100, 140], [1, 1, 1])
     """
     return [min(epochs, max(1, math.floor(m * epochs / PAPER_EPOCHS + 0.5))) for m in PAPER_MILESTONES]
 

@@ -278,6 +278,17 @@ def test_radau5_dense_output_is_the_collocation_polynomial() -> None:
     assert scaled_error(interpolated.ys, reference, rtol, rtol * atol_factor) < 5
 
 
+def test_radau5_keeps_float32_numpy_states() -> None:
+    def relax(t: float, y: np.ndarray) -> np.ndarray:
+        return (-50.0 * (y - math.cos(t))).astype(np.float32)
+
+    sol = ode_core.solve(relax, np.zeros(2, dtype=np.float32), [0.0, 0.5, 1.0], method="radau5", rtol=1e-4, atol=1e-6)
+    assert sol.success
+    assert sol.ys.dtype == np.float32
+    exact = (2500 * math.cos(1.0) + 50 * math.sin(1.0) - 2500 * math.exp(-50.0)) / 2501
+    np.testing.assert_allclose(sol.ys[-1], exact, rtol=1e-3)
+
+
 def test_radau5_with_fixed_steps_and_float32_torch() -> None:
     torch = pytest.importorskip("torch")
     t = np.linspace(0.0, 1.0, 11)

@@ -402,10 +402,10 @@ def integrate(
     t0, t_end = float(times[0]), float(times[-1])
     direction = 1.0 if t_end > t0 else -1.0
     interpolant_order = tableau.dense_order if tableau.dense_order is not None else 3
-    if adaptive and interpolant_order < tableau.order - 1:
-        # As in ode-core: a Hermite interpolant far below the method's order
-        # (cash_karp) would lose the tolerance between steps; step onto the
-        # output times instead.
+    if adaptive and interpolant_order < tableau.controller_order:
+        # As in ode-core: an interpolant less accurate than the local error
+        # the controller bounds (cubic Hermite behind cash_karp) would lose
+        # the tolerance between steps; step onto the output times instead.
         step_t = [*step_t, *times[1:-1]]
     jumps = {float(v) for v in jump_t}
     inside = sorted(

@@ -125,7 +125,8 @@ class RadauIIA(NewtonStepper):
         )
         transform_inverse = np.linalg.inv(transform)
         blocks = transform_inverse @ matrix_inverse @ transform
-        self.mu, self.alpha, self.beta = blocks[0, 0], blocks[1, 1], blocks[1, 2]
+        # Python floats: a NumPy float64 scalar would promote float32 states.
+        self.mu, self.alpha, self.beta = float(blocks[0, 0]), float(blocks[1, 1]), float(blocks[1, 2])
         expected = np.array([[self.mu, 0, 0], [0, self.alpha, self.beta], [0, -self.beta, self.alpha]])
         gamma0 = float(errors[0])
         if abs(eigenvalues[real].imag) > 1e-12 or not np.allclose(blocks, expected, atol=1e-12):

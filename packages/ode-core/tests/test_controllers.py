@@ -87,3 +87,74 @@ def test_pid_controller_uses_two_previous_errors() -> None:
 def test_bad_settings_name_the_argument(kwargs: dict[str, float], names: str) -> None:
     with pytest.raises(ValueError, match=names):
         PIDController(**kwargs)
+
+
+# --- the predictive controller ------------------------------------------------
+
+
+def test_predictive_controller_first_step_is_the_integral_rule() -> None:
+    from ode_core import PredictiveController
+
+    controller = PredictiveController()
+    accepted, h_next, state = controller.adapt(0.1, 0.5, controller.init(3))
+    assert accepted
+    assert h_next == pytest.approx(0.1 * 0.9 * 0.5**-0.25)
+    assert (state.previous_step, state.previous_ratio, state.last_rejected) == (0.1, 0.5, False)
+
+
+def test_predictive_controller_limits_growth_when_the_error_grows() -> None:
+    """r_n > r_{n-1} at equal steps: the factor shrinks by (r_{n-1} / r_n)^(1/k);
+    when the error falls, the prediction never adds growth (the min with 1)."""
+    from ode_core import PredictiveController
+
+    controller = PredictiveController()
+    _, _, state = controller.adapt(0.1, 0.01, controller.init(3))
+    _, h_next, _ = controller.adapt(0.1, 0.5, state)
+    assert h_next == pytest.approx(0.1 * 0.9 * 0.5**-0.25 * (0.01 / 0.5) ** 0.25)
+    _, _, state = controller.adapt(0.1, 0.5, controller.init(3))
+    _, h_next, _ = controller.adapt(0.1, 0.01, state)
+    assert h_next == pytest.approx(0.1 * min(10.0, 0.9 * 0.01**-0.25))
+
+
+def test_predictive_controller_rejects_and_then_does_not_grow() -> None:
+    from ode_core import PredictiveController
+
+    controller = PredictiveController()
+    state = controller.init(3)
+    accepted, h_retry, state = controller.adapt(-0.2, 16.0, state)
+    assert not accepted
+    assert h_retry == pytest.approx(-0.2 * 0.9 * 16.0**-0.25)
+    assert state.last_rejected
+    accepted, h_next, state = controller.adapt(h_retry, 1e-6, state)
+    assert accepted
+    assert h_next == h_retry  # no growth right after a rejection
+    for ratio in (math.inf, math.nan):
+        accepted, h_retry, _ = controller.adapt(0.2, ratio, state)
+        assert not accepted
+        assert h_retry == pytest.approx(0.2 * 0.2)
+
+
+def test_predictive_controller_bad_settings_name_the_argument() -> None:
+    from ode_core import PredictiveController
+
+    with pytest.raises(ValueError, match="safety"):
+        PredictiveController(safety=1.5)
+    with pytest.raises(ValueError, match="max_factor"):
+        PredictiveController(max_factor=0.5)
+
+
+def test_radau5_defaults_to_the_predictive_controller() -> None:
+    import numpy as np
+    import ode_core
+
+    def stiff(t: float, y: np.ndarray) -> np.ndarray:
+        return np.array([y[1], 1000.0 * (1 - y[0] ** 2) * y[1] - y[0]])
+
+    kwargs = {"method": "radau5", "rtol": 1e-5, "atol": 1e-5}
+    default = ode_core.solve(stiff, np.array([2.0, 0.0]), [0.0, 1500.0], **kwargs)
+    predictive = ode_core.solve(
+        stiff, np.array([2.0, 0.0]), [0.0, 1500.0], controller=ode_core.PredictiveController(), **kwargs
+    )
+    integral = ode_core.solve(stiff, np.array([2.0, 0.0]), [0.0, 1500.0], controller=ode_core.IController(), **kwargs)
+    assert default.stats == predictive.stats
+    assert default.stats.n_rejected < integral.stats.n_rejected

@@ -13,7 +13,14 @@ True
 
 from __future__ import annotations
 
-from ._controllers import ControllerState, IController, PIController, PIDController
+from ._controllers import (
+    ControllerState,
+    IController,
+    PIController,
+    PIDController,
+    PredictiveController,
+    PredictiveState,
+)
 from ._dense import DenseOutput
 from ._initial_step import select_initial_step
 from ._norms import max_norm, rms_norm
@@ -33,6 +40,8 @@ __all__ = [
     "IController",
     "PIController",
     "PIDController",
+    "PredictiveController",
+    "PredictiveState",
     "Solution",
     "Stats",
     "Status",

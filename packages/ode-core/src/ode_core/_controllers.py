@@ -10,6 +10,8 @@ with ``k = q + 1`` for an error estimator of order ``q``, the factor clipped to
 ``[min_factor, max_factor]``. ``beta = (1, 0, 0)`` is the classical integral
 (I) controller of scipy and torchdiffeq; ``(0.7, -0.4, 0)`` is Gustafsson's PI
 controller used by Hairer's codes; three nonzero betas give a PID filter.
+:class:`PredictiveController` (Gustafsson's predictive rule of stiff codes)
+also looks at the ratio of the last two steps.
 
 References
 ----------
@@ -25,7 +27,14 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["ControllerState", "IController", "PIController", "PIDController"]
+__all__ = [
+    "ControllerState",
+    "IController",
+    "PIController",
+    "PIDController",
+    "PredictiveController",
+    "PredictiveState",
+]
 
 
 class ControllerState(NamedTuple):
@@ -199,3 +208,125 @@ class PIController(PIDController):
 
     beta1: float = 0.7
     beta2: float = -0.4
+
+
+class PredictiveState(NamedTuple):
+    """What :class:`PredictiveController` carries from step to step.
+
+    Attributes
+    ----------
+    exponent : float
+        ``1 / (q + 1)`` for this method's error order ``q``.
+    previous_step : float
+        The last accepted step (signed; ``nan`` before the first).
+    previous_ratio : float
+        Its error ratio (``nan`` before the first).
+    last_rejected : bool
+        Whether the last attempted step was rejected.
+    """
+
+    exponent: float
+    previous_step: float
+    previous_ratio: float
+    last_rejected: bool
+
+
+@dataclass(frozen=True)
+class PredictiveController:
+    """Gustafsson's predictive controller, the default of ``radau5``.
+
+    After an accepted step ``h_n`` with error ratio ``r_n``, following one of
+    ``h_{n-1}`` with ``r_{n-1}``, the next step is
+
+        h_{n+1} = h_n * safety * r_n^{-1/k} * min(1, (h_n / h_{n-1}) (r_{n-1} / r_n)^{1/k}),
+
+    ``k = q + 1``, the factor clipped to ``[min_factor, max_factor]``: the
+    step grows only as far as the error's trend predicts it can, which on
+    stiff problems avoids the accept-reject cycles of the I controller
+    (Hairer & Wanner, *Solving ODEs II*, IV.8, eq. (8.25); the rule of
+    RADAU5 and of scipy's ``Radau``). A rejected step shrinks by
+    ``safety * r^{-1/k}``, and the step after a rejection may not grow.
+
+    Parameters
+    ----------
+    safety : float
+        Factor below one applied to every proposal.
+    min_factor, max_factor : float
+        Bounds on ``h_next / h``.
+
+    Examples
+    --------
+    >>> import numpy as np, ode_core
+    >>> sol = ode_core.solve(lambda t, y: -y, np.ones(2), [0.0, 1.0], controller=ode_core.PredictiveController())
+    >>> sol.success
+    True
+    """
+
+    safety: float = 0.9
+    min_factor: float = 0.2
+    max_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("safety", "min_factor", "max_factor"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name}: expected a finite number, got {value!r}")
+        if not 0 < self.safety <= 1:
+            raise ValueError(f"safety: expected 0 < safety <= 1, got {self.safety}")
+        if not 0 < self.min_factor <= 1:
+            raise ValueError(f"min_factor: expected 0 < min_factor <= 1, got {self.min_factor}")
+        if self.max_factor < 1:
+            raise ValueError(f"max_factor: expected max_factor >= 1, got {self.max_factor}")
+
+    def init(self, error_order: int) -> PredictiveState:
+        """Start a solve with an error estimator of order ``error_order``.
+
+        Parameters
+        ----------
+        error_order : int
+            Order ``q`` of the method's error estimate.
+
+        Returns
+        -------
+        PredictiveState
+            No accepted step yet.
+        """
+        return PredictiveState(1.0 / (error_order + 1), math.nan, math.nan, False)
+
+    def adapt(self, h: float, error_ratio: float, state: PredictiveState) -> tuple[bool, float, PredictiveState]:
+        """Accept or reject a step and propose the next step size.
+
+        Parameters
+        ----------
+        h : float
+            The step just attempted (signed).
+        error_ratio : float
+            Norm of the scaled local error; ``inf`` or ``nan`` rejects with
+            the smallest factor.
+        state : PredictiveState
+
+        Returns
+        -------
+        accepted : bool
+        h_next : float
+            Signed proposal for the next step (or the retry).
+        state : PredictiveState
+        """
+        exponent, previous_step, previous_ratio, last_rejected = state
+        if not error_ratio <= 1.0:  # also catches nan
+            if error_ratio < math.inf:
+                factor = max(self.min_factor, min(self.safety * error_ratio**-exponent, 1.0))
+            else:
+                factor = self.min_factor
+            return False, h * factor, state._replace(last_rejected=True)
+        if error_ratio == 0.0:
+            factor = self.max_factor
+        else:
+            factor = error_ratio**-exponent
+            if previous_ratio > 0.0:  # false while nan: no history yet
+                factor *= min(1.0, abs(h / previous_step) * (previous_ratio / error_ratio) ** exponent)
+            factor = max(self.min_factor, min(self.safety * factor, self.max_factor))
+        if last_rejected:
+            factor = min(factor, 1.0)
+        remembered = error_ratio if error_ratio > 0.0 else previous_ratio
+        return True, h * factor, PredictiveState(exponent, h, remembered, False)

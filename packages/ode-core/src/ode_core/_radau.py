@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ._controllers import PredictiveController
 from ._implicit_rk import NewtonStepper, RightHandSide
 from ._tableau import ButcherTableau
 
@@ -59,6 +60,11 @@ def _lagrange_on_collocation_nodes(nodes: np.ndarray, thetas: np.ndarray) -> np.
 class RadauIIA(NewtonStepper):
     """Steps of the ``radau5`` tableau within one solve.
 
+    Its default step-size controller is Gustafsson's predictive one
+    (:attr:`default_controller`), as in RADAU5 and scipy's ``Radau``: on van
+    der Pol (mu = 1000) it rejects 21 steps where the I controller rejects
+    174 (``rtol = 1e-6``).
+
     Parameters
     ----------
     tableau : ButcherTableau
@@ -75,6 +81,8 @@ class RadauIIA(NewtonStepper):
     ValueError
         If the tableau does not have that structure.
     """
+
+    default_controller = PredictiveController()
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 
 from array_api_compat import device as device_of
 
-from ._controllers import IController, PIDController
+from ._controllers import IController, PIDController, PredictiveController
 from ._dense import DenseOutput, evaluate_polynomial
 from ._events import EventTracker
 from ._explicit_rk import explicit_stepper
@@ -50,7 +50,7 @@ def solve(
     max_step: float = math.inf,
     min_step: float = 0.0,
     max_steps: int = 100_000,
-    controller: PIDController | None = None,
+    controller: PIDController | PredictiveController | None = None,
     norm: Callable[[Any], float] | None = None,
     step_t: Any = None,
     jump_t: Any = None,
@@ -98,9 +98,11 @@ def solve(
     max_steps : int
         Attempted steps (accepted and rejected) before the solve returns with
         ``Status.MAX_STEPS_REACHED``. Default 100,000.
-    controller : PIDController, optional
+    controller : PIDController or PredictiveController, optional
         Step-size controller; default :class:`IController` (scipy's and
-        torchdiffeq's rule: safety 0.9, factor in [0.2, 10]).
+        torchdiffeq's rule: safety 0.9, factor in [0.2, 10]), and
+        :class:`PredictiveController` for ``radau5`` (as RADAU5 and scipy's
+        ``Radau``).
     norm : callable, optional
         ``norm(scaled_error) -> float`` on an array of y0's shape; default
         :func:`rms_norm`. Pass e.g. a seminorm that ignores some components.
@@ -176,9 +178,9 @@ def solve(
         raise ValueError(f"min_step: {min_step} exceeds max_step={max_step}")
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps: expected a positive int, got {max_steps!r}")
-    if controller is None:
-        controller = IController()
-    elif not (callable(getattr(controller, "init", None)) and callable(getattr(controller, "adapt", None))):
+    if controller is not None and not (
+        callable(getattr(controller, "init", None)) and callable(getattr(controller, "adapt", None))
+    ):
         raise TypeError(f"controller: expected a step-size controller (e.g. PIController()), got {controller!r}")
     if norm is not None:
         check_callable(norm, "norm")
@@ -233,6 +235,10 @@ def solve(
             fixed_step=not adaptive,
         )
     implicit = not tableau.explicit
+    if controller is None:
+        # radau5's default is the predictive rule of RADAU5 and scipy's Radau;
+        # every other method's, scipy's I controller.
+        controller = getattr(stepper, "default_controller", None) or IController()
     f_current = xp.reshape(first_value, (n,))
     nfev = 1
 
@@ -264,7 +270,7 @@ def solve(
         message = f"f(t0, y0) is not finite at t={t0!r}"
 
     if adaptive:
-        control_state = controller.init(stepper.error_order)
+        control_state: Any = controller.init(stepper.error_order)
         if first_step is not None:
             h_abs = min(first_step, max_step)
         else:

@@ -70,3 +70,69 @@ def docs_serve(session: nox.Session) -> None:
     session.run(
         "sphinx-autobuild", "-n", "--watch", "packages", "--port", "8000", "docs", "docs/_build/html", *session.posargs
     )
+
+
+# --- Benchmarks: the asv suite in benchmarks/ (README, "Benchmarks"). Results, HTML and asv's own
+# environments go to benchmarks/results, benchmarks/html and benchmarks/.asv, all ignored by git.
+ASV_CONFIG = "benchmarks/asv.conf.json"
+ASV = "asv==0.6.6"
+BENCH_PEERS = ("scipy>=1.11", "torchdiffeq==0.2.5", "torchode==1.0.1")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the asv suite once on this checkout, in this session's virtualenv (posargs go to ``asv run``).
+
+    ``asv run --python=same --quick``: the packages as they are in the working tree, every benchmark
+    once in its own process, nothing saved; fails if any benchmark fails. ``nox -s bench -- -b peers``
+    runs one suite.
+    """
+    session.install(TORCH[0])
+    session.install(ASV, *BENCH_PEERS)
+    session.install(*PACKAGES)
+    session.run("asv", "machine", "--yes", "--config", ASV_CONFIG)
+    session.run("asv", "run", "--config", ASV_CONFIG, "--python=same", "--quick", "--show-stderr", *session.posargs)
+
+
+@nox.session(name="bench-history")
+def bench_history(session: nox.Session) -> None:
+    """Benchmark the last N commits (``nox -s bench-history -- N``, default 3), then publish the pages.
+
+    asv installs each commit's packages into its own virtualenv under benchmarks/.asv (torch and the
+    peers once) and runs this checkout's suite against them, saving to benchmarks/results; commits
+    already measured on this machine are skipped.
+    """
+    commits = int(session.posargs[0]) if session.posargs else 3
+    session.install(ASV, "virtualenv")
+    session.run("asv", "machine", "--yes", "--config", ASV_CONFIG)
+    # asv exits with 2 when a benchmark failed on some commit (an API an old commit lacks, say):
+    # publish all the same, the pages and asv's output above show which.
+    session.run(
+        "asv",
+        "run",
+        "--config",
+        ASV_CONFIG,
+        "--skip-existing-commits",
+        "--show-stderr",
+        f"HEAD~{commits}..HEAD",
+        success_codes=[0, 2],
+    )
+    _asv_publish(session)
+
+
+@nox.session(name="bench-publish")
+def bench_publish(session: nox.Session) -> None:
+    """``asv publish``: the saved results as HTML pages in benchmarks/html (``-- --preview`` also serves them)."""
+    session.install(ASV)
+    _asv_publish(session)
+    if "--preview" in session.posargs:
+        session.run("asv", "preview", "--config", ASV_CONFIG)
+
+
+def _asv_publish(session: nox.Session) -> None:
+    session.run("asv", "publish", "--config", ASV_CONFIG)
+    session.log(
+        "Pages in benchmarks/html. They load their data with JavaScript, so serve them rather than open the "
+        "file: nox -s bench-publish -- --preview (asv preview, http://127.0.0.1:8080), or "
+        "python -m http.server --directory benchmarks/html"
+    )

@@ -49,6 +49,9 @@ process CPU time (one thread, so they agree on a quiet machine; on a shared
 one CPU time leaves out the time the process waited for a core). Speed-ups
 (their time / ours) and overheads use the minimum CPU times.
 
+The asv suite tracks workload (a) across commits (``benchmarks/benchmarks/gradients.py``
+and ``peers.py``); this script adds workload (b) and the overheads.
+
 Run from the repository root, with ode-core and ode-adjoint installed and
 torchdiffeq and torchode (benchmark-only dependencies)::
 
@@ -57,31 +60,25 @@ torchdiffeq and torchode (benchmark-only dependencies)::
 
 from __future__ import annotations
 
-import os
+# First: importing the package pins BLAS and OpenMP to one thread before torch loads.
+from benchmarks import _common  # isort: skip
 
-# Before torch is imported: every side single-threaded.
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
-    os.environ[_variable] = "1"
+import argparse
+import copy
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import datetime  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
-
-import ode_adjoint  # noqa: E402
-import ode_core  # noqa: E402
-import torch  # noqa: E402
-import torchdiffeq  # noqa: E402
-import torchode  # noqa: E402
-from torch import nn  # noqa: E402
+import ode_adjoint
+import ode_core
+import torch
+import torchdiffeq
+import torchode
+from benchmarks._fields import MLPField, ODENetField, torchode_dopri5
+from torch import nn
 
 torch.set_num_threads(1)
 
@@ -90,107 +87,7 @@ OVERHEAD_TARGET_SMALL = 2.0
 OVERHEAD_TARGET_LARGE = 1.2  # "near 1"
 
 
-# --------------------------------------------------------------------------- vector fields
-
-
-class MLPField(nn.Module):
-    """``f(t, y) = Linear(tanh(Linear(y)))``, time ignored; counts its calls."""
-
-    def __init__(self, dim: int = 2, hidden: int = 50) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-        self.calls = 0
-
-    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.fc2(torch.tanh(self.fc1(y)))
-
-
-class ConcatConv2d(nn.Module):
-    """Conv2d on the input with a constant channel ``t`` prepended (Chen et al.'s ``ConcatConv2d``)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels + 1, channels, 3, padding=1)
-
-    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        time_channel = torch.ones_like(x[:, :1]) * t.to(x.dtype)
-        return self.conv(torch.cat((time_channel, x), 1))
-
-
-class ODENetField(nn.Module):
-    """The MNIST ODE-Net's ODE block (Chen, Rubanova, Bettencourt & Duvenaud 2018); counts its calls."""
-
-    def __init__(self, channels: int = 64) -> None:
-        super().__init__()
-        self.norm1 = nn.GroupNorm(min(32, channels), channels)
-        self.conv1 = ConcatConv2d(channels)
-        self.norm2 = nn.GroupNorm(min(32, channels), channels)
-        self.conv2 = ConcatConv2d(channels)
-        self.norm3 = nn.GroupNorm(min(32, channels), channels)
-        self.calls = 0
-
-    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        out = torch.relu(self.norm1(x))
-        out = torch.relu(self.norm2(self.conv1(t, out)))
-        return self.norm3(self.conv2(t, out))
-
-
 # --------------------------------------------------------------------------- timing
-
-
-def _timed(call: Callable[[], Any]) -> tuple[float, float, Any]:
-    """Wall time, process CPU time (seconds) and result of ``call()``."""
-    start, start_cpu = time.perf_counter(), time.process_time()
-    result = call()
-    return time.perf_counter() - start, time.process_time() - start_cpu, result
-
-
-def round_robin_times(
-    calls: dict[str, Callable[[], Any]], min_time: float, min_repeats: int, max_repeats: int, max_case_time: float
-) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, Any]]:
-    """One warm-up each, then the calls in turn until each has ``min_repeats`` runs and ``min_time`` seconds
-    (or, past ``min_repeats``, the whole round robin has taken ``max_case_time`` seconds).
-
-    Returns the wall times, the CPU times and each call's last result.
-    """
-    for call in calls.values():
-        call()
-    gc.collect()
-    started = time.perf_counter()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    cpu_times: dict[str, list[float]] = {name: [] for name in calls}
-    results: dict[str, Any] = {}
-    while True:
-        for name, call in calls.items():
-            elapsed, cpu, results[name] = _timed(call)
-            times[name].append(elapsed)
-            cpu_times[name].append(cpu)
-        count = len(next(iter(times.values())))
-        if count >= max_repeats:
-            break
-        if count >= min_repeats and (
-            min(sum(v) for v in times.values()) >= min_time or time.perf_counter() - started >= max_case_time
-        ):
-            break
-    return times, cpu_times, results
-
-
-def per_call_time(call: Callable[[], Any], budget: float, block_time: float = 0.005) -> float:
-    """Best CPU time of one ``call()``: many short blocks of back-to-back calls (about ``budget`` seconds)."""
-    call()
-    single = max(_timed(call)[1], 1e-7)
-    per_block = max(1, int(block_time / single))
-    blocks = max(3, int(budget / (per_block * single)))
-    best = float("inf")
-    for _ in range(blocks):
-        start = time.process_time()
-        for _ in range(per_block):
-            call()
-        best = min(best, (time.process_time() - start) / per_block)
-    return best
 
 
 class FieldCost:
@@ -226,8 +123,8 @@ class FieldCost:
         self.f_ms = self.fvjp_ms = float("inf")
 
     def measure(self, budget: float) -> None:
-        self.f_ms = min(self.f_ms, 1e3 * per_call_time(self.forward, budget))
-        self.fvjp_ms = min(self.fvjp_ms, 1e3 * per_call_time(self.forward_vjp, budget))
+        self.f_ms = min(self.f_ms, 1e3 * _common.per_call_time(self.forward, budget))
+        self.fvjp_ms = min(self.fvjp_ms, 1e3 * _common.per_call_time(self.forward_vjp, budget))
 
     def probes(self) -> dict[str, Callable[[], Any]]:
         return {name: run for name, (run, _, _) in self.blocks.items()}
@@ -258,9 +155,7 @@ class Case:
     impls: list[Impl]
     cost: FieldCost
     reference: str  # what outputs and gradients are compared with: an implementation, or "float64"
-    times: dict[str, list[float]] = field(default_factory=dict)
-    cpu_times: dict[str, list[float]] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
+    timings: _common.RoundRobin = field(default_factory=_common.RoundRobin)
     reference_values: tuple[torch.Tensor, list[torch.Tensor] | None] | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -284,7 +179,7 @@ def forward_impls(func: nn.Module, y0: torch.Tensor, t: torch.Tensor, rtol: floa
 
     impls = [Impl("ode_adjoint.solve", ours, "forward", ours=True), Impl("torchdiffeq.odeint", tde, "forward")]
     if torchode_too:
-        solver, problem = _torchode(func, y0, t, rtol, atol)
+        solver, problem = torchode_dopri5(func, y0, t, rtol, atol)
 
         def tode() -> Any:
             with torch.no_grad():
@@ -293,15 +188,6 @@ def forward_impls(func: nn.Module, y0: torch.Tensor, t: torch.Tensor, rtol: floa
 
         impls.append(Impl("torchode (eager)", tode, "forward"))
     return impls
-
-
-def _torchode(func: nn.Module, y0: torch.Tensor, t: torch.Tensor, rtol: float, atol: float) -> tuple[Any, Any]:
-    term = torchode.ODETerm(func)
-    solver = torchode.AutoDiffAdjoint(
-        torchode.Dopri5(term=term), torchode.IntegralController(atol=atol, rtol=rtol, term=term)
-    )
-    problem = torchode.InitialValueProblem(y0=y0, t_eval=t.expand(y0.shape[0], -1))
-    return solver, problem
 
 
 def backward_impls(
@@ -347,7 +233,7 @@ def backward_impls(
     impls.append(Impl("torchdiffeq.odeint", tde(torchdiffeq.odeint), "through"))
     impls.append(Impl("torchdiffeq.odeint_adjoint", tde(torchdiffeq.odeint_adjoint), "adjoint"))
     if torchode_too:
-        solver, problem = _torchode(func, y0, t, rtol, atol)
+        solver, problem = torchode_dopri5(func, y0, t, rtol, atol)
 
         def tode() -> Any:
             clear()
@@ -362,10 +248,14 @@ def backward_impls(
 def run_case(case: Case, settings: dict[str, Any]) -> None:
     """Time the case's implementations, with blocks of bare ``f`` calls in the same round robin."""
     calls = {impl.name: impl.run for impl in case.impls} | case.cost.probes()
-    case.times, case.cpu_times, case.results = round_robin_times(
-        calls, settings["min_time"], settings["min_repeats"], settings["max_repeats"], settings["max_case_time"]
+    case.timings = _common.round_robin_times(
+        calls,
+        min_time=settings["min_time"],
+        min_repeats=settings["min_repeats"],
+        max_repeats=settings["max_repeats"],
+        max_case_time=settings["max_case_time"],
     )
-    case.cost.record(case.cpu_times)
+    case.cost.record(case.timings.cpu)
 
 
 def tabulate(case: Case) -> None:
@@ -373,10 +263,10 @@ def tabulate(case: Case) -> None:
     if case.reference_values is not None:
         ref_ys, ref_grads = case.reference_values
     else:
-        ref_ys, ref_grads, _, _ = case.results[case.reference]
+        ref_ys, ref_grads, _, _ = case.timings.results[case.reference]
     for impl in case.impls:
-        ys, grads, nfe, nfe_backward = case.results[impl.name]
-        times, cpu_times = case.times[impl.name], case.cpu_times[impl.name]
+        ys, grads, nfe, nfe_backward = case.timings.results[impl.name]
+        times, cpu_times = case.timings.wall[impl.name], case.timings.cpu[impl.name]
         if impl.kind == "forward":
             ideal = nfe * case.cost.f_ms
         elif impl.kind == "through":
@@ -488,30 +378,16 @@ def workload_b(settings: dict[str, Any]) -> list[Case]:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu_model = platform.processor()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "cpu": cpu_model or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "torchdiffeq": torchdiffeq.__version__,
-        "torchode": getattr(torchode, "__version__", "?"),
-        "ode_adjoint": ode_adjoint.__version__,
-        "ode_core": ode_core.__version__,
-    }
+    return _common.machine_info(
+        {
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "torchdiffeq": torchdiffeq.__version__,
+            "torchode": getattr(torchode, "__version__", "?"),
+            "ode_adjoint": ode_adjoint.__version__,
+            "ode_core": ode_core.__version__,
+        }
+    )
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -605,9 +481,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = machine_info()
     print(f"# ode-adjoint {machine['ode_adjoint']} vs torchdiffeq and torchode -- {machine['date']}")
-    print(
-        f"# {machine['platform']}; {machine['cpu']}; cpu_count={machine['cpu_count']} usable={machine['cpus_usable']}"
-    )
+    print(_common.machine_line(machine))
     print(
         f"# python {machine['python']}, torch {machine['torch']} ({machine['torch_threads']} thread), "
         f"torchdiffeq {machine['torchdiffeq']}, torchode {machine['torchode']}, ode-core {machine['ode_core']}; "
@@ -653,10 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": [row for c in cases for row in c.rows],
             "targets": [{"target": text, "met": met} for text, met in checks],
         }
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-        print(f"wrote {args.json}")
+        _common.write_json(args.json, payload)
     return 0
 
 

@@ -20,6 +20,9 @@ has its own mapping, given back on free, and RSS follows the live tensors;
 ``--malloc-default`` keeps glibc's dynamic policy, whose heap fragmentation
 can read up to about twice that, depending on unrelated allocations.
 
+The asv suite measures the same cells across commits
+(``benchmarks/benchmarks/gradients.py``: ``Memory``, ``CudaMemory``).
+
 Run from the repository root, with ode-adjoint installed::
 
     python benchmarks/bench_memory.py [--quick] [--device cpu|cuda|all] [--json PATH]
@@ -36,7 +39,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -44,7 +46,9 @@ from typing import Any
 
 import torch
 
-WIDTH = 16
+from benchmarks import _common, _fields
+
+WIDTH = _fields.MEMORY_WIDTH
 ENGINES = (
     ("backprop", "backprop", None),
     ("checkpoint", "checkpoint", None),
@@ -54,53 +58,10 @@ ENGINES = (
 )
 STEPS = (10, 100, 1000)
 QUICK_STEPS = (10, 100)
-MMAP_THRESHOLD = "65536"
+MMAP_THRESHOLD = str(_common.MMAP_THRESHOLD_BYTES)
 
 
 # --- child: one measurement ------------------------------------------------------------------------------
-
-
-class Dynamics(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.randn(WIDTH, WIDTH) / WIDTH**0.5)
-        self.bias = torch.nn.Parameter(torch.zeros(WIDTH))
-
-    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        rows = y.view(-1, WIDTH)
-        return (torch.tanh(rows @ self.weight + self.bias) - rows).reshape(-1)
-
-
-def _current_rss_kib() -> int | None:
-    try:
-        with open("/proc/self/statm") as file:
-            pages = int(file.read().split()[1])
-    except OSError:
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def _peak_rss_kib() -> int:
-    # VmHWM, which clear_refs resets; ru_maxrss also keeps the peak of the
-    # process this one was forked from.
-    try:
-        with open("/proc/self/status") as file:
-            for line in file:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as file:
-            file.write("5")  # Linux: reset the high-water mark VmHWM
-    except OSError:
-        return False
-    return True
 
 
 def child(engine: str, steps: int, checkpoints: int | None, size: int, device_name: str) -> dict[str, Any]:
@@ -109,7 +70,7 @@ def child(engine: str, steps: int, checkpoints: int | None, size: int, device_na
     torch.set_num_threads(1)
     torch.manual_seed(0)
     device = torch.device(device_name)
-    func = Dynamics().to(device)
+    func = _fields.MemoryField().to(device)
     options: dict[str, Any] = {} if checkpoints is None else {"checkpoints": checkpoints}
 
     def forward_backward(y0: torch.Tensor, n: int) -> Any:
@@ -127,10 +88,10 @@ def child(engine: str, steps: int, checkpoints: int | None, size: int, device_na
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         cuda_before = torch.cuda.memory_allocated(device)
-    hwm_reset = _reset_peak_rss()
-    rss_before = _current_rss_kib()
+    hwm_reset = _common.reset_peak_rss()
+    rss_before = _common.current_rss_kib()
     if rss_before is None:
-        rss_before = _peak_rss_kib()
+        rss_before = _common.peak_rss_kib()
     start = time.perf_counter()
     stats = forward_backward(y0, steps)
     if cuda:
@@ -140,7 +101,7 @@ def child(engine: str, steps: int, checkpoints: int | None, size: int, device_na
         "n_steps": stats.n_steps,
         "backward_steps": stats.backward_steps,
         "rss_before_kib": rss_before,
-        "rss_peak_kib": _peak_rss_kib(),
+        "rss_peak_kib": _common.peak_rss_kib(),
         "hwm_reset": hwm_reset,
     }
     if cuda:
@@ -176,12 +137,7 @@ def measure(
 
 
 def header(args: argparse.Namespace, devices: list[str]) -> list[str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as file:
-            cpu = next(line.split(":", 1)[1].strip() for line in file if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = _common.cpu_model()
     lines = [
         f"# ode-adjoint peak memory of forward + backward ({datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z})",
         "",

@@ -1,0 +1,94 @@
+"""The torch vector fields of the gradient benchmarks, and the peers' solver set-up.
+
+Every field counts its calls in ``calls`` (the peers report no evaluation
+counts of their own).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+MEMORY_WIDTH = 16
+
+
+class MLPField(nn.Module):
+    """``f(t, y) = Linear(tanh(Linear(y)))``, time ignored: the small MLP of the overhead benchmarks."""
+
+    def __init__(self, dim: int = 2, hidden: int = 50) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.calls = 0
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.fc2(torch.tanh(self.fc1(y)))
+
+
+class ConcatConv2d(nn.Module):
+    """Conv2d on the input with a constant channel ``t`` prepended (Chen et al.'s ``ConcatConv2d``)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels + 1, channels, 3, padding=1)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        time_channel = torch.ones_like(x[:, :1]) * t.to(x.dtype)
+        return self.conv(torch.cat((time_channel, x), 1))
+
+
+class ODENetField(nn.Module):
+    """The MNIST ODE-Net's ODE block (Chen, Rubanova, Bettencourt & Duvenaud 2018)."""
+
+    def __init__(self, channels: int = 64) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(32, channels), channels)
+        self.conv1 = ConcatConv2d(channels)
+        self.norm2 = nn.GroupNorm(min(32, channels), channels)
+        self.conv2 = ConcatConv2d(channels)
+        self.norm3 = nn.GroupNorm(min(32, channels), channels)
+        self.calls = 0
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        out = torch.relu(self.norm1(x))
+        out = torch.relu(self.norm2(self.conv1(t, out)))
+        return self.norm3(self.conv2(t, out))
+
+
+class MemoryField(nn.Module):
+    """``dy/dt = tanh(Y W + b) - Y``, ``Y`` the flat state as rows of 16: cheap, with a state of any size.
+
+    The memory benchmarks use a state of 32,768 float32 (128 KiB), so that
+    what an engine keeps per step dominates everything else.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(MEMORY_WIDTH, MEMORY_WIDTH) / MEMORY_WIDTH**0.5)
+        self.bias = nn.Parameter(torch.zeros(MEMORY_WIDTH))
+        self.calls = 0
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        rows = y.view(-1, MEMORY_WIDTH)
+        return (torch.tanh(rows @ self.weight + self.bias) - rows).reshape(-1)
+
+
+def torchode_dopri5(func: nn.Module, y0: torch.Tensor, t: torch.Tensor, rtol: float, atol: float) -> tuple[Any, Any]:
+    """torchode's dopri5 with its integral controller, built once and run eagerly: ``(solver, problem)``.
+
+    torchode steps every sample of the batch (``y0``'s first axis) with its
+    own step size; ``solver.solve(problem).ys`` is (batch, time, ...).
+    """
+    import torchode
+
+    term = torchode.ODETerm(func)
+    solver = torchode.AutoDiffAdjoint(
+        torchode.Dopri5(term=term), torchode.IntegralController(atol=atol, rtol=rtol, term=term)
+    )
+    problem = torchode.InitialValueProblem(y0=y0, t_eval=t.expand(y0.shape[0], -1))
+    return solver, problem

@@ -88,16 +88,7 @@ class PIDController:
     max_factor: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("beta1", "beta2", "beta3", "safety", "min_factor", "max_factor"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name}: expected a finite number, got {value!r}")
-        if not 0 < self.safety <= 1:
-            raise ValueError(f"safety: expected 0 < safety <= 1, got {self.safety}")
-        if not 0 < self.min_factor <= 1:
-            raise ValueError(f"min_factor: expected 0 < min_factor <= 1, got {self.min_factor}")
-        if self.max_factor < 1:
-            raise ValueError(f"max_factor: expected max_factor >= 1, got {self.max_factor}")
+        _check_settings(self, ("beta1", "beta2", "beta3"))
         if self.beta1 <= 0:
             raise ValueError(f"beta1: expected a positive number, got {self.beta1}")
 
@@ -267,16 +258,7 @@ class PredictiveController:
     max_factor: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("safety", "min_factor", "max_factor"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name}: expected a finite number, got {value!r}")
-        if not 0 < self.safety <= 1:
-            raise ValueError(f"safety: expected 0 < safety <= 1, got {self.safety}")
-        if not 0 < self.min_factor <= 1:
-            raise ValueError(f"min_factor: expected 0 < min_factor <= 1, got {self.min_factor}")
-        if self.max_factor < 1:
-            raise ValueError(f"max_factor: expected max_factor >= 1, got {self.max_factor}")
+        _check_settings(self, ())
 
     def init(self, error_order: int) -> PredictiveState:
         """Start a solve with an error estimator of order ``error_order``.
@@ -330,3 +312,18 @@ class PredictiveController:
             factor = min(factor, 1.0)
         remembered = error_ratio if error_ratio > 0.0 else previous_ratio
         return True, h * factor, PredictiveState(exponent, h, remembered, False)
+
+
+def _check_settings(controller: PIDController | PredictiveController, extra: tuple[str, ...]) -> None:
+    """Every setting a finite number; ``safety`` in (0, 1], ``min_factor`` in
+    (0, 1], ``max_factor >= 1``. Raises ``ValueError`` naming the setting."""
+    for name in (*extra, "safety", "min_factor", "max_factor"):
+        value = getattr(controller, name)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    if not 0 < controller.safety <= 1:
+        raise ValueError(f"safety: expected 0 < safety <= 1, got {controller.safety}")
+    if not 0 < controller.min_factor <= 1:
+        raise ValueError(f"min_factor: expected 0 < min_factor <= 1, got {controller.min_factor}")
+    if controller.max_factor < 1:
+        raise ValueError(f"max_factor: expected max_factor >= 1, got {controller.max_factor}")

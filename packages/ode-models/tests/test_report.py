@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,13 @@ def test_bad_run_dirs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "invalid JSON" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report"])
+
+
+def test_plots_go_next_to_the_runs_by_default(runs: list[Path]) -> None:
+    """Without --plot-dir: one run's plots in its folder, several runs' in
+    the folder holding them all; never the current directory."""
+    assert main(["report", str(runs[0])]) == 0
+    assert (runs[0] / "test_error.png").is_file()
+    assert main(["report", *map(str, runs)]) == 0
+    common = Path(os.path.commonpath([str(run.resolve()) for run in runs]))
+    assert (common / "test_error.png").is_file()

@@ -9,6 +9,7 @@ run that cannot start or continue, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,9 +110,23 @@ def _parser() -> argparse.ArgumentParser:
         f"and write {' and '.join(PLOTS)} to --plot-dir.",
     )
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="output folders of 'ode-models train'")
-    compare.add_argument("--plot-dir", default=".", help="where to write the PNG plots (default: .)")
+    compare.add_argument(
+        "--plot-dir",
+        default=None,
+        help="where to write the PNG plots (default: the run's folder, or the folder holding all the runs)",
+    )
     compare.add_argument("--no-plots", action="store_true", help="print the table only")
     return parser
+
+
+def _plot_dir(given: str | None, runs: Sequence[str]) -> Path:
+    """``--plot-dir``, or by default the one run's folder, or the folder
+    that holds all the runs (never the current directory by surprise)."""
+    if given is not None:
+        return Path(given)
+    if len(runs) == 1:
+        return Path(runs[0])
+    return Path(os.path.commonpath([os.path.abspath(run) for run in runs]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             options = {k: v for k, v in vars(args).items() if k != "command"}
             train(TrainConfig(**options))
         else:
-            plot_dir = None if args.no_plots else Path(args.plot_dir)
+            plot_dir = None if args.no_plots else _plot_dir(args.plot_dir, args.runs)
             sys.stdout.write(report(args.runs, plot_dir=plot_dir))
             if plot_dir is not None:
                 written = [str(plot_dir / p) for p in PLOTS if (plot_dir / p).is_file()]

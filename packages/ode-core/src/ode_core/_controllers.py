@@ -131,11 +131,7 @@ class PIDController:
         """
         exponents, previous_ratio, older_ratio, last_rejected = state
         if not error_ratio <= 1.0:  # also catches nan
-            if error_ratio < math.inf:
-                factor = self.safety * error_ratio ** -exponents[0]
-                factor = max(self.min_factor, min(factor, 1.0))
-            else:
-                factor = self.min_factor
+            factor = _rejection_factor(self, error_ratio, exponents[0])
             return False, h * factor, ControllerState(exponents, previous_ratio, older_ratio, True)
         if error_ratio == 0.0:
             factor = self.max_factor
@@ -296,11 +292,7 @@ class PredictiveController:
         """
         exponent, previous_step, previous_ratio, last_rejected = state
         if not error_ratio <= 1.0:  # also catches nan
-            if error_ratio < math.inf:
-                factor = max(self.min_factor, min(self.safety * error_ratio**-exponent, 1.0))
-            else:
-                factor = self.min_factor
-            return False, h * factor, state._replace(last_rejected=True)
+            return False, h * _rejection_factor(self, error_ratio, exponent), state._replace(last_rejected=True)
         if error_ratio == 0.0:
             factor = self.max_factor
         else:
@@ -327,3 +319,11 @@ def _check_settings(controller: PIDController | PredictiveController, extra: tup
         raise ValueError(f"min_factor: expected 0 < min_factor <= 1, got {controller.min_factor}")
     if controller.max_factor < 1:
         raise ValueError(f"max_factor: expected max_factor >= 1, got {controller.max_factor}")
+
+
+def _rejection_factor(controller: PIDController | PredictiveController, error_ratio: float, exponent: float) -> float:
+    """``h_retry / h`` after a rejected step: ``safety * r^(-exponent)`` in
+    ``[min_factor, 1]``, and ``min_factor`` for an infinite or nan ratio."""
+    if error_ratio < math.inf:  # false for nan too
+        return max(controller.min_factor, min(controller.safety * float(error_ratio**-exponent), 1.0))
+    return controller.min_factor

@@ -151,7 +151,6 @@ class RadauIIA(NewtonStepper):
         self.error_weights = array(np.array([float(e) for e in errors]))
         dense = tableau.dense
         self.dense_weights_t = None if dense is None else array(np.array([[float(v) for v in r] for r in dense]).T)
-        self.identity_2n = xp.eye(2 * n, dtype=dtype, device=device)
         # Iteration matrices: (mu/h I - J)^{-1} and the pair's real 2n block.
         self.real_inverse: Any = None
         self.pair_inverse: Any = None
@@ -258,6 +257,7 @@ class RadauIIA(NewtonStepper):
                 return None, None, evaluations, False, rate
             if delta_norm <= self.roundoff_norm:
                 transformed = transformed + delta
+                increments = self.transform @ transformed
                 converged, rate = True, 0.0
                 break
             if iteration > 0:
@@ -272,7 +272,6 @@ class RadauIIA(NewtonStepper):
             previous_norm = delta_norm
         if not converged:
             return None, None, evaluations, False, rate
-        increments = self.transform @ transformed
         self.last_converged = (t, h, increments)
         # Stage derivatives from the increments, K = A^{-1} Z / h: unlike
         # f(Y_i) they do not amplify the Newton error in stiff components.

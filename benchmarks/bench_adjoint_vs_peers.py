@@ -57,7 +57,12 @@ and ``peers.py``); this script adds workload (b) and the overheads.
 Run from the repository root, with ode-core and ode-adjoint installed and
 torchdiffeq and torchode (benchmark-only dependencies)::
 
-    python benchmarks/bench_adjoint_vs_peers.py [--quick] [--json PATH]
+    python benchmarks/bench_adjoint_vs_peers.py [--quick] [--json PATH] [--device cpu|cuda]
+
+With ``--device cuda`` the same workloads run on CUDA tensors; each timed run
+ends with ``torch.cuda.synchronize``, and speed-ups and overheads use wall time
+(``f`` alone is timed the same way, so an overhead of 1 means the solver adds
+nothing to the time of ``f``'s kernels).
 """
 
 from __future__ import annotations
@@ -86,6 +91,35 @@ from torch import nn
 torch.set_num_threads(1)
 
 SEED = 0
+
+# Set by ``--device``. On CUDA every timed call ends with a synchronisation
+# (kernels run asynchronously, so the host's clock would stop before the GPU
+# finished) and times are wall-clock: process CPU time would count the host
+# spinning in ``synchronize`` and miss the GPU's work.
+DEVICE = torch.device("cpu")
+
+
+def on_cuda() -> bool:
+    return DEVICE.type == "cuda"
+
+
+def synchronised(call: Callable[[], Any]) -> Callable[[], Any]:
+    """``call`` followed by a CUDA synchronisation when the benchmark runs on CUDA."""
+    if not on_cuda():
+        return call
+
+    def run() -> Any:
+        result = call()
+        torch.cuda.synchronize(DEVICE)
+        return result
+
+    return run
+
+
+def speed_times(timings: _common.RoundRobin) -> dict[str, list[float]]:
+    """The times that speed-ups and overheads use: process CPU time on the CPU, wall time on CUDA."""
+    return timings.wall if on_cuda() else timings.cpu
+
 
 # torchdiffeq 0.2.5's dopri5 is the Dormand-Prince pair with other embedded
 # weights than Dormand & Prince's (and scipy's, Hairer's, ode-core's): its
@@ -135,16 +169,19 @@ class FieldCost:
 
             return run
 
-        self.forward, self.forward_vjp = forward, forward_vjp
+        self.forward, self.forward_vjp = synchronised(forward), synchronised(forward_vjp)
         self.blocks = {
-            f"f alone x{block_f}": (repeated(forward, block_f), block_f, "f_ms"),
-            f"f+vjp alone x{block_vjp}": (repeated(forward_vjp, block_vjp), block_vjp, "fvjp_ms"),
+            f"f alone x{block_f}": (synchronised(repeated(forward, block_f)), block_f, "f_ms"),
+            f"f+vjp alone x{block_vjp}": (synchronised(repeated(forward_vjp, block_vjp)), block_vjp, "fvjp_ms"),
         }
         self.f_ms = self.fvjp_ms = float("inf")
 
     def measure(self, budget: float) -> None:
-        self.f_ms = min(self.f_ms, 1e3 * _common.per_call_time(self.forward, budget))
-        self.fvjp_ms = min(self.fvjp_ms, 1e3 * _common.per_call_time(self.forward_vjp, budget))
+        # On CUDA a call is timed with its synchronisation, as the solves are:
+        # an overhead of 1 then means the solver adds nothing to f's kernels.
+        clock = time.perf_counter if on_cuda() else time.process_time
+        self.f_ms = min(self.f_ms, 1e3 * _common.per_call_time(self.forward, budget, clock=clock))
+        self.fvjp_ms = min(self.fvjp_ms, 1e3 * _common.per_call_time(self.forward_vjp, budget, clock=clock))
 
     def probes(self) -> dict[str, Callable[[], Any]]:
         return {name: run for name, (run, _, _) in self.blocks.items()}
@@ -276,7 +313,7 @@ def backward_impls(
 
 def run_case(case: Case, settings: dict[str, Any]) -> None:
     """Time the case's implementations, with blocks of bare ``f`` calls in the same round robin."""
-    calls = {impl.name: impl.run for impl in case.impls} | case.cost.probes()
+    calls = {impl.name: synchronised(impl.run) for impl in case.impls} | case.cost.probes()
     case.timings = _common.round_robin_times(
         calls,
         min_time=settings["min_time"],
@@ -284,7 +321,7 @@ def run_case(case: Case, settings: dict[str, Any]) -> None:
         max_repeats=settings["max_repeats"],
         max_case_time=settings["max_case_time"],
     )
-    case.cost.record(case.timings.cpu)
+    case.cost.record(speed_times(case.timings))
 
 
 def tabulate(case: Case) -> None:
@@ -296,6 +333,7 @@ def tabulate(case: Case) -> None:
     for impl in case.impls:
         ys, grads, nfe, nfe_backward = case.timings.results[impl.name]
         times, cpu_times = case.timings.wall[impl.name], case.timings.cpu[impl.name]
+        speed = speed_times(case.timings)[impl.name]
         if impl.kind == "forward":
             ideal = nfe * case.cost.f_ms
         elif impl.kind == "through":
@@ -321,7 +359,8 @@ def tabulate(case: Case) -> None:
                 "nfe": int(nfe),
                 "nfe_backward": None if nfe_backward is None else int(nfe_backward),
                 "ideal_ms": ideal,
-                "overhead": 1e3 * min(cpu_times) / ideal,
+                "speed_min_ms": 1e3 * min(speed),
+                "overhead": 1e3 * min(speed) / ideal,
                 "max_abs_err_y": float((ys.double() - ref_ys.double()).abs().max()),
                 "rel_err_grad": grad_error,
             }
@@ -330,7 +369,7 @@ def tabulate(case: Case) -> None:
     for row in case.rows:
         for peer in ("torchdiffeq.odeint", "torchdiffeq.odeint_adjoint"):
             if peer in by_name:
-                row[f"speedup_vs_{peer}"] = by_name[peer]["cpu_min_ms"] / row["cpu_min_ms"]
+                row[f"speedup_vs_{peer}"] = by_name[peer]["speed_min_ms"] / row["speed_min_ms"]
 
 
 def float64_reference(func: nn.Module, y0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -344,11 +383,12 @@ def float64_reference(func: nn.Module, y0: torch.Tensor, t: torch.Tensor) -> tup
 
 def workload_a(settings: dict[str, Any]) -> list[Case]:
     torch.manual_seed(SEED)
-    func = MLPField()
-    y0 = torch.randn(16, 2)
-    t = torch.linspace(0.0, 10.0, 11)
+    # Drawn on the CPU and then moved, so both devices solve the same problem.
+    func = MLPField().to(DEVICE)
+    y0 = torch.randn(16, 2).to(DEVICE)
+    t = torch.linspace(0.0, 10.0, 11, device=DEVICE)
     rtol, atol = 1e-6, 1e-8
-    cost = FieldCost(func, torch.tensor(0.0), y0, block_f=64, block_vjp=16)
+    cost = FieldCost(func, torch.tensor(0.0, device=DEVICE), y0, block_f=64, block_vjp=16)
     cost.measure(settings["field_budget"])
     name = "(a) MLP 2-50-2, batch 16"
     reference = float64_reference(func, y0, t)
@@ -373,11 +413,11 @@ def workload_a(settings: dict[str, Any]) -> list[Case]:
 
 def workload_b(settings: dict[str, Any]) -> list[Case]:
     torch.manual_seed(SEED)
-    func = ODENetField()
-    y0 = torch.randn(128, 64, 7, 7)
-    t = torch.tensor([0.0, 1.0])
+    func = ODENetField().to(DEVICE)
+    y0 = torch.randn(128, 64, 7, 7).to(DEVICE)
+    t = torch.tensor([0.0, 1.0], device=DEVICE)
     rtol = atol = 1e-3
-    cost = FieldCost(func, torch.tensor(0.5), y0, block_f=1, block_vjp=1)
+    cost = FieldCost(func, torch.tensor(0.5, device=DEVICE), y0, block_f=1, block_vjp=1)
     cost.measure(settings["field_budget_large"])
     large = {
         "min_time": 0.0,
@@ -415,6 +455,7 @@ def machine_info() -> dict[str, Any]:
             "torchode": getattr(torchode, "__version__", "?"),
             "ode_adjoint": ode_adjoint.__version__,
             "ode_core": ode_core.__version__,
+            "device": torch.cuda.get_device_name(DEVICE) if on_cuda() else "cpu",
         }
     )
 
@@ -495,7 +536,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run, noisier numbers)")
     parser.add_argument("--json", metavar="PATH", help="also write the machine, settings and tables as JSON")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where the tensors live (default: cpu, one thread)"
+    )
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False")
+    global DEVICE
+    DEVICE = torch.device(args.device)
 
     if args.quick:
         settings = {
@@ -517,20 +565,26 @@ def main(argv: list[str] | None = None) -> int:
             "field_budget": 1.0,
             "field_budget_large": 2.0,
         }
+    if on_cuda():
+        # The convolutional block takes milliseconds on a GPU, not seconds: more runs cost little.
+        settings["large_repeats"] = 5 * settings["large_repeats"]
 
     machine = machine_info()
     print(f"# ode-adjoint {machine['ode_adjoint']} vs torchdiffeq and torchode -- {machine['date']}")
     print(_common.machine_line(machine))
+    where = f"CUDA ({torch.cuda.get_device_name(DEVICE)})" if on_cuda() else "CPU"
+    clock = "wall time" if on_cuda() else "CPU time"
     print(
         f"# python {machine['python']}, torch {machine['torch']} ({machine['torch_threads']} thread), "
         f"torchdiffeq {machine['torchdiffeq']}, torchode {machine['torchode']}, ode-core {machine['ode_core']}; "
-        "float32, CPU, dopri5"
+        f"float32, {where}, dopri5"
     )
     print(
         f"# each implementation: warm-up, then round robin; (a) >= {settings['min_repeats']} runs and "
         f">= {settings['min_time']} s each (or {settings['max_case_time']:g} s per table), "
-        f"(b) {settings['large_repeats']} runs; speed-up = their min CPU time / ours; "
-        "overhead = min CPU time / (NFE x CPU time of f alone)"
+        f"(b) {settings['large_repeats']} runs; speed-up = their min {clock} / ours; "
+        f"overhead = min {clock} / (NFE x {clock} of f alone)"
+        + ("; every timed run, f alone too, ends with torch.cuda.synchronize" if on_cuda() else "")
     )
     print(flush=True)
 

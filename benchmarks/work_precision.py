@@ -4,17 +4,19 @@ Problems: van der Pol (mu = 1, t in [0, 20]), one period of the Arenstorf
 orbit, and a Kepler orbit of eccentricity 0.5 (t in [0, 20]), each with 21
 output times. Solvers: ode-core's ``dopri5``, ``tsit5`` and ``dopri8`` on
 NumPy arrays; scipy's ``RK45`` and ``DOP853``; torchdiffeq 0.2.5's ``dopri5``
-and ``dopri8`` in float64 (under ``torch.no_grad``); and, in the time diagram
-only, ode-adjoint's ``dopri5`` and ``dopri8`` on the same float64 tensors,
-the like-for-like comparison with torchdiffeq (ode-adjoint runs ode-core's
-algorithm, so its evaluations are the NumPy ones). Every solver runs at
+and ``dopri8`` in float64 (under ``torch.no_grad``); torchode 1.0.1's
+``Tsit5`` (float64, a batch of one; tsit5's only peer of the same method,
+since scipy and torchdiffeq have none); and, in the time diagram only,
+ode-adjoint's ``dopri5``, ``tsit5`` and ``dopri8`` on the same float64
+tensors, the like-for-like comparison with the torch peers (ode-adjoint runs
+ode-core's algorithm, so its evaluations are the NumPy ones). Every solver runs at
 ``rtol = 1e-3, 1e-4, ..., 1e-12`` with ``atol = rtol / 1000``.
 
 Error: the largest absolute error over the outputs and components, against
 the exact solution (Kepler) or an extended-precision solve (the others; see
 :func:`reference_and_floor`; the script prints each reference's floor, below
 which errors mean nothing). Evaluations: ode-core's ``stats.nfev``, scipy's ``nfev``,
-calls counted by a wrapper for torchdiffeq. Time: per tolerance, the solvers
+calls counted by a wrapper for torchdiffeq, torchode's ``n_f_evals``. Time: per tolerance, the solvers
 run in turn, round after round (BLAS and torch on one thread), and each
 point is a solver's best wall time.
 
@@ -24,8 +26,8 @@ theirs there), and our time to reach the peer's error divided by the peer's
 time (below 1: we get there sooner), both interpolated on our curve in
 log-log, as a geometric mean and the worst over the peer's points.
 
-Run from the repository root, with ode-core, ode-adjoint, scipy, torchdiffeq
-and matplotlib installed::
+Run from the repository root, with ode-core, ode-adjoint, scipy, torchdiffeq,
+torchode and matplotlib installed::
 
     python benchmarks/work_precision.py [--out DIR] [--quick] [--json PATH]
 
@@ -54,6 +56,7 @@ import ode_core
 import scipy
 import torch
 import torchdiffeq
+import torchode
 from benchmarks._problems import Problem, arenstorf, max_abs_error, two_body, van_der_pol
 from scipy.integrate import solve_ivp
 
@@ -138,7 +141,7 @@ class Solver:
 
     label: str
     family: str  # "dopri5", "tsit5" or "dopri8": the colour
-    library: str  # "ours", "ours (torch)", "scipy" or "torchdiffeq": the line style
+    library: str  # "ours", "ours (torch)", "scipy", "torchdiffeq" or "torchode": the line style
     solve: Callable[[Case, float, float, Any], tuple[np.ndarray, int | None]]
     in_nfe_plot: bool = True
 
@@ -179,6 +182,25 @@ def _torchdiffeq(method: str) -> Callable[[Case, float, float, Any], tuple[np.nd
     return solve
 
 
+def _torchode(step: str) -> Callable[[Case, float, float, Any], tuple[np.ndarray, int | None]]:
+    """torchode's ``step`` ("Tsit5") with its integral controller, on a batch of one, built per solve."""
+
+    def solve(case: Case, rtol: float, atol: float, f: Any) -> tuple[np.ndarray, int | None]:
+        rhs = f or case.torch_f
+        term = torchode.ODETerm(lambda t, y: rhs(t[0], y[0])[None])
+        solver = torchode.AutoDiffAdjoint(
+            getattr(torchode, step)(term=term), torchode.IntegralController(atol=atol, rtol=rtol, term=term)
+        )
+        problem = torchode.InitialValueProblem(y0=case.torch_y0[None], t_eval=case.torch_t[None])
+        with torch.no_grad():
+            solution = solver.solve(problem)
+        if solution.status.item() != 0:
+            raise RuntimeError(f"torchode {step} on {case.numpy.name} at rtol={rtol:g}: status {solution.status}")
+        return solution.ys[0].numpy(), int(solution.stats["n_f_evals"].item())
+
+    return solve
+
+
 def _ours_torch(method: str) -> Callable[[Case, float, float, Any], tuple[np.ndarray, int | None]]:
     def solve(case: Case, rtol: float, atol: float, f: Any) -> tuple[np.ndarray, int | None]:
         with torch.no_grad():
@@ -198,7 +220,9 @@ SOLVERS = (
     Solver("scipy DOP853", "dopri8", "scipy", _scipy("DOP853")),
     Solver("torchdiffeq dopri5", "dopri5", "torchdiffeq", _torchdiffeq("dopri5")),
     Solver("torchdiffeq dopri8", "dopri8", "torchdiffeq", _torchdiffeq("dopri8")),
+    Solver("torchode tsit5", "tsit5", "torchode", _torchode("Tsit5")),
     Solver("ours dopri5 (torch)", "dopri5", "ours (torch)", _ours_torch("dopri5"), in_nfe_plot=False),
+    Solver("ours tsit5 (torch)", "tsit5", "ours (torch)", _ours_torch("tsit5"), in_nfe_plot=False),
     Solver("ours dopri8 (torch)", "dopri8", "ours (torch)", _ours_torch("dopri8"), in_nfe_plot=False),
 )
 
@@ -245,6 +269,7 @@ STYLES = {
     "ours (torch)": {"linestyle": "-", "marker": "^", "linewidth": 1.0, "markerfacecolor": "none"},
     "scipy": {"linestyle": "--", "marker": "s", "linewidth": 1.2, "markerfacecolor": "none"},
     "torchdiffeq": {"linestyle": ":", "marker": "x", "linewidth": 1.5},
+    "torchode": {"linestyle": "-.", "marker": "d", "linewidth": 1.2, "markerfacecolor": "none"},
 }
 
 
@@ -315,10 +340,12 @@ COMPARISONS = (
     ("ours dopri5", "torchdiffeq dopri5"),
     ("ours tsit5", "scipy RK45"),
     ("ours tsit5", "torchdiffeq dopri5"),
+    ("ours tsit5", "torchode tsit5"),
     ("ours dopri8", "scipy DOP853"),
     ("ours dopri8", "torchdiffeq dopri8"),
     ("ours dopri5 (torch)", "torchdiffeq dopri5"),
     ("ours dopri8 (torch)", "torchdiffeq dopri8"),
+    ("ours tsit5 (torch)", "torchode tsit5"),
 )
 
 
@@ -361,11 +388,12 @@ def main(argv: list[str] | None = None) -> int:
             "scipy": scipy.__version__,
             "torch": torch.__version__,
             "torchdiffeq": torchdiffeq.__version__,
+            "torchode": getattr(torchode, "__version__", "?"),
             "ode_core": ode_core.__version__,
             "ode_adjoint": ode_adjoint.__version__,
         }
     )
-    print(f"# work-precision, ode-core {machine['ode_core']} vs scipy and torchdiffeq -- {machine['date']}")
+    print(f"# work-precision, ode-core {machine['ode_core']} vs scipy, torchdiffeq and torchode -- {machine['date']}")
     print(_common.machine_line(machine))
     started = time.perf_counter()
     results: dict[str, dict[str, Curve]] = {}
@@ -378,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
 
     subtitle = (
         f"{machine['cpu']}, one thread; numpy {machine['numpy']}, scipy {machine['scipy']}, "
-        f"torch {machine['torch']} (float64), torchdiffeq {machine['torchdiffeq']}; {machine['date'][:10]}"
+        f"torch {machine['torch']} (float64), torchdiffeq {machine['torchdiffeq']}, "
+        f"torchode {machine['torchode']}; {machine['date'][:10]}"
     )
     plot(results, "nfev", os.path.join(args.out, "work_precision_nfe.png"), subtitle)
     plot(results, "seconds", os.path.join(args.out, "work_precision_time.png"), subtitle)

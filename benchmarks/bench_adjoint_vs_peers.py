@@ -61,8 +61,9 @@ torchdiffeq and torchode (benchmark-only dependencies)::
 
 With ``--device cuda`` the same workloads run on CUDA tensors; each timed run
 ends with ``torch.cuda.synchronize``, and speed-ups and overheads use wall time
-(``f`` alone is timed the same way, so an overhead of 1 means the solver adds
-nothing to the time of ``f``'s kernels).
+(``f`` alone is timed the same way, one call at a time; where the GPU waits
+on a noisy host that minimum is optimistic and the overhead reads high, see
+``profile_cuda_solve.py``).
 """
 
 from __future__ import annotations
@@ -177,8 +178,11 @@ class FieldCost:
         self.f_ms = self.fvjp_ms = float("inf")
 
     def measure(self, budget: float) -> None:
-        # On CUDA a call is timed with its synchronisation, as the solves are:
-        # an overhead of 1 then means the solver adds nothing to f's kernels.
+        # On CUDA each call is timed with its own synchronisation, as each solve
+        # is. Where the GPU waits on a noisy host, the minimum over thousands
+        # of short calls is luckier than over a few solves, and the overhead
+        # reads high (on an H200: t_f 0.33 ms, but 0.43 ms a call for 26 calls
+        # back to back; profile_cuda_solve.py counts the launches instead).
         clock = time.perf_counter if on_cuda() else time.process_time
         self.f_ms = min(self.f_ms, 1e3 * _common.per_call_time(self.forward, budget, clock=clock))
         self.fvjp_ms = min(self.fvjp_ms, 1e3 * _common.per_call_time(self.forward_vjp, budget, clock=clock))

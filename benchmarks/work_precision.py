@@ -264,6 +264,14 @@ def measure(case: Case, reference: np.ndarray, rtols: tuple[float, ...], setting
 # --------------------------------------------------------------------------- plots and comparison
 
 COLOURS = {"dopri5": "tab:blue", "tsit5": "tab:green", "dopri8": "tab:red"}
+# The legend says which peer curves run another method than ours of the same colour.
+LEGEND_NOTES = {
+    "torchdiffeq dopri5": " (its own error estimate, 2/3 of ours)",
+    "torchdiffeq dopri8": " (RK8(7)13M, not DOP853)",
+    "scipy RK45": " (= our dopri5)",
+    "scipy DOP853": " (= our dopri8)",
+    "torchode tsit5": " (= our tsit5)",
+}
 STYLES = {
     "ours": {"linestyle": "-", "marker": "o", "linewidth": 2.0},
     "ours (torch)": {"linestyle": "-", "marker": "^", "linewidth": 1.0, "markerfacecolor": "none"},
@@ -275,7 +283,7 @@ STYLES = {
 
 def plot(results: dict[str, dict[str, Curve]], work: str, path: str, subtitle: str) -> None:
     """One panel per problem, error (y) against ``work`` ("nfev" or "seconds", x), log-log."""
-    figure, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 4.6), squeeze=False)
+    figure, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 5.4), squeeze=False)
     for axis, (problem_name, curves) in zip(axes[0], results.items()):
         for solver in SOLVERS:
             if work == "nfev" and not solver.in_nfe_plot:
@@ -285,7 +293,7 @@ def plot(results: dict[str, dict[str, Curve]], work: str, path: str, subtitle: s
             axis.loglog(
                 x,
                 curve.errors,
-                label=solver.label,
+                label=solver.label + LEGEND_NOTES.get(solver.label, ""),
                 color=COLOURS[solver.family],
                 markersize=4,
                 **STYLES[solver.library],
@@ -294,10 +302,12 @@ def plot(results: dict[str, dict[str, Curve]], work: str, path: str, subtitle: s
         axis.set_xlabel("evaluations of f" if work == "nfev" else "wall time per solve (s)")
         axis.set_ylabel("max abs error at the 21 outputs")
         axis.grid(True, which="major", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    # One legend for all panels, below them, so that it hides no curve.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
     what = "evaluations" if work == "nfev" else "time"
     figure.suptitle(f"Work-precision: error against {what} (lower left is better)\n{subtitle}", fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0.0, 0.13, 1.0, 1.0))
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,75 +93,3 @@ def test_times_requiring_grad_on_another_device_are_rejected() -> None:
     t = torch.tensor([0.0, 1.0], dtype=DTYPE, requires_grad=True)
     with pytest.raises(ValueError, match=r"t: on cpu, expected y0's device cuda"):
         ode_adjoint.odeint(lambda t, y: -y, y0, t)
-
-
-# --------------------------------------------------------------------------- synchronisations
-
-
-def _synchronisations(call: Callable[[], Any]) -> tuple[Any, int]:
-    """``call()``'s result and how many times it made the host wait for the GPU.
-
-    torch's sync debug mode warns at every synchronising call (``.item()``,
-    ``float``/``bool`` of a tensor, device-to-host copies).
-    """
-    torch.cuda.synchronize()
-    previous = torch.cuda.get_sync_debug_mode()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            result = call()
-        finally:
-            torch.cuda.set_sync_debug_mode(previous)
-    return result, sum("synchroniz" in str(w.message) for w in caught)
-
-
-def _counted_solve(gradient: str, **solve_kwargs: Any) -> tuple[ode_adjoint.Solution, int, int]:
-    """A solve and its backward on CUDA: ``(solution, forward syncs, backward syncs)``."""
-    func = TimeMLP(dtype=DTYPE).to("cuda")
-    y0 = torch.tensor([[0.6, -0.4], [0.1, 0.9], [-1.2, 0.3]], dtype=DTYPE, device="cuda")
-    t = torch.linspace(0.0, 2.0, 5, dtype=torch.float64, device="cuda")
-    solution, forward = _synchronisations(lambda: ode_adjoint.solve(func, y0, t, gradient=gradient, **solve_kwargs))
-    _, backward = _synchronisations(solution.ys.square().sum().backward)
-    return solution, forward, backward
-
-
-@pytest.mark.parametrize("gradient", GRADIENTS)
-def test_fixed_steps_synchronise_a_fixed_number_of_times(gradient: str) -> None:
-    """Ten times the steps, the same synchronisations: none of them is per step."""
-    _counted_solve(gradient, method="rk4", options={"step_size": 0.1})  # warm-up
-    coarse, coarse_syncs, coarse_backward = _counted_solve(gradient, method="rk4", options={"step_size": 0.1})
-    fine, fine_syncs, fine_backward = _counted_solve(gradient, method="rk4", options={"step_size": 0.01})
-    assert fine.stats.n_steps >= 10 * coarse.stats.n_steps - 5
-    counts = f"syncs {coarse_syncs}/{fine_syncs}, backward {coarse_backward}/{fine_backward}"
-    assert fine_syncs == coarse_syncs, counts
-    assert coarse_syncs <= 4, counts
-    assert fine_backward == coarse_backward, counts  # the adjoint's backward steps are fixed too
-
-
-@pytest.mark.parametrize(("method", "per_step"), [("dopri5", 1), ("tsit5", 1), ("dopri8", 2)])
-@pytest.mark.parametrize("gradient", GRADIENTS)
-def test_adaptive_steps_synchronise_as_documented(method: str, per_step: int, gradient: str) -> None:
-    """One synchronisation per attempted step (two for dopri8's two-norm estimate), as ``_loop.py`` says:
-    the slope between a loose and a tight solve, so the per-solve ones drop out."""
-    settings = {"method": method, "rtol": 1e-4, "atol": 1e-6}
-    _counted_solve(gradient, **settings)  # warm-up
-    loose, loose_syncs, _ = _counted_solve(gradient, **settings)
-    tight, tight_syncs, _ = _counted_solve(gradient, method=method, rtol=1e-8, atol=1e-10)
-    extra_steps = tight.stats.n_steps - loose.stats.n_steps
-    assert extra_steps >= 5
-    counts = f"steps {loose.stats.n_steps}/{tight.stats.n_steps}, syncs {loose_syncs}/{tight_syncs}"
-    assert tight_syncs - loose_syncs == per_step * extra_steps, counts
-    assert loose_syncs <= per_step * loose.stats.n_steps + 6, counts
-
-
-def test_adjoint_backward_synchronises_once_per_step() -> None:
-    settings = {"method": "dopri5", "rtol": 1e-6, "atol": 1e-8}
-    _counted_solve("adjoint", **settings)  # warm-up
-    loose, _, loose_backward = _counted_solve("adjoint", **settings, adjoint_rtol=1e-4, adjoint_atol=1e-6)
-    tight, _, tight_backward = _counted_solve("adjoint", **settings, adjoint_rtol=1e-8, adjoint_atol=1e-10)
-    extra_steps = tight.stats.backward_steps - loose.stats.backward_steps
-    assert extra_steps >= 10
-    counts = f"backward steps {loose.stats.backward_steps}/{tight.stats.backward_steps}, "
-    counts += f"syncs {loose_backward}/{tight_backward}"
-    assert tight_backward - loose_backward == extra_steps, counts

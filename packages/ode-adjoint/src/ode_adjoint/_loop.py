@@ -5,10 +5,12 @@ read its error ratio for the accept/reject decision (twice for ``dopri8``,
 whose estimate combines two norms); fixed steps never do, until a final
 finiteness check. Besides, a solve synchronises a few times at its start
 (5 for adaptive methods on an H200: input checks and the first step's
-size). ``benchmarks/cuda_syncs.py`` counts them; ``tests/test_cuda.py``
-holds the loop to these numbers on a GPU, and ``tests/test_host_reads.py``
-counts the same reads of tensor values on the CPU, in CI. Time is a Python float; ``func`` receives it as a 0-d
-tensor made by ``torch.full``, which needs no copy from the host.
+size). ``benchmarks/cuda_syncs.py`` counts them, and
+``tests/test_synchronisations.py`` holds the loop to these numbers: on a GPU,
+and on the CPU (in CI) by counting the same reads of tensor values.
+
+Time is a Python float; ``func`` receives it as a 0-d tensor made by
+``torch.full``, which needs no copy from the host.
 
 ode-core's ``solve`` runs on tensors too, but through the array API layer and
 with a flat NumPy-style stage buffer. This loop does the same work with torch

@@ -150,17 +150,25 @@ EXPLICIT_PROBLEMS: dict[str, Callable[[], Problem]] = {
 def reference_solution(problem: Problem) -> np.ndarray:
     """The solution at ``problem.times``, shape ``(n_outputs, n)``: exact where known, else scipy ``DOP853``
     at its tightest tolerance (``rtol = 2.5e-14``)."""
-    times = problem.times
     if problem.exact is not None:
-        return problem.exact(times)
+        return problem.exact(problem.times)
+    return _scipy_reference(problem, "DOP853", REFERENCE_RTOL)
+
+
+def _scipy_reference(problem: Problem | StiffProblem, method: str, rtol: float, jac: Any = None) -> np.ndarray:
+    """scipy's ``method`` at ``rtol`` and the problem's reference ``atol``, at ``problem.times``: (times, n)."""
+    times = problem.times
+    # Only the implicit methods take a Jacobian; solve_ivp warns at any other.
+    options = {} if jac is None else {"jac": jac}
     solution = solve_ivp(
         problem.f,
         (float(times[0]), float(times[-1])),
         problem.y0,
-        method="DOP853",
+        method=method,
         t_eval=times,
-        rtol=REFERENCE_RTOL,
+        rtol=rtol,
         atol=problem.reference_atol,
+        **options,
     )
     if not solution.success:
         raise RuntimeError(f"reference solve failed on {problem.name}: {solution.message}")
@@ -264,20 +272,7 @@ STIFF_PROBLEMS: dict[str, StiffProblem] = {
 
 def stiff_reference(problem: StiffProblem) -> np.ndarray:
     """scipy ``Radau`` with the analytic Jacobian at ``rtol = 1e-13``, at ``problem.times``."""
-    times = problem.times
-    solution = solve_ivp(
-        problem.f,
-        (float(times[0]), float(times[-1])),
-        problem.y0,
-        method="Radau",
-        t_eval=times,
-        rtol=STIFF_REFERENCE_RTOL,
-        atol=problem.reference_atol,
-        jac=problem.jac,
-    )
-    if not solution.success:
-        raise RuntimeError(f"reference solve failed on {problem.name}: {solution.message}")
-    return np.asarray(solution.y).T
+    return _scipy_reference(problem, "Radau", STIFF_REFERENCE_RTOL, problem.jac)
 
 
 def error_in_tolerance_units(ys: Any, reference: np.ndarray, rtol: float, atol: float) -> float:

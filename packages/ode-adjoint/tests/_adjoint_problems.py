@@ -153,6 +153,7 @@ GRADCHECK_SETTINGS: dict[str, GradcheckSetting] = {
     "dopri5": _adaptive(1e-10, atol=1e-6),
     "tsit5": _adaptive(1e-10, atol=1e-6),
     "dopri8": _adaptive(1e-10, atol=1e-6),
+    "dopri87": _adaptive(1e-10, atol=1e-6),
     "kvaerno3": _adaptive(1e-7, atol=3e-6),
     "kvaerno5": _adaptive(1e-9, atol=3e-6),
     "radau5": _adaptive(1e-9, atol=3e-6),

@@ -216,7 +216,7 @@ def test_revolve_budget_sets_the_recomputation() -> None:
 # --- the adjoint --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dopri8", "cash_karp"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dopri8", "dopri87", "cash_karp"])
 def test_adjoint_converges_to_backprop(method: str) -> None:
     differences = []
     for tolerance in (1e-4, 1e-7, 1e-10):

@@ -103,7 +103,7 @@ def test_fixed_steps_synchronise_a_fixed_number_of_times(device: str, gradient: 
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize(("method", "per_step"), [("dopri5", 1), ("tsit5", 1), ("dopri8", 2)])
+@pytest.mark.parametrize(("method", "per_step"), [("dopri5", 1), ("tsit5", 1), ("dopri8", 2), ("dopri87", 1)])
 @pytest.mark.parametrize("gradient", GRADIENTS)
 def test_adaptive_steps_synchronise_as_documented(device: str, method: str, per_step: int, gradient: str) -> None:
     """One per attempted step (two for dopri8's two-norm estimate)."""

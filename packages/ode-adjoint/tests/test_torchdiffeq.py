@@ -11,6 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ode_adjoint
+import ode_core
 from _adjoint_problems import DTYPE, TimeMLP, flat_parameter_grads, relative_difference
 
 torchdiffeq = pytest.importorskip("torchdiffeq")
@@ -52,3 +53,56 @@ def test_adjoint_gradients_agree_with_torchdiffeq() -> None:
         gradients.append((y0.grad, flat_parameter_grads(func)))
     for ours, theirs in zip(*gradients):
         assert relative_difference(ours, theirs) < 1e-6
+
+
+def test_dopri87_is_torchdiffeqs_dopri8_tableau() -> None:
+    """ode-core's dopri87 and torchdiffeq's dopri8 are both Prince and Dormand's RK8(7)13M: the same
+    nodes, matrix, weights and error weights, to float64 rounding (torchdiffeq divides the published
+    rationals in float64). torchdiffeq's tableau lists stages 1..13, the last being f(t + h, y1)."""
+    from torchdiffeq._impl.dopri8 import _DOPRI8_TABLEAU as theirs
+
+    ours = ode_core.TABLEAUX["dopri87"]
+
+    def as_tensor(values: object) -> torch.Tensor:
+        return torch.tensor([float(v) for v in values], dtype=DTYPE)  # type: ignore[attr-defined]
+
+    def same(got: torch.Tensor, expected: torch.Tensor) -> None:
+        torch.testing.assert_close(got, expected.to(DTYPE), rtol=2e-16, atol=1e-17)
+
+    same(as_tensor(ours.c[1:]), theirs.alpha)
+    assert len(theirs.beta) == ours.n_stages - 1
+    for i, row in enumerate(theirs.beta, start=1):
+        same(as_tensor(ours.a[i][:i]), row)
+    same(as_tensor(ours.b), theirs.c_sol)
+    same(as_tensor(ours.error_weights or ()), theirs.c_error)
+
+
+@pytest.mark.parametrize("tolerance", [1e-5, 1e-7, 1e-9])
+def test_dopri87_takes_torchdiffeqs_dopri8_steps(tolerance: float) -> None:
+    """The same method and error norm; the controllers differ in details (torchdiffeq's never shrinks
+    an accepted step and may grow the step after a rejection, scipy's and ours may shrink and may not
+    grow), so the steps may part. To the final time only (so that neither interpolates): within 15%
+    of the evaluations, and the answers differ by about the global error, as in
+    test_dopri5_solution_agrees_with_torchdiffeq (measured: 80/80, 119/132, 223/223 evaluations and
+    12, 99 and 44 tolerances apart, absolute, at 1e-5, 1e-7, 1e-9)."""
+    func = TimeMLP()
+    calls = [0]
+
+    def counted(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        return func(t, y)
+
+    t = OUTPUT_TIMES[[0, -1]]
+    results = {}
+    with torch.no_grad():
+        for name, odeint, method in (
+            ("ours", ode_adjoint.odeint, "dopri87"),
+            ("torchdiffeq", torchdiffeq.odeint, "dopri8"),
+        ):
+            calls[0] = 0
+            ys = odeint(counted, _initial_state(), t, method=method, rtol=tolerance, atol=tolerance)
+            results[name] = (ys, calls[0])
+    (ours, our_calls), (theirs, their_calls) = results["ours"], results["torchdiffeq"]
+    assert abs(our_calls / their_calls - 1) <= 0.15, (our_calls, their_calls)
+    scale = tolerance * (1 + theirs.abs())
+    assert float(((ours - theirs).abs() / scale).max()) < 100

@@ -28,7 +28,7 @@ def oscillator_torch(t: float, y: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dopri8", "bosh3", "cash_karp"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dopri8", "dopri87", "bosh3", "cash_karp"])
 def test_torch_float64_matches_numpy(method: str, device: str) -> None:
     y0 = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, -1.0]])
     t = np.linspace(0.0, 3.0, 7)

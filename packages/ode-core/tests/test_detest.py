@@ -28,7 +28,7 @@ OUTPUT_TIMES: tuple[float, ...] = tuple(np.linspace(0.0, 20.0, 21).tolist())
 # DETEST is the non-stiff set; the implicit methods, built for stiff problems,
 # are checked against it more loosely in test_stiff.py.
 ADAPTIVE_METHODS = [name for name in METHODS if TABLEAUX[name].adaptive and TABLEAUX[name].explicit]
-HIGH_ORDER_METHODS = {"cash_karp", "dopri5", "tsit5", "dopri8"}
+HIGH_ORDER_METHODS = {"cash_karp", "dopri5", "tsit5", "dopri8", "dopri87"}
 """Methods of order >= 5, also checked at the tighter tolerance."""
 
 # Global error bounds, in units of the tolerance. Error-per-step control keeps

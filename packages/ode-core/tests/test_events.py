@@ -58,7 +58,7 @@ LIBRARIES = ["numpy", "torch"]
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
-@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dopri8", "bosh3", "kvaerno5", "radau5"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dopri8", "dopri87", "bosh3", "kvaerno5", "radau5"])
 def test_falling_body_stops_at_ground_impact(library: str, method: str) -> None:
     t = np.linspace(0.0, 3.0, 7)
     sol = ode_core.solve(
@@ -79,7 +79,7 @@ def test_falling_body_stops_at_ground_impact(library: str, method: str) -> None:
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
-@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dopri8", "kvaerno5", "radau5"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dopri8", "dopri87", "kvaerno5", "radau5"])
 def test_oscillator_zero_crossings_are_recorded(library: str, method: str) -> None:
     sol = ode_core.solve(
         oscillator, _arrays(library, [1.0, 0.0]), [0.0, 20.0], method=method, rtol=1e-10, atol=1e-12, events=[position]

@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import array_shapes, arrays
 from scipy.linalg import expm
 
 ADAPTIVE = [name for name in ode_core.METHODS if ode_core.TABLEAUX[name].adaptive]
-HIGH_ORDER = ["bosh3", "cash_karp", "dopri5", "tsit5", "dopri8"]
+HIGH_ORDER = ["bosh3", "cash_karp", "dopri5", "tsit5", "dopri8", "dopri87"]
 finite = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False)
 
 

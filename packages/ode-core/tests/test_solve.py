@@ -142,7 +142,9 @@ def test_observed_convergence_order_matches_the_tableau(method: str) -> None:
 # --- dense output ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "bound"), [("dopri5", 1e-7), ("tsit5", 1e-7), ("dopri8", 1e-9), ("bosh3", 1e-6)])
+@pytest.mark.parametrize(
+    ("method", "bound"), [("dopri5", 1e-7), ("tsit5", 1e-7), ("dopri8", 1e-9), ("dopri87", 1e-9), ("bosh3", 1e-6)]
+)
 def test_dense_output_accuracy_between_steps(method: str, bound: float) -> None:
     y0 = np.array([1.0, 0.5])
     sol = ode_core.solve(forced_nonlinear, y0, [0.0, 5.0], method=method, rtol=1e-9, atol=1e-11)

@@ -35,6 +35,7 @@ def test_registry_is_read_only() -> None:
         ("dopri5", 7, True, True),
         ("tsit5", 7, True, True),
         ("dopri8", 13, True, True),
+        ("dopri87", 14, True, True),
         ("cash_karp", 6, False, True),
     ],
 )

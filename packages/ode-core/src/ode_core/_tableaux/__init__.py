@@ -10,6 +10,7 @@ from .bosh3 import BOSH3
 from .cash_karp import CASH_KARP
 from .dopri5 import DOPRI5
 from .dopri8 import DOPRI8
+from .dopri87 import DOPRI87
 from .euler import EULER
 from .fehlberg2 import FEHLBERG2
 from .heun import HEUN
@@ -39,6 +40,7 @@ _ALL: tuple[ButcherTableau, ...] = (
     DOPRI5,
     TSIT5,
     DOPRI8,
+    DOPRI87,
     BACKWARD_EULER,
     TRAPEZOID,
     IMPLICIT_MIDPOINT,

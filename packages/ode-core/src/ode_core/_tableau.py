@@ -95,6 +95,13 @@ class ButcherTableau:
     c_extra, a_extra : tuple, optional
         Nodes and matrix rows (over all earlier stages) of extra stages that
         only the continuous extension needs (DOP853 has three).
+    interpolate_outputs : bool, optional
+        Whether adaptive solves take the values at output times from the
+        interpolant (``True``) or step onto the output times (``False``).
+        By default (``None``) they interpolate when the interpolant's order
+        (``dense_order``, or 3 for the cubic Hermite interpolant) is at least
+        :attr:`controller_order`, and step onto them otherwise; see
+        :attr:`steps_onto_outputs`.
     exact : bool
         ``True`` when the source publishes exact rationals, so every identity
         is checked exactly; ``False`` for published decimals.
@@ -135,6 +142,7 @@ class ButcherTableau:
     dense_order: int | None = None
     c_extra: tuple[Fraction, ...] = ()
     a_extra: tuple[tuple[Fraction, ...], ...] = ()
+    interpolate_outputs: bool | None = None
     exact: bool = True
     citation: str = field(default="", compare=False)
 
@@ -174,6 +182,10 @@ class ButcherTableau:
         ):
             if (getattr(self, weights_name) is None) != (getattr(self, order_name) is None):
                 raise ValueError(f"{where}: {weights_name} and {order_name} must be given together")
+        if self.interpolate_outputs is not None and not isinstance(self.interpolate_outputs, bool):
+            raise ValueError(
+                f"{where}: interpolate_outputs must be True, False or None, got {self.interpolate_outputs!r}"
+            )
         if not isinstance(self.order, int) or self.order < 1:
             raise ValueError(f"{where}: order must be a positive int, got {self.order!r}")
         if self.embedded_order is not None and not 0 < self.embedded_order < self.order:
@@ -285,6 +297,23 @@ class ButcherTableau:
         if self.embedded_order is None:
             return self.order
         return min(self.order, self.embedded_order)
+
+    @property
+    def steps_onto_outputs(self) -> bool:
+        """Whether adaptive solves step onto the output times rather than interpolate there.
+
+        ``not interpolate_outputs`` where the tableau says; otherwise whether
+        the interpolant's order is below :attr:`controller_order`: an
+        interpolant less accurate than the local error the controller bounds
+        (the cubic Hermite interpolant behind cash_karp's 5(4) pair) would
+        lose the tolerance at outputs between steps. Stepping onto them costs
+        a step per output interval at the least, which matters when the
+        outputs are denser than the steps.
+        """
+        if self.interpolate_outputs is not None:
+            return not self.interpolate_outputs
+        interpolant_order = self.dense_order if self.dense_order is not None else 3
+        return interpolant_order < self.controller_order
 
     @property
     def error_weights(self) -> tuple[Fraction, ...] | None:

@@ -35,7 +35,7 @@ from benchmarks._fields import MLPField
 
 from benchmarks import _common
 
-ADAPTIVE = ("dopri5", "tsit5", "bosh3", "dopri8", "kvaerno5", "radau5")
+ADAPTIVE = ("dopri5", "tsit5", "bosh3", "dopri8", "dopri87", "kvaerno5", "radau5")
 FIXED = ("euler", "rk4")
 GRADIENTS = ("backprop", "adjoint", "checkpoint")
 COLUMNS = ("steps", "syncs", "syncs_per_step", "backward_steps", "backward_syncs", "backward_syncs_per_step")

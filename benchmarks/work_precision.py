@@ -2,13 +2,14 @@
 
 Problems: van der Pol (mu = 1, t in [0, 20]), one period of the Arenstorf
 orbit, and a Kepler orbit of eccentricity 0.5 (t in [0, 20]), each with 21
-output times. Solvers: ode-core's ``dopri5``, ``tsit5`` and ``dopri8`` on
-NumPy arrays; scipy's ``RK45`` and ``DOP853``; torchdiffeq 0.2.5's ``dopri5``
-and ``dopri8`` in float64 (under ``torch.no_grad``); torchode 1.0.1's
-``Tsit5`` (float64, a batch of one; tsit5's only peer of the same method,
-since scipy and torchdiffeq have none); and, in the time diagram only,
-ode-adjoint's ``dopri5``, ``tsit5`` and ``dopri8`` on the same float64
-tensors, the like-for-like comparison with the torch peers (ode-adjoint runs
+output times. Solvers: ode-core's ``dopri5``, ``tsit5``, ``dopri8`` (DOP853)
+and ``dopri87`` (RK8(7)13M) on NumPy arrays; scipy's ``RK45`` and ``DOP853``;
+torchdiffeq 0.2.5's ``dopri5`` and ``dopri8`` (which is RK8(7)13M, our
+``dopri87``, drawn in its colour) in float64 (under ``torch.no_grad``);
+torchode 1.0.1's ``Tsit5`` (float64, a batch of one; tsit5's only peer of the
+same method, since scipy and torchdiffeq have none); and, in the time diagram
+only, ode-adjoint's ``dopri5``, ``tsit5``, ``dopri8`` and ``dopri87`` on the
+same float64 tensors, the like-for-like comparison with the torch peers (ode-adjoint runs
 ode-core's algorithm, so its evaluations are the NumPy ones). Every solver runs at
 ``rtol = 1e-3, 1e-4, ..., 1e-12`` with ``atol = rtol / 1000``.
 
@@ -140,7 +141,7 @@ class Solver:
     """
 
     label: str
-    family: str  # "dopri5", "tsit5" or "dopri8": the colour
+    family: str  # "dopri5", "tsit5", "dopri8" or "dopri87": the colour
     library: str  # "ours", "ours (torch)", "scipy", "torchdiffeq" or "torchode": the line style
     solve: Callable[[Case, float, float, Any], tuple[np.ndarray, int | None]]
     in_nfe_plot: bool = True
@@ -216,14 +217,16 @@ SOLVERS = (
     Solver("ours dopri5", "dopri5", "ours", _ours("dopri5")),
     Solver("ours tsit5", "tsit5", "ours", _ours("tsit5")),
     Solver("ours dopri8", "dopri8", "ours", _ours("dopri8")),
+    Solver("ours dopri87", "dopri87", "ours", _ours("dopri87")),
     Solver("scipy RK45", "dopri5", "scipy", _scipy("RK45")),
     Solver("scipy DOP853", "dopri8", "scipy", _scipy("DOP853")),
     Solver("torchdiffeq dopri5", "dopri5", "torchdiffeq", _torchdiffeq("dopri5")),
-    Solver("torchdiffeq dopri8", "dopri8", "torchdiffeq", _torchdiffeq("dopri8")),
+    Solver("torchdiffeq dopri8", "dopri87", "torchdiffeq", _torchdiffeq("dopri8")),
     Solver("torchode tsit5", "tsit5", "torchode", _torchode("Tsit5")),
     Solver("ours dopri5 (torch)", "dopri5", "ours (torch)", _ours_torch("dopri5"), in_nfe_plot=False),
     Solver("ours tsit5 (torch)", "tsit5", "ours (torch)", _ours_torch("tsit5"), in_nfe_plot=False),
     Solver("ours dopri8 (torch)", "dopri8", "ours (torch)", _ours_torch("dopri8"), in_nfe_plot=False),
+    Solver("ours dopri87 (torch)", "dopri87", "ours (torch)", _ours_torch("dopri87"), in_nfe_plot=False),
 )
 
 
@@ -263,11 +266,11 @@ def measure(case: Case, reference: np.ndarray, rtols: tuple[float, ...], setting
 
 # --------------------------------------------------------------------------- plots and comparison
 
-COLOURS = {"dopri5": "tab:blue", "tsit5": "tab:green", "dopri8": "tab:red"}
+COLOURS = {"dopri5": "tab:blue", "tsit5": "tab:green", "dopri8": "tab:red", "dopri87": "tab:purple"}
 # The legend says which peer curves run another method than ours of the same colour.
 LEGEND_NOTES = {
     "torchdiffeq dopri5": " (its own error estimate, 2/3 of ours)",
-    "torchdiffeq dopri8": " (RK8(7)13M, not DOP853)",
+    "torchdiffeq dopri8": " (RK8(7)13M = our dopri87)",
     "scipy RK45": " (= our dopri5)",
     "scipy DOP853": " (= our dopri8)",
     "torchode tsit5": " (= our tsit5)",
@@ -353,8 +356,10 @@ COMPARISONS = (
     ("ours tsit5", "torchode tsit5"),
     ("ours dopri8", "scipy DOP853"),
     ("ours dopri8", "torchdiffeq dopri8"),
+    ("ours dopri87", "torchdiffeq dopri8"),
     ("ours dopri5 (torch)", "torchdiffeq dopri5"),
     ("ours dopri8 (torch)", "torchdiffeq dopri8"),
+    ("ours dopri87 (torch)", "torchdiffeq dopri8"),
     ("ours tsit5 (torch)", "torchode tsit5"),
 )
 

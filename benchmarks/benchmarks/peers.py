@@ -148,10 +148,13 @@ def _mlp_problem() -> tuple[MLPField, torch.Tensor, torch.Tensor]:
     return MLPField(), torch.randn(16, 2), torch.linspace(0.0, 10.0, 11)
 
 
-def _peer_solve(peer: str, func: MLPField, y0: torch.Tensor, t: torch.Tensor) -> Callable[[], torch.Tensor]:
-    """A call that solves the MLP problem with the peer (dopri5) and returns the outputs, time first."""
+def _peer_solve(
+    peer: str, func: MLPField, y0: torch.Tensor, t: torch.Tensor, method: str = "dopri5"
+) -> Callable[[], torch.Tensor]:
+    """A call that solves the MLP problem with the peer (dopri5; torchdiffeq also ``method``) and returns
+    the outputs, time first."""
     if peer == "torchdiffeq":
-        return lambda: torchdiffeq.odeint(func, y0, t, rtol=MLP_RTOL, atol=MLP_ATOL, method="dopri5")
+        return lambda: torchdiffeq.odeint(func, y0, t, rtol=MLP_RTOL, atol=MLP_ATOL, method=method)
     if peer == "torchdiffeq adjoint":
         return lambda: torchdiffeq.odeint_adjoint(func, y0, t, rtol=MLP_RTOL, atol=MLP_ATOL, method="dopri5")
     if peer == "torchode":
@@ -263,18 +266,22 @@ def _torch_side(func: MLPField, solve: Callable[[], torch.Tensor], backward: boo
     return Side(run, evaluations)
 
 
-def _mlp_pair(gradient: str | None, peer: str) -> tuple[Side, Side]:
+def _mlp_pair(
+    gradient: str | None, peer: str, method: str = "dopri5", peer_method: str = "dopri5"
+) -> tuple[Side, Side]:
     """Ours with ``gradient`` (None: forward only, under no_grad) against the peer on the MLP problem."""
+    require_method(method)
     func, y0, t = _mlp_problem()
 
     def ours() -> torch.Tensor:
         solution = ode_adjoint.solve(
-            func, y0, t, rtol=MLP_RTOL, atol=MLP_ATOL, method="dopri5", gradient=gradient or "backprop"
+            func, y0, t, rtol=MLP_RTOL, atol=MLP_ATOL, method=method, gradient=gradient or "backprop"
         )
         return solution.ys
 
     backward = gradient is not None
-    return _torch_side(func, ours, backward), _torch_side(func, _peer_solve(peer, func, y0, t), backward)
+    peer_solve = _peer_solve(peer, func, y0, t, peer_method)
+    return _torch_side(func, ours, backward), _torch_side(func, peer_solve, backward)
 
 
 COMPARISONS: dict[str, Callable[[], tuple[Side, Side]]] = {
@@ -286,6 +293,8 @@ COMPARISONS: dict[str, Callable[[], tuple[Side, Side]]] = {
     "van_der_pol_1000 rtol=1e-6: radau5 / Radau": lambda: _stiff_pair("van_der_pol_1000", "radau5", "Radau", 1e-6),
     "MLP forward: dopri5 / torchdiffeq": lambda: _mlp_pair(None, "torchdiffeq"),
     "MLP forward: dopri5 / torchode": lambda: _mlp_pair(None, "torchode"),
+    # The same method: torchdiffeq's dopri8 is RK8(7)13M, ode-core's dopri87.
+    "MLP forward: dopri87 / torchdiffeq dopri8": lambda: _mlp_pair(None, "torchdiffeq", "dopri87", "dopri8"),
     "MLP backprop / torchdiffeq odeint": lambda: _mlp_pair("backprop", "torchdiffeq"),
     "MLP adjoint / torchdiffeq odeint_adjoint": lambda: _mlp_pair("adjoint", "torchdiffeq adjoint"),
     "MLP backprop / torchode": lambda: _mlp_pair("backprop", "torchode"),

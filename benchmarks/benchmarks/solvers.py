@@ -16,7 +16,7 @@ import ode_core
 from ._problems import EXPLICIT_PROBLEMS, max_abs_error, reference_solution
 
 PROBLEMS = ["van_der_pol", "arenstorf", "fisher_kpp"]
-METHODS = ["bosh3", "dopri5", "tsit5", "dopri8"]
+METHODS = ["bosh3", "dopri5", "tsit5", "dopri8", "dopri87"]
 RTOLS = [1e-6, 1e-9]
 ATOL_OVER_RTOL = 1e-3
 

@@ -20,7 +20,9 @@ inconsistent; this script prints their least-squares residual). The
 constraints leave 15 degrees of freedom; among the solutions, the one chosen
 minimises the sum over the 20 trees with 6 nodes of ``(1 / sigma(t))**2``
 times the squared coefficients of the order-6 residual polynomial, i.e. the
-interpolant's leading error term.
+interpolant's leading error term. That objective leaves 6 of the 15
+directions free; along those the pseudo-inverse takes the least change from
+the constraints' minimum-norm solution, which makes the choice unique.
 
 The tableau's coefficients are rational approximations that satisfy their own
 order conditions only to about 1e-18, so the constraints are solved in a

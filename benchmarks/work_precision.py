@@ -267,7 +267,7 @@ def measure(case: Case, reference: np.ndarray, rtols: tuple[float, ...], setting
 # --------------------------------------------------------------------------- plots and comparison
 
 COLOURS = {"dopri5": "tab:blue", "tsit5": "tab:green", "dopri8": "tab:red", "dopri87": "tab:purple"}
-# The legend says which peer curves run another method than ours of the same colour.
+# The legend says which of our methods each peer curve runs, or how it differs from ours of its colour.
 LEGEND_NOTES = {
     "torchdiffeq dopri5": " (its own error estimate, 2/3 of ours)",
     "torchdiffeq dopri8": " (RK8(7)13M = our dopri87)",

@@ -408,9 +408,7 @@ def integrate(
     t0, t_end = float(times[0]), float(times[-1])
     direction = 1.0 if t_end > t0 else -1.0
     if adaptive and tableau.steps_onto_outputs:
-        # As in ode-core: an interpolant less accurate than the local error
-        # the controller bounds (cubic Hermite behind cash_karp) would lose
-        # the tolerance between steps; step onto the output times instead.
+        # As in ode-core: ButcherTableau.steps_onto_outputs holds the rule.
         step_t = [*step_t, *times[1:-1]]
     jumps = {float(v) for v in jump_t}
     inside = sorted(

@@ -242,12 +242,8 @@ def solve(
     f_current = xp.reshape(first_value, (n,))
     nfev = 1
 
-    # A method whose interpolant is less accurate than the local error the
-    # controller bounds (cubic Hermite behind cash_karp's fifth order) would
-    # lose the tolerance at output times between steps, so adaptive solves
-    # step onto them instead, unless the tableau says otherwise (dopri87).
-    # radau5's collocation polynomial (order 3) is as accurate as its order-3
-    # error estimate, so it interpolates.
+    # Output times are stepped onto or interpolated as the tableau says
+    # (ButcherTableau.steps_onto_outputs holds the rule and why).
     if adaptive and tableau.steps_onto_outputs:
         step_times = step_times + times[1:-1]
     # Times the solver must land on, in order; the last is t_end.

@@ -7,7 +7,7 @@ from .._tableau import ButcherTableau
 # Coefficients: P. J. Prince and J. R. Dormand, High order embedded
 # Runge-Kutta formulae, J. Comput. Appl. Math. 7 (1981) 67-75, the 8(7)
 # pair RK8(7)13M. The paper gives its irrational coefficients as rational
-# approximations (e.g. c[7] = 5490023248/9719169821); those rationals are
+# approximations (e.g. c[8] = 5490023248/9719169821); those rationals are
 # the values below, so the order conditions hold to about 1e-18, not
 # exactly (``exact=False``). They are the values torchdiffeq 0.2.5's
 # ``dopri8`` uses, which a test checks.

@@ -22,7 +22,7 @@ Two neural-ODE workloads, float32 on the CPU, dopri5 on every side:
     and backprop engines, ours against torchdiffeq only (torchode wants
     (batch, features) states), and only a few repeats.
 
-Evaluations (NFE): ours from ``solve().stats`` (``nfev``, ``backward_nfev``);
+Evaluations (NFE): ours from ``solve()``'s ``stats.nfev`` and ``backward_stats.nfev``;
 the peers' from a counter in ``f`` (calls during the solve, and during
 ``backward()``; torchode's calls evaluate the whole batch, though it steps
 each sample with its own step size). Overhead = solve time / ideal time, with
@@ -285,7 +285,8 @@ def backward_impls(
             clear()
             sol = ode_adjoint.solve(func, y0, t, rtol=rtol, atol=atol, method="dopri5", gradient=gradient)
             grads, _ = loss_backward(sol.ys)
-            return sol.ys.detach(), grads, sol.stats.nfev, sol.stats.backward_nfev
+            backward = sol.backward_stats
+            return sol.ys.detach(), grads, sol.stats.nfev, 0 if backward is None else backward.nfev
 
         return run
 

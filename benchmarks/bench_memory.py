@@ -78,7 +78,7 @@ def child(engine: str, steps: int, checkpoints: int | None, size: int, device_na
             func, y0, [0.0, 1.0], method="rk4", options={**options, "step_size": 1.0 / n}, gradient=engine
         )
         solution.ys[-1].square().sum().backward()
-        return solution.stats
+        return solution
 
     forward_backward(torch.randn(4 * WIDTH, device=device, requires_grad=True), 3)
     y0 = torch.randn(size, device=device, requires_grad=True)
@@ -93,13 +93,13 @@ def child(engine: str, steps: int, checkpoints: int | None, size: int, device_na
     if rss_before is None:
         rss_before = _common.peak_rss_kib()
     start = time.perf_counter()
-    stats = forward_backward(y0, steps)
+    solution = forward_backward(y0, steps)
     if cuda:
         torch.cuda.synchronize(device)
     record: dict[str, Any] = {
         "seconds": time.perf_counter() - start,
-        "n_steps": stats.n_steps,
-        "backward_steps": stats.backward_steps,
+        "n_steps": solution.stats.n_steps,
+        "backward_steps": 0 if solution.backward_stats is None else solution.backward_stats.n_steps,
         "rss_before_kib": rss_before,
         "rss_peak_kib": _common.peak_rss_kib(),
         "hwm_reset": hwm_reset,

@@ -72,11 +72,11 @@ def one_solve(method: str, gradient: str, accuracy: float) -> dict[str, int]:
     )
     loss = solution.ys.square().sum()
     _, backward = count_synchronisations(loss.backward)
-    stats = solution.stats
+    backward_stats = solution.backward_stats
     return {
-        "steps": stats.n_steps,
+        "steps": solution.stats.n_steps,
         "syncs": forward,
-        "backward_steps": stats.backward_steps,
+        "backward_steps": 0 if backward_stats is None else backward_stats.n_steps,
         "backward_syncs": backward,
     }
 

@@ -98,7 +98,8 @@ class Engines:
 
     def track_backward_nfev(self, gradient: str) -> int:
         """Evaluations of ``f`` in the backward pass: the adjoint solve's, the checkpoint replay's, 0 for backprop."""
-        return int(self._forward_backward().stats.backward_nfev)
+        backward = self._forward_backward().backward_stats
+        return 0 if backward is None else int(backward.nfev)
 
     track_backward_nfev.unit = "evaluations"  # type: ignore[attr-defined]
 
@@ -112,10 +113,10 @@ def _memory_case(engine: str, steps: int, device: torch.device) -> tuple[Any, An
     torch.manual_seed(0)
     func = MemoryField().to(device)
 
-    def forward_backward(y0: torch.Tensor) -> ode_adjoint.GradientStats:
+    def forward_backward(y0: torch.Tensor) -> ode_adjoint.Solution:
         solution = ode_adjoint.solve(func, y0, [0.0, 1.0], method="rk4", options=options, gradient=gradient)
         solution.ys[-1].square().sum().backward()
-        return solution.stats
+        return solution
 
     # Warm-up on a tiny state: autograd's and the engine's first-call allocations are not the engine's memory.
     warm_up_options = {**options, "step_size": 1.0 / 3}

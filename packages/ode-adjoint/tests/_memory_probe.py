@@ -100,7 +100,7 @@ def main() -> None:
     if args.checkpoints is not None:
         options["checkpoints"] = args.checkpoints
 
-    def forward_backward(y0: torch.Tensor, steps: int) -> ode_adjoint.GradientStats:
+    def forward_backward(y0: torch.Tensor, steps: int) -> ode_adjoint.Solution:
         solution = ode_adjoint.solve(
             func,
             y0,
@@ -110,7 +110,7 @@ def main() -> None:
             gradient=args.engine,
         )
         solution.ys[-1].square().sum().backward()
-        return solution.stats
+        return solution
 
     # Warm-up on a tiny state: lazy initialisation (kernels, autograd) off the books.
     forward_backward(torch.randn(4 * WIDTH, device=device, requires_grad=True), 3)
@@ -126,7 +126,7 @@ def main() -> None:
     if rss_before is None:
         rss_before = _peak_rss_kib()
     start = time.perf_counter()
-    stats = forward_backward(y0, args.steps)
+    solution = forward_backward(y0, args.steps)
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -136,8 +136,8 @@ def main() -> None:
         "checkpoints": args.checkpoints,
         "size": args.size,
         "device": str(device),
-        "n_steps": stats.n_steps,
-        "backward_steps": stats.backward_steps,
+        "n_steps": solution.stats.n_steps,
+        "backward_steps": 0 if solution.backward_stats is None else solution.backward_stats.n_steps,
         "rss_before_kib": rss_before,
         "rss_peak_kib": _peak_rss_kib(),
         "hwm_reset": hwm_reset,

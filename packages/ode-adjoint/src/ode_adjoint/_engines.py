@@ -1,113 +1,501 @@
-"""The three gradient engines.
+"""The gradient engines: how ``backward()`` differentiates a solve.
 
-* backprop: autograd records every operation of the forward loop; exact
-  gradient of the discrete solution; memory grows with the steps.
-* adjoint: the continuous adjoint of Chen et al. (2018): the forward solve
-  keeps no graph; backward integrates ``[z, a_z, a_theta]`` from each output
-  time to the previous one, with vector-Jacobian products from autograd.
-  Memory is independent of the number of steps.
-* checkpoint: the forward solve keeps each accepted step's ``(t, h, y)``;
-  backward replays one step at a time with autograd and chains the
-  vector-Jacobian products in reverse: backprop's gradient, to round-off,
-  with a state per step instead of a graph per step. With a budget of ``K``
-  checkpoints only ``K`` states are kept and the rest recomputed on a
-  binomial (revolve) schedule.
+Every engine runs the forward solve through ode-core's one loop
+(:func:`ode_core.integrate`) with the torch stepper, and differs only in
+what it keeps and how it goes back:
+
+* :class:`Backprop`: autograd records every operation of the forward loop;
+  the exact gradient of the discrete solution; memory grows with the steps.
+* :class:`Adjoint`: the continuous adjoint of Chen et al. (2018): the forward
+  solve keeps no graph; backward integrates ``[z, a_z, a_theta]`` from each
+  output time to the previous one, with vector-Jacobian products from
+  autograd. Memory is independent of the number of steps.
+* :class:`Checkpoint`: the forward solve records each accepted step through
+  the loop's ``on_step`` hook; backward replays one step at a time with the
+  same stepper under autograd and chains the vector-Jacobian products in
+  reverse: backprop's gradient, to round-off, with a state per step instead
+  of a graph per step. With a budget of ``K`` states the rest are
+  recomputed on a binomial (revolve) schedule.
+
+Events: an event time ``T`` solves ``g(T, y(T)) = 0``, so by the implicit
+function theorem ``dT = -g_y dy(T) / (g_t + g_y f)``, with ``dy(T)`` the
+derivative of the solution at the fixed time ``T``. Each engine
+differentiates the states at the event times as it does outputs (they are
+extra output times), and :class:`_EventTime` adds the correction, as
+torchdiffeq's ``odeint_event`` does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import ode_core
 import torch
-from ode_core import Status
+from array_api_compat import array_namespace
+from ode_core import AcceptedStep, Settings, Stats, Status
 
-from ._loop import FlatFunc, LoopResult, StepRecord, integrate, replay_step
 from ._revolve import revolve_schedule
+from ._state import FlatFunction
 
-if TYPE_CHECKING:
-    from ._odeint import GradientStats, SolveConfig
-
-__all__ = ["adjoint_solve", "backprop_solve", "checkpoint_solve"]
+__all__ = ["Adjoint", "Backprop", "BackwardCounter", "Checkpoint", "GradientEngine", "Problem"]
 
 
-def _run(
-    func: FlatFunc,
-    y0: torch.Tensor,
-    times: Sequence[float],
-    config: SolveConfig,
-    *,
-    norm: Callable[[torch.Tensor], float] | None = None,
-    record_steps: bool = False,
-    record_states: bool = True,
-    first_step: float | None = None,
-) -> LoopResult:
-    """Forward integration: the torch loop for explicit methods, ode-core's
-    generic ``solve`` (on tensors) for implicit ones."""
-    norm = norm if norm is not None else config.norm
-    if config.tableau.explicit:
-        return integrate(
-            func,
-            y0,
-            times,
-            config.tableau,
-            rtol=config.rtol,
-            atol=config.atol,
-            step_size=config.step_size,
-            first_step=config.first_step if first_step is None else first_step,
-            max_step=config.max_step,
-            max_steps=config.max_steps,
-            controller=config.controller,
-            norm=norm,
-            step_t=config.step_t,
-            jump_t=config.jump_t,
-            record_steps=record_steps,
-            record_states=record_states,
-        )
-    # Error and Newton norms decide, they are not differentiated: measure
-    # detached values (reading a scalar off a graph would warn).
-    measure = norm if norm is not None else _rms
+@dataclass
+class BackwardCounter:
+    """Work of the backward passes of one solve, summed over ``backward()`` calls.
 
-    def detached_norm(scaled: torch.Tensor) -> float:
-        return measure(scaled.detach())
+    Attributes
+    ----------
+    nfev, n_steps, n_accepted, n_rejected, njev, nlu : int
+        As :class:`ode_core.Stats`.
+    runs : int
+        Backward passes taken so far.
+    """
 
-    solution = ode_core.solve(
-        func,
-        y0,
-        list(times),
-        method=config.tableau,
-        rtol=config.rtol,
-        atol=config.atol,
-        step_size=config.step_size,
-        first_step=config.first_step,
-        max_step=config.max_step,
-        max_steps=config.max_steps,
-        controller=config.controller,
-        norm=detached_norm,
-        jac=_autograd_jacobian(func),
-        step_t=config.step_t or None,
-        jump_t=config.jump_t or None,
-        dense_output=False,
-    )
-    stats = solution.stats
-    return LoopResult(
-        ys=list(solution.ys.unbind(0)),
-        n_outputs=solution.ys.shape[0],
-        status=solution.status,
-        message=solution.message,
-        nfev=stats.nfev,
-        n_steps=stats.n_steps,
-        n_accepted=stats.n_accepted,
-        n_rejected=stats.n_rejected,
-        t_final=solution.t_final,
-        y_final=solution.y_final,
-    )
+    nfev: int = 0
+    n_steps: int = 0
+    n_accepted: int = 0
+    n_rejected: int = 0
+    njev: int = 0
+    nlu: int = 0
+    runs: int = 0
+
+    def add(self, stats: Stats) -> None:
+        """Count a backward solve's statistics.
+
+        Parameters
+        ----------
+        stats : ode_core.Stats
+        """
+        self.nfev += stats.nfev
+        self.n_steps += stats.n_steps
+        self.n_accepted += stats.n_accepted
+        self.n_rejected += stats.n_rejected
+        self.njev += stats.njev
+        self.nlu += stats.nlu
+
+    def stats(self) -> Stats | None:
+        """The counts as :class:`ode_core.Stats`, ``None`` before any backward pass.
+
+        Returns
+        -------
+        ode_core.Stats or None
+        """
+        if self.runs == 0:
+            return None
+        return Stats(self.nfev, self.n_steps, self.n_accepted, self.n_rejected, self.njev, self.nlu)
 
 
-def _autograd_jacobian(func: FlatFunc) -> Callable[[float, torch.Tensor], torch.Tensor]:
+@dataclass
+class Problem:
+    """One differentiable solve, as an engine receives it.
+
+    Attributes
+    ----------
+    func : FlatFunction
+        ``func`` on the flat state (working dtype).
+    y0 : Tensor, shape (n,)
+        Flat initial state; may require grad.
+    times : list of float
+        Output times.
+    settings : ode_core.Settings
+        The forward solve's, checked.
+    parameters : tuple of Tensor
+        The tensors besides ``y0`` that receive gradients (the adjoint's and
+        the checkpointing engine's inputs; backprop finds them itself).
+    events : list of callables, optional
+        Event functions on the flat state, for ode-core's loop.
+    event_gradients : list of callables, optional
+        The same on tensors (``t`` a 0-d tensor), differentiable.
+    backward_settings : ode_core.Settings, optional
+        The adjoint's backward solve's.
+    backward : BackwardCounter
+    """
+
+    func: FlatFunction
+    y0: torch.Tensor
+    times: list[float]
+    settings: Settings
+    parameters: tuple[torch.Tensor, ...] = ()
+    events: list[Callable[..., Any]] | None = None
+    event_gradients: list[Callable[..., Any]] | None = None
+    backward_settings: Settings | None = None
+    backward: BackwardCounter = field(default_factory=BackwardCounter)
+
+    @property
+    def direction(self) -> float:
+        """+1.0 forward in time, -1.0 backward."""
+        return 1.0 if self.times[-1] > self.times[0] else -1.0
+
+    def integrate(self, y0: torch.Tensor, on_step: Callable[[AcceptedStep], None] | None = None) -> ode_core.Solution:
+        """The forward solve from ``y0`` through ode-core's loop.
+
+        Parameters
+        ----------
+        y0 : Tensor, shape (n,)
+        on_step : callable, optional
+
+        Returns
+        -------
+        ode_core.Solution
+            Flat: ``ys`` of shape (m, n).
+        """
+        return ode_core.integrate(self.func, y0, self.times, self.settings, events=self.events, on_step=on_step)
+
+
+@dataclass
+class Differentiated:
+    """What an engine returns: the forward solution and its differentiable states."""
+
+    solution: ode_core.Solution
+    ys: torch.Tensor
+    """(m, n): states at the output times reached."""
+    event_states: list[torch.Tensor]
+    """(n,) each: states at the event occurrences, in the order of ``occurrences``."""
+    occurrences: list[tuple[float, int, int]]
+    """(time, event function, occurrence of that function), in the order the solve met them."""
+    dense: Callable[[Any], torch.Tensor] | None = None
+    """Differentiable ``t -> y(t)`` (flat), with ``dense_output``."""
+
+
+def _occurrences(solution: ode_core.Solution, direction: float) -> list[tuple[float, int, int]]:
+    if solution.t_events is None:
+        return []
+    found = [(float(time), i, j) for i, times in enumerate(solution.t_events) for j, time in enumerate(times.tolist())]
+    return sorted(found, key=lambda occurrence: (direction * occurrence[0], occurrence[1]))
+
+
+def _event_states(solution: ode_core.Solution, occurrences: list[tuple[float, int, int]]) -> list[torch.Tensor]:
+    assert solution.y_events is not None or not occurrences
+    return [solution.y_events[i][j] for _, i, j in occurrences]  # type: ignore[index]
+
+
+class GradientEngine:
+    """How ``backward()`` differentiates a solve; pass one as ``gradient=``.
+
+    Subclasses implement :meth:`differentiate`.
+    """
+
+    name: ClassVar[str] = ""
+
+    def needs_parameters(self, given: bool) -> bool:
+        """Whether the engine must know the tensors ``func`` uses.
+
+        Parameters
+        ----------
+        given : bool
+            Whether the user passed ``adjoint_params``.
+
+        Returns
+        -------
+        bool
+        """
+        return True
+
+    def check(self, tableau: ode_core.ButcherTableau) -> None:
+        """Raise if the engine cannot run ``tableau``.
+
+        Parameters
+        ----------
+        tableau : ButcherTableau
+        """
+
+    def differentiate(self, problem: Problem) -> Differentiated:
+        """Solve ``problem`` forward, ready for ``backward()``.
+
+        Parameters
+        ----------
+        problem : Problem
+
+        Returns
+        -------
+        Differentiated
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Backprop(GradientEngine):
+    """Backpropagation through the solver's operations (``gradient="backprop"``).
+
+    The exact gradient of the discrete solution, also through implicit
+    methods' Newton iterations; memory grows with the number of steps.
+    Differentiates every tensor ``func`` uses, with no ``adjoint_params``.
+
+    Examples
+    --------
+    >>> import torch, ode_adjoint
+    >>> a = torch.tensor(-1.0, requires_grad=True)
+    >>> ys = ode_adjoint.odeint(lambda t, y: a * y, torch.ones(1), [0.0, 1.0], gradient=ode_adjoint.Backprop())
+    >>> ys[-1].sum().backward()
+    >>> round(float(a.grad), 4)  # d/da e^a at a = -1
+    0.3679
+    """
+
+    name: ClassVar[str] = "backprop"
+
+    def needs_parameters(self, given: bool) -> bool:
+        """Only when the user lists them (autograd finds them otherwise).
+
+        Parameters
+        ----------
+        given : bool
+
+        Returns
+        -------
+        bool
+        """
+        return given
+
+    def differentiate(self, problem: Problem) -> Differentiated:
+        """Solve with autograd recording; see :meth:`GradientEngine.differentiate`.
+
+        Parameters
+        ----------
+        problem : Problem
+
+        Returns
+        -------
+        Differentiated
+        """
+        solution = problem.integrate(problem.y0)
+        occurrences = _occurrences(solution, problem.direction) if problem.events is not None else []
+        dense = None
+        if solution.dense is not None:
+            flat_dense = solution.dense
+
+            def dense(t: Any) -> torch.Tensor:
+                return flat_dense(t)  # type: ignore[no-any-return]
+
+        return Differentiated(solution, solution.ys, _event_states(solution, occurrences), occurrences, dense)
+
+
+# --- the adjoint -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Adjoint(GradientEngine):
+    """The continuous adjoint of Chen et al. (2018) (``gradient="adjoint"``).
+
+    Memory independent of the number of steps: backward integrates
+    ``[z, a_z, a_theta]`` from each output (and event) time to the previous
+    one. For a plain function (not an ``nn.Module``) pass the tensors it
+    uses as ``adjoint_params``.
+
+    Parameters
+    ----------
+    rtol, atol : float, optional
+        Tolerances of the backward solve; default the forward's.
+    method : str or ButcherTableau, optional
+        Method of the backward solve; default the forward's.
+    options : dict, optional
+        Options of the backward solve (as ``options``); default the
+        forward's, without its ``norm``.
+    norm : "seminorm" or callable, optional
+        Error norm of the backward solve: ``"seminorm"`` leaves the
+        parameter adjoints out of error control (Kidger, Chen & Lyons 2021);
+        a callable gets the flat scaled error of ``[z, a_z, a_theta]``.
+
+    Examples
+    --------
+    >>> import torch, ode_adjoint
+    >>> net = torch.nn.Linear(2, 2)
+    >>> engine = ode_adjoint.Adjoint(rtol=1e-8, norm="seminorm")
+    >>> ys = ode_adjoint.odeint(lambda t, y: net(y), torch.ones(2), [0.0, 1.0], gradient=engine,
+    ...                         adjoint_params=tuple(net.parameters()))
+    >>> ys[-1].sum().backward()
+    >>> net.weight.grad.shape
+    torch.Size([2, 2])
+    """
+
+    name: ClassVar[str] = "adjoint"
+    rtol: Any = None
+    atol: Any = None
+    method: Any = None
+    options: Any = None
+    norm: Any = None
+
+    def differentiate(self, problem: Problem) -> Differentiated:
+        """Solve without a graph; backward solves the adjoint equations.
+
+        Parameters
+        ----------
+        problem : Problem
+            Its ``backward_settings`` are the backward solve's.
+
+        Returns
+        -------
+        Differentiated
+        """
+        run = _AdjointRun(problem, _backward_settings(problem))
+        return _differentiate_in_function(problem, run)
+
+
+def _backward_settings(problem: Problem) -> Settings:
+    settings = problem.backward_settings
+    assert settings is not None, "solve() sets the backward solve's settings"
+    return settings
+
+
+class _Run:
+    """An engine's forward solve and its backward pass from cotangents at given times."""
+
+    problem: Problem
+    solution: ode_core.Solution
+    occurrences: list[tuple[float, int, int]]
+
+    def forward(self, y0: torch.Tensor) -> ode_core.Solution:
+        raise NotImplementedError
+
+    def backward(
+        self, points: list[tuple[float, torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Gradients of ``y0`` and the parameters from cotangents ``(time, state, grad)``."""
+        raise NotImplementedError
+
+    def dense(self, times: list[float]) -> torch.Tensor:
+        """The forward solution at ``times`` (flat, no graph)."""
+        dense = self.solution.dense
+        if dense is None:
+            raise ValueError("t: the solve kept no dense output; pass dense_output=True")
+        return dense(times)  # type: ignore[no-any-return]
+
+
+def _grads_or_zeros(grads: Sequence[torch.Tensor | None], like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    return [torch.zeros_like(ref) if grad is None else grad for grad, ref in zip(grads, like)]
+
+
+class _AdjointRun(_Run):
+    def __init__(self, problem: Problem, settings: Settings) -> None:
+        self.problem = problem
+        self.settings = settings
+
+    def forward(self, y0: torch.Tensor) -> ode_core.Solution:
+        with torch.no_grad():
+            self.solution = self.problem.integrate(y0)
+        return self.solution
+
+    def backward(
+        self, points: list[tuple[float, torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        problem = self.problem
+        func = problem.func
+        parameters = problem.parameters
+        n = problem.y0.shape[0]
+        dtype, device = problem.y0.dtype, problem.y0.device
+        sizes = [p.numel() for p in parameters]
+        # Half precision parameters' gradients join the float32 augmented state.
+        cast = any(p.dtype != dtype for p in parameters)
+
+        def augmented(t: float, state: torch.Tensor) -> torch.Tensor:
+            z = state[:n]
+            adjoint = state[n : 2 * n]
+            with torch.enable_grad():
+                z = z.detach().requires_grad_(True)
+                dz = func(t, z)
+                # a' = -a df/dz and a_theta' = -a df/dtheta: vector-Jacobian
+                # products with -a. An f that depends on neither has none.
+                grads: Sequence[torch.Tensor | None] = (None,) * (1 + len(parameters))
+                if dz.requires_grad:
+                    grads = torch.autograd.grad(dz, (z, *parameters), -adjoint, allow_unused=True)
+            pieces = [dz.detach()]
+            pieces += [g.reshape(-1) for g in _grads_or_zeros(grads, (z, *parameters))]
+            if cast:
+                pieces = [piece.to(dtype) for piece in pieces]
+            return torch.cat(pieces)
+
+        settings = self.settings
+        if not settings.method.explicit:
+            settings = dataclasses.replace(settings, jac=_augmented_jacobian(func, n, sum(sizes)))
+        # Each interval starts from the step size the previous one was using
+        # (the first from the forward solve's last): the augmented system is
+        # as smooth across an output time as within an interval, and Hairer's
+        # initial-step guess from zero parameter adjoints is tiny.
+        first_step = self.solution.step_proposal if settings.first_step is None else settings.first_step
+        continue_steps = settings.adaptive and settings.first_step is None
+
+        adjoint = torch.zeros(n, dtype=dtype, device=device)
+        parameter_adjoint = torch.zeros(sum(sizes), dtype=dtype, device=device)
+        direction = problem.direction
+        ordered = sorted(points, key=lambda point: direction * point[0])
+        current: tuple[float, torch.Tensor] | None = None
+
+        def solve_back(t_from: float, state: torch.Tensor, t_to: float) -> None:
+            nonlocal adjoint, parameter_adjoint, first_step
+            start = torch.cat((state.detach(), adjoint, parameter_adjoint))
+            continued = first_step if continue_steps and math.isfinite(first_step) else None
+            with torch.no_grad():
+                result = ode_core.integrate(augmented, start, [t_from, t_to], settings, first_step=continued)
+            problem.backward.add(result.stats)
+            if result.status is not Status.SUCCESS:
+                raise RuntimeError(f"adjoint backward solve failed: {result.status.value}: {result.message}")
+            if continue_steps and math.isfinite(result.step_proposal):
+                first_step = result.step_proposal
+            end = result.y_final
+            adjoint = end[n : 2 * n]
+            parameter_adjoint = end[2 * n :]
+
+        for time, state, grad in reversed(ordered):
+            if current is not None and time != current[0]:
+                solve_back(current[0], current[1], time)
+            adjoint = adjoint + grad
+            current = (time, state)
+        t0 = problem.times[0]
+        if current is not None and current[0] != t0:
+            solve_back(current[0], current[1], t0)
+        problem.backward.runs += 1
+        parameter_grads = list(torch.split(parameter_adjoint, sizes)) if sizes else []
+        return adjoint, [g.reshape(p.shape).to(p.dtype) for g, p in zip(parameter_grads, parameters)]
+
+
+class _Seminorm:
+    """Kidger, Chen & Lyons (2021): the parameter adjoints never feed back into
+    the dynamics, so leave them out of the backward solve's error control. The
+    mean stays over every component, so the seminorm is never above the full
+    RMS norm and never costs more steps."""
+
+    def __init__(self, controlled: int) -> None:
+        self.controlled = controlled
+
+    def __call__(self, scaled: torch.Tensor) -> float:
+        part = scaled[: self.controlled]
+        return math.sqrt(float(part @ part) / scaled.shape[0])
+
+
+def seminorm(n: int) -> _Seminorm:
+    """The seminorm for a state of size ``n`` (controls ``z`` and ``a_z``)."""
+    return _Seminorm(2 * n)
+
+
+def _augmented_jacobian(func: FlatFunction, n: int, n_parameters: int) -> Callable[[float, torch.Tensor], torch.Tensor]:
+    """An iteration matrix for implicit methods on ``[z, a_z, a_theta]``.
+
+    The exact Jacobian is block lower triangular with diagonal blocks
+    ``J``, ``-J^T`` and ``0`` (``J = df/dz``); the blocks below the diagonal
+    hold second derivatives of ``f``. Simplified Newton with the diagonal
+    blocks alone still converges (the coupling is one way) and needs only
+    ``J``, by autograd at the detached state.
+    """
+    jacobian_of_f = autograd_jacobian(func)
+
+    def jacobian(t: float, state: torch.Tensor) -> torch.Tensor:
+        jz = jacobian_of_f(t, state[:n])
+        size = 2 * n + n_parameters
+        matrix = torch.zeros((size, size), dtype=state.dtype, device=state.device)
+        matrix[:n, :n] = jz
+        matrix[n : 2 * n, n : 2 * n] = -jz.T
+        return matrix
+
+    return jacobian
+
+
+def autograd_jacobian(
+    func: Callable[[float, torch.Tensor], torch.Tensor],
+) -> Callable[[float, torch.Tensor], torch.Tensor]:
     """``df/dy`` (n, n) by autograd, for the implicit methods' Newton iteration.
 
     It is an aid to convergence, never differentiated itself, so it is taken
@@ -124,238 +512,332 @@ def _autograd_jacobian(func: FlatFunc) -> Callable[[float, torch.Tensor], torch.
     return jacobian
 
 
-def _rms(vector: torch.Tensor) -> float:
-    return math.sqrt(float(vector @ vector) / vector.shape[0])
+# --- checkpointing --------------------------------------------------------------
 
 
-def _record_forward(stats: GradientStats, result: LoopResult) -> None:
-    stats.nfev = result.nfev
-    stats.n_steps = result.n_steps
-    stats.n_accepted = result.n_accepted
-    stats.n_rejected = result.n_rejected
+@dataclass(frozen=True)
+class Checkpoint(GradientEngine):
+    """Replay of recorded steps (``gradient="checkpoint"``): backprop's gradient with less memory.
+
+    The forward solve keeps each accepted step's start state (or, with a
+    ``budget``, only the first) and backward replays the steps one at a
+    time with autograd, in reverse, with the same stepper as the forward
+    solve. Like backprop it finds the tensors ``func`` uses by itself: those
+    its autograd graph at ``(t0, y0)`` leads to (pass ``adjoint_params``
+    for tensors ``func`` only uses later).
+
+    Parameters
+    ----------
+    budget : int, optional
+        States held at once; the rest are recomputed on a binomial (revolve)
+        schedule. Default: every step's (no recomputation).
+
+    Examples
+    --------
+    >>> import torch, ode_adjoint
+    >>> a = torch.tensor(-1.0, requires_grad=True)
+    >>> ys = ode_adjoint.odeint(lambda t, y: a * y, torch.ones(1), [0.0, 1.0],
+    ...                         gradient=ode_adjoint.Checkpoint(budget=2))
+    >>> ys[-1].sum().backward()
+    >>> round(float(a.grad), 4)
+    0.3679
+    """
+
+    name: ClassVar[str] = "checkpoint"
+    budget: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget is not None:
+            ode_core.validation.check_count(self.budget, "budget")
+
+    def needs_parameters(self, given: bool) -> bool:
+        """Never: unlisted tensors are found from ``func``'s graph.
+
+        Parameters
+        ----------
+        given : bool
+
+        Returns
+        -------
+        bool
+        """
+        return False
+
+    def differentiate(self, problem: Problem) -> Differentiated:
+        """Solve without a graph, recording the steps; backward replays them.
+
+        Parameters
+        ----------
+        problem : Problem
+
+        Returns
+        -------
+        Differentiated
+        """
+        return _differentiate_in_function(problem, _CheckpointRun(problem, self.budget))
 
 
-def backprop_solve(
-    func: FlatFunc, y0: torch.Tensor, times: Sequence[float], config: SolveConfig, stats: GradientStats
-) -> tuple[torch.Tensor, LoopResult]:
-    """Autograd through the forward loop."""
-    result = _run(func, y0, times, config)
-    _record_forward(stats, result)
-    return torch.stack(result.ys), result
+def tensors_used_by(
+    func: Callable[[float, torch.Tensor], torch.Tensor], t: float, y: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """The leaf tensors requiring grad that ``func(t, y)`` depends on, found from its graph.
+
+    One evaluation of ``func`` with autograd on.
+    """
+    with torch.enable_grad():
+        value = func(t, y.detach())
+    found: list[torch.Tensor] = []
+    seen: set[int] = set()
+    stack = [value.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)
+        if isinstance(variable, torch.Tensor):
+            found.append(variable)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return tuple(found)
 
 
-@dataclass
-class _Problem:
-    """What an engine's autograd.Function needs besides tensors."""
+class _CheckpointRun(_Run):
+    def __init__(self, problem: Problem, budget: int | None) -> None:
+        self.problem = problem
+        self.budget = budget
+        self.records: list[AcceptedStep] = []
 
-    func: FlatFunc
-    times: Sequence[float]
-    config: SolveConfig
-    stats: GradientStats
-    parameters: tuple[torch.Tensor, ...]
-    result: LoopResult | None = None
-    adjoint_config: SolveConfig | None = None
-    seminorm: bool = False
+    def forward(self, y0: torch.Tensor) -> ode_core.Solution:
+        records = self.records
+        keep_states = self.budget is None
 
+        def record(step: AcceptedStep) -> None:
+            # With a budget only y0 is kept: backward rebuilds states on the
+            # revolve schedule holding at most `budget` of them.
+            records.append(step if keep_states or not records else step._replace(y=None))
 
-def _grads_or_zeros(grads: Sequence[torch.Tensor | None], like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    return [torch.zeros_like(ref) if grad is None else grad for grad, ref in zip(grads, like)]
-
-
-class _Adjoint(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, problem: _Problem, y0: torch.Tensor, *parameters: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            result = _run(problem.func, y0, problem.times, problem.config)
-        problem.result = result
-        _record_forward(problem.stats, result)
-        ys = torch.stack(result.ys)
-        ctx.problem = problem
-        ctx.save_for_backward(ys, *parameters)
-        return ys
+            self.solution = self.problem.integrate(y0, on_step=record)
+        return self.solution
 
-    @staticmethod
-    def backward(ctx: Any, grad_ys: torch.Tensor) -> tuple[Any, ...]:
-        problem: _Problem = ctx.problem
-        ys, *parameters = ctx.saved_tensors
-        func, times = problem.func, problem.times
-        n = ys.shape[1]
-        sizes = [p.numel() for p in parameters]
-        config = problem.adjoint_config
-        assert config is not None  # set by adjoint_solve
+    def _replay(
+        self, stepper: Any, k: int, y: torch.Tensor, times: list[float]
+    ) -> tuple[torch.Tensor, list[torch.Tensor], int]:
+        """Redo step ``k`` from ``y``: its end state, the interpolant at
+        ``times`` (inside the step) and the evaluations spent, with the
+        forward solve's operations."""
+        func = self.problem.func
+        record = self.records[k]
+        f0 = func(record.t if record.t_start_eval is None else record.t_start_eval, y)
+        y1, stages, evaluations = stepper.step(func, record.t, y, f0, record.h, record.t_end_eval)
+        if y1 is None:
+            raise RuntimeError(f"checkpoint replay: the step from t={record.t!r} did not converge as it did forward")
+        evaluations += 1
+        outputs: list[torch.Tensor] = []
+        if times:
+            f1 = None
+            if stepper.fsal:
+                f1 = stages[-1]
+            elif not stepper.has_continuous_extension:
+                f1 = func(record.t_next if record.t_end_eval is None else record.t_end_eval, y1)
+                evaluations += 1
+            thetas = [(time - record.t) / record.h for time in times]
+            values, extra = stepper.interpolate(func, record.t, y, y1, f1, stages, record.h, thetas, f0=f0)
+            evaluations += extra
+            outputs = list(values.unbind(0))
+        return y1, outputs, evaluations
 
-        def augmented(t: float, state: torch.Tensor) -> torch.Tensor:
-            z = state[:n]
-            adjoint = state[n : 2 * n]
-            with torch.enable_grad():
-                z = z.detach().requires_grad_(True)
-                dz = func(t, z)
-                # a' = -a df/dz and a_theta' = -a df/dtheta: vector-Jacobian
-                # products with -a.
-                grads = torch.autograd.grad(dz, (z, *parameters), -adjoint, allow_unused=True)
-            pieces = [dz.detach(), *(g.reshape(-1) for g in _grads_or_zeros(grads, (z, *parameters)))]
-            return torch.cat(pieces)
-
-        norm = None
-        if problem.seminorm:
-            # Kidger, Chen & Lyons (2021): the parameter adjoints never feed
-            # back into the dynamics, so leave them out of error control. The
-            # mean stays over every component, so the seminorm is never above
-            # the full RMS norm and never costs more steps.
-            controlled = 2 * n
-
-            def norm(scaled: torch.Tensor) -> float:
-                part = scaled[:controlled]
-                return math.sqrt(float(part @ part) / scaled.shape[0])
-
-        m = ys.shape[0]
-        # Each interval starts from the step size the previous one was using
-        # (the first from the forward solve's last): the augmented system is
-        # as smooth across an output time as within an interval, and
-        # Hairer's initial-step guess from zero parameter adjoints is tiny.
-        assert problem.result is not None
-        first_step: float | None = problem.result.step_proposal if config.first_step is None else config.first_step
-        if first_step is None or not math.isfinite(first_step) or config.step_size is not None:
-            first_step = None
-        adjoint = grad_ys[m - 1].clone()
-        parameter_adjoint = torch.zeros(sum(sizes), dtype=ys.dtype, device=ys.device)
-        for i in range(m - 1, 0, -1):
-            state = torch.cat((ys[i], adjoint, parameter_adjoint))
-            with torch.no_grad():
-                result = _run(augmented, state, [times[i], times[i - 1]], config, norm=norm, first_step=first_step)
-            if math.isfinite(result.step_proposal) and config.first_step is None and config.step_size is None:
-                first_step = result.step_proposal
-            problem.stats.backward_nfev += result.nfev
-            problem.stats.backward_steps += result.n_steps
-            if result.status is not Status.SUCCESS:
-                raise RuntimeError(f"adjoint backward solve failed: {result.status.value}: {result.message}")
-            end = result.y_final
-            adjoint = end[n : 2 * n] + grad_ys[i - 1]
-            parameter_adjoint = end[2 * n :]
-        parameter_grads = list(torch.split(parameter_adjoint, sizes)) if sizes else []
-        shaped = [g.reshape(p.shape) for g, p in zip(parameter_grads, parameters)]
-        return (None, adjoint, *shaped)
-
-
-def adjoint_solve(
-    func: FlatFunc,
-    y0: torch.Tensor,
-    times: Sequence[float],
-    config: SolveConfig,
-    adjoint_config: SolveConfig,
-    seminorm: bool,
-    parameters: tuple[torch.Tensor, ...],
-    stats: GradientStats,
-) -> tuple[torch.Tensor, LoopResult]:
-    problem = _Problem(func, times, config, stats, parameters, adjoint_config=adjoint_config, seminorm=seminorm)
-    ys = _Adjoint.apply(problem, y0, *parameters)
-    assert problem.result is not None
-    return ys, problem.result
-
-
-def _outputs_by_step(
-    records: Sequence[StepRecord], times: Sequence[float], n_outputs: int
-) -> tuple[list[list[int]], list[int | None]]:
-    """For each step, the output indices strictly inside it and the index
-    of the output at its end (if any), as the forward loop assigned them."""
-    interior: list[list[int]] = []
-    at_end: list[int | None] = []
-    next_output = 1
-    for record in records:
-        t_end = record.t + record.h
-        direction = 1.0 if record.h > 0 else -1.0
-        inside = []
-        end_index = None
-        while next_output < n_outputs and direction * (times[next_output] - t_end) <= 0:
-            if times[next_output] == t_end:
-                end_index = next_output
-            else:
-                inside.append(next_output)
-            next_output += 1
-        interior.append(inside)
-        at_end.append(end_index)
-    return interior, at_end
-
-
-class _Checkpoint(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, problem: _Problem, y0: torch.Tensor, *parameters: torch.Tensor) -> torch.Tensor:
-        budget = problem.config.checkpoints
-        with torch.no_grad():
-            # With a budget the forward keeps the step sizes (floats) and y0
-            # only; backward rebuilds states on the revolve schedule holding
-            # at most `budget` of them.
-            result = _run(
-                problem.func, y0, problem.times, problem.config, record_steps=True, record_states=budget is None
-            )
-        problem.result = result
-        _record_forward(problem.stats, result)
-        records = result.steps
-        result.steps = []  # held by ctx from here on, not by the result
-        ctx.records = records
-        ctx.stored_states = None if budget is not None else [r.y for r in records]
-        ctx.problem = problem
-        ctx.save_for_backward(*parameters)
-        return torch.stack(result.ys)
-
-    @staticmethod
-    def backward(ctx: Any, grad_ys: torch.Tensor) -> tuple[Any, ...]:
-        problem: _Problem = ctx.problem
-        parameters = ctx.saved_tensors
-        records: list[StepRecord] = ctx.records
-        func, times, tableau = problem.func, problem.times, problem.config.tableau
-        assert problem.result is not None
-        interior, at_end = _outputs_by_step(records, times, problem.result.n_outputs)
+    def backward(
+        self, points: list[tuple[float, torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        problem = self.problem
+        records = self.records
+        parameters = problem.parameters
+        direction = problem.direction
         n_steps = len(records)
-        last_end = at_end[n_steps - 1] if n_steps else None
-        adjoint = grad_ys[last_end].clone() if last_end is not None else torch.zeros_like(grad_ys[0])
+        # Cotangents per step: strictly inside it, or at its end.
+        interior: list[list[tuple[float, torch.Tensor]]] = [[] for _ in records]
+        at_end: list[list[torch.Tensor]] = [[] for _ in records]
+        at_start: list[torch.Tensor] = []
+        ends = [direction * record.t_next for record in records]
+        for time, _, grad in points:
+            forward = direction * time
+            if time == problem.times[0] or n_steps == 0:
+                at_start.append(grad)
+                continue
+            k = _first_at_or_after(ends, forward)
+            if k < n_steps and records[k].t_next == time:
+                at_end[k].append(grad)
+            else:
+                interior[min(k, n_steps - 1)].append((time, grad))
+        y0 = problem.y0.detach()
+        adjoint = torch.zeros_like(y0)
         parameter_grads = [torch.zeros_like(p) for p in parameters]
+        counter = problem.backward
+        settings = problem.settings
+
+        def stepper_for(y: torch.Tensor) -> Any:
+            return ode_core.make_stepper(settings.method, array_namespace(y), y, problem.func, settings)
 
         def backward_step(k: int, y_start: torch.Tensor) -> None:
             nonlocal adjoint
+            for grad in at_end[k]:
+                adjoint = adjoint + grad
+            inside = interior[k]
             with torch.enable_grad():
                 y = y_start.detach().requires_grad_(True)
-                y_end, outputs, evaluations = replay_step(func, tableau, records[k], y, [times[i] for i in interior[k]])
-                problem.stats.backward_nfev += evaluations
-                problem.stats.backward_steps += 1
+                stepper = stepper_for(y)
+                try:
+                    y_end, outputs, evaluations = self._replay(stepper, k, y, [time for time, _ in inside])
+                finally:
+                    stepper.close()
+                counter.nfev += evaluations
+                counter.n_steps += 1
+                counter.n_accepted += 1
                 roots = [y_end, *outputs]
-                cotangents = [adjoint, *(grad_ys[i] for i in interior[k])]
-                grads = torch.autograd.grad(roots, (y, *parameters), cotangents, allow_unused=True)
+                cotangents = [adjoint, *(grad for _, grad in inside)]
+                used = [(root, cotangent) for root, cotangent in zip(roots, cotangents) if root.requires_grad]
+                grads: Sequence[torch.Tensor | None] = (None,) * (1 + len(parameters))
+                if used:
+                    grads = torch.autograd.grad(
+                        [root for root, _ in used], (y, *parameters), [c for _, c in used], allow_unused=True
+                    )
             adjoint = _grads_or_zeros(grads[:1], (y,))[0]
-            for index, grad in enumerate(grads[1:]):
-                if grad is not None:
-                    parameter_grads[index] += grad
-            end_output = at_end[k - 1] if k > 0 else None
-            if end_output is not None:
-                adjoint = adjoint + grad_ys[end_output]
+            for index, parameter_grad in enumerate(grads[1:]):
+                if parameter_grad is not None:
+                    parameter_grads[index] += parameter_grad
 
-        if ctx.stored_states is not None:
+        if self.budget is None:
             for k in range(n_steps - 1, -1, -1):
-                backward_step(k, ctx.stored_states[k])
+                backward_step(k, records[k].y)
         else:
-            budget = problem.config.checkpoints
-            assert budget is not None
 
             def advance(k: int, y: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
-                    y_next, _, evaluations = replay_step(func, tableau, records[k], y, [])
-                problem.stats.backward_nfev += evaluations
+                    stepper = stepper_for(y)
+                    try:
+                        y_next, _, evaluations = self._replay(stepper, k, y, [])
+                    finally:
+                        stepper.close()
+                counter.nfev += evaluations
                 return y_next
 
-            revolve_schedule(n_steps, budget, records[0].y, advance, backward_step)
-        adjoint = adjoint + grad_ys[0]
-        return (None, adjoint, *parameter_grads)
+            revolve_schedule(n_steps, self.budget, records[0].y if records else y0, advance, backward_step)
+        for grad in at_start:
+            adjoint = adjoint + grad
+        counter.runs += 1
+        return adjoint, parameter_grads
 
 
-def checkpoint_solve(
-    func: FlatFunc,
-    y0: torch.Tensor,
-    times: Sequence[float],
-    config: SolveConfig,
-    parameters: tuple[torch.Tensor, ...],
-    stats: GradientStats,
-) -> tuple[torch.Tensor, LoopResult]:
-    problem = _Problem(func, times, config, stats, parameters)
-    ys = _Checkpoint.apply(problem, y0, *parameters)
-    assert problem.result is not None
-    return ys, problem.result
+def _first_at_or_after(ends: list[float], value: float) -> int:
+    """The first index whose (forward-time) end is at or after ``value``."""
+    low, high = 0, len(ends)
+    while low < high:
+        middle = (low + high) // 2
+        if ends[middle] < value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+# --- autograd glue -------------------------------------------------------------------
+
+
+class _SolveFunction(torch.autograd.Function):
+    """The forward solve of the adjoint or checkpointing engine as one autograd node."""
+
+    @staticmethod
+    def forward(ctx: Any, run: _Run, y0: torch.Tensor, *parameters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        solution = run.forward(y0)
+        problem = run.problem
+        occurrences = _occurrences(solution, problem.direction)
+        states = _event_states(solution, occurrences)
+        n = y0.shape[0]
+        events = torch.stack(states) if states else y0.new_zeros((0, n))
+        ctx.run = run
+        ctx.occurrences = occurrences
+        ctx.save_for_backward(solution.ys, events)
+        run.occurrences = occurrences
+        return solution.ys, events
+
+    @staticmethod
+    def backward(ctx: Any, grad_ys: torch.Tensor, grad_events: torch.Tensor) -> tuple[Any, ...]:
+        run: _Run = ctx.run
+        ys, events = ctx.saved_tensors
+        times = run.problem.times
+        points = [(times[i], ys[i], grad_ys[i]) for i in range(ys.shape[0])]
+        points += [(time, events[k], grad_events[k]) for k, (time, _, _) in enumerate(ctx.occurrences)]
+        grad_y0, parameter_grads = run.backward(points)
+        return (None, grad_y0, *parameter_grads)
+
+
+class _DenseFunction(torch.autograd.Function):
+    """The forward solution at given times, differentiated by the engine's backward pass."""
+
+    @staticmethod
+    def forward(ctx: Any, run: _Run, times: list[float], y0: torch.Tensor, *parameters: torch.Tensor) -> torch.Tensor:
+        values = run.dense(times)
+        ctx.run = run
+        ctx.times = times
+        ctx.save_for_backward(values)
+        return values
+
+    @staticmethod
+    def backward(ctx: Any, grad_values: torch.Tensor) -> tuple[Any, ...]:
+        (values,) = ctx.saved_tensors
+        points = [(time, values[i], grad_values[i]) for i, time in enumerate(ctx.times)]
+        grad_y0, parameter_grads = ctx.run.backward(points)
+        return (None, None, grad_y0, *parameter_grads)
+
+
+def _differentiate_in_function(problem: Problem, run: _Run) -> Differentiated:
+    ys, events = _SolveFunction.apply(run, problem.y0, *problem.parameters)
+    solution = run.solution
+    occurrences = run.occurrences
+    dense = None
+    if solution.dense is not None:
+
+        def dense(t: Any) -> torch.Tensor:
+            scalar = not isinstance(t, (list, tuple)) and (not isinstance(t, torch.Tensor) or t.dim() == 0)
+            times = [float(t)] if scalar else [float(v) for v in (t.tolist() if isinstance(t, torch.Tensor) else t)]
+            values: torch.Tensor = _DenseFunction.apply(run, times, problem.y0, *problem.parameters)
+            return values[0] if scalar else values
+
+    return Differentiated(solution, ys, list(events.unbind(0)), occurrences, dense)
+
+
+class EventTime(torch.autograd.Function):
+    """``(T, y(T))`` of an event, with the implicit-function correction on backward.
+
+    Forward passes the event time (a constant) and the state through; backward
+    maps the cotangents ``(grad_T, grad_y)`` onto the state at the fixed time
+    ``T``: ``grad_y - (grad_T + grad_y . f) / (g_t + g_y . f) g_y``, the same
+    rerouting as torchdiffeq's ``odeint_event``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, func: FlatFunction, event: Callable[..., Any], time: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.func = func
+        ctx.event = event
+        ctx.save_for_backward(time, state)
+        return time.detach().clone(), state.detach().clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad_time: torch.Tensor, grad_state: torch.Tensor) -> tuple[Any, ...]:
+        time, state = ctx.saved_tensors
+        with torch.enable_grad():
+            t = time.detach().clone().requires_grad_(True)
+            y = state.detach().clone().requires_grad_(True)
+            value = ctx.event(t, y)
+            g_t, g_y = torch.autograd.grad(value, (t, y), allow_unused=True)
+        with torch.no_grad():
+            f_value = ctx.func(float(time), state.detach())
+            g_t = torch.zeros_like(time) if g_t is None else g_t
+            g_y = torch.zeros_like(state) if g_y is None else g_y
+            slope = g_t.to(state.dtype) + torch.dot(g_y, f_value)
+            total_time = grad_time.to(state.dtype) + torch.dot(grad_state, f_value)
+            correction = g_y * (-total_time / slope)
+        return None, None, None, grad_state + correction

@@ -1,24 +1,47 @@
-"""``odeint``, ``odeint_adjoint`` and ``solve``: torchdiffeq's API over
-ode-core's solvers, with a choice of gradient engine."""
+"""``solve``, ``odeint`` and ``odeint_adjoint``: torchdiffeq's API over ode-core's
+loop, with a choice of gradient engine."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import ode_core
 import torch
-from ode_core import ButcherTableau, PIDController, Status
+from array_api_compat import array_namespace
+from ode_core import ButcherTableau, PIDController, Settings, Status
+from ode_core.validation import (
+    check_callable,
+    check_count,
+    check_mapping,
+    check_method,
+    check_positive,
+    check_settings,
+    check_times,
+)
 
-from ._engines import adjoint_solve, backprop_solve, checkpoint_solve
-from ._state import FlatState
+from ._engines import (
+    Adjoint,
+    Backprop,
+    Checkpoint,
+    Differentiated,
+    EventTime,
+    GradientEngine,
+    Problem,
+    autograd_jacobian,
+    seminorm,
+    tensors_used_by,
+)
+from ._solution import Solution, SolverError
+from ._state import FlatFunction, FlatState
 
-__all__ = ["GRADIENTS", "GradientStats", "Solution", "SolverError", "odeint", "odeint_adjoint", "solve"]
+__all__ = ["GRADIENTS", "odeint", "odeint_adjoint", "solve"]
 
 GRADIENTS = ("backprop", "adjoint", "checkpoint")
-"""The gradient engines ``gradient=`` accepts."""
+"""The gradient engines ``gradient=`` accepts by name (or pass an engine object)."""
+
+_ENGINES: dict[str, type[GradientEngine]] = {"backprop": Backprop, "adjoint": Adjoint, "checkpoint": Checkpoint}
 
 _TORCHDIFFEQ_OPTIONS = {
     "step_size",
@@ -31,232 +54,301 @@ _TORCHDIFFEQ_OPTIONS = {
     "ifactor",
     "dfactor",
 }
-_OUR_OPTIONS = {"controller", "checkpoints", "max_step"}
+_OUR_OPTIONS = {"controller", "checkpoints", "max_step", "min_step"}
 _IGNORED_OPTIONS = {"perturb", "interp", "dtype"}
+# torchdiffeq's names of the controller's settings, and ode-core's.
+_CONTROLLER_OPTIONS = {"safety": "safety", "ifactor": "max_factor", "dfactor": "min_factor"}
 
 
-class SolverError(RuntimeError):
-    """The solve stopped before the last output time (``status``, ``message``).
-
-    Raised by :func:`solve`, :func:`odeint` and :func:`odeint_adjoint`
-    unless ``on_failure="return"``.
-
-    Parameters
-    ----------
-    status : ode_core.Status
-        Why the solve stopped; kept as the ``status`` attribute.
-    message : str
-        The solver's message, naming the time reached.
-
-    Examples
-    --------
-    >>> import torch, ode_adjoint
-    >>> try:
-    ...     ode_adjoint.odeint(lambda t, y: y**2, torch.ones(1), torch.tensor([0.0, 2.0]))
-    ... except ode_adjoint.SolverError as error:
-    ...     print(error.status.value)
-    step_size_underflow
-    """
-
-    def __init__(self, status: Status, message: str) -> None:
-        super().__init__(f"{status.value}: {message}")
-        self.status = status
-
-
-@dataclass
-class GradientStats:
-    """Counters of a solve; the backward ones fill in when ``backward()`` runs.
-
-    Attributes
-    ----------
-    nfev, n_steps, n_accepted, n_rejected : int
-        Forward solve.
-    backward_nfev, backward_steps : int
-        Backward pass: the adjoint solve's evaluations and steps, or the
-        checkpointing engine's recomputation (steps replayed); zero for
-        backprop, whose backward is autograd's.
-    """
-
-    nfev: int = 0
-    n_steps: int = 0
-    n_accepted: int = 0
-    n_rejected: int = 0
-    backward_nfev: int = 0
-    backward_steps: int = 0
-
-
-@dataclass
-class Solution:
-    """Result of :func:`ode_adjoint.solve`.
-
-    Attributes
-    ----------
-    ts : Tensor, shape (m,)
-        Output times reached.
-    ys : Tensor of shape (m, *y0.shape), or a tuple of them
-        The solution at ``ts``, differentiable by the chosen engine.
-    status : ode_core.Status
-    message : str
-    stats : GradientStats
-    t_final : float
-    """
-
-    ts: torch.Tensor
-    ys: Any
-    status: Status
-    message: str
-    stats: GradientStats = field(default_factory=GradientStats)
-    t_final: float = math.nan
-
-    @property
-    def success(self) -> bool:
-        """Whether every output time was reached."""
-        return self.status is Status.SUCCESS
-
-
-@dataclass
-class SolveConfig:
-    """Everything an engine needs besides the state and the function."""
-
-    tableau: ButcherTableau
-    rtol: float
-    atol: float
-    step_size: float | None = None
-    first_step: float | None = None
-    max_step: float = math.inf
-    max_steps: int = 100_000
-    controller: PIDController | None = None
-    norm: Callable[[torch.Tensor], float] | None = None
-    step_t: Sequence[float] = ()
-    jump_t: Sequence[float] = ()
-    checkpoints: int | None = None
-
-
-def _tolerance(value: Any, name: str, allow_zero: bool) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"{name}: expected a scalar tolerance, got a tensor of shape {tuple(value.shape)}")
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        raise ValueError(f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return number
-
-
-def _times(t: Any) -> list[float]:
-    if isinstance(t, torch.Tensor):
-        if t.dim() != 1:
-            raise ValueError(f"t: expected a 1-D tensor of times, got shape {tuple(t.shape)}")
-        values = t.detach().cpu().tolist()
-    else:
-        try:
-            values = [float(v) for v in t]
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"t: expected a 1-D tensor or sequence of times, got {type(t).__name__}") from exc
-    if len(values) < 2:
-        raise ValueError(f"t: expected at least two times (start and end), got {len(values)}")
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError("t: contains inf or nan")
-    direction = 1.0 if values[1] > values[0] else -1.0
-    for i in range(1, len(values)):
-        if not direction * (values[i] - values[i - 1]) > 0:
-            raise ValueError(f"t: expected strictly increasing or decreasing times; t[{i - 1}] and t[{i}] are not")
-    return values
-
-
-def _config(
-    method: str | None,
+def _settings(
+    method: Any,
     rtol: Any,
     atol: Any,
-    options: dict[str, Any] | None,
-    flat_state: FlatState | None,
+    options: dict[str, Any],
+    *,
+    func: FlatFunction,
+    y0: torch.Tensor,
+    norm: Callable[[torch.Tensor], float] | None,
     where: str,
-) -> SolveConfig:
-    """Checked settings of one solve. ``flat_state`` maps a callable norm's
-    argument back to the user's structure; ``None`` (the adjoint's augmented
-    state) passes the flat scaled error as it is."""
-    name = "dopri5" if method is None else method
-    if isinstance(name, str) and name not in ode_core.TABLEAUX:
-        raise ValueError(f"{where}method: unknown method {name!r}; valid names are {', '.join(ode_core.METHODS)}")
-    tableau = ode_core.TABLEAUX[name] if isinstance(name, str) else name
-    config = SolveConfig(
-        tableau=tableau,
-        rtol=_tolerance(rtol, f"{where}rtol", allow_zero=False),
-        atol=_tolerance(atol, f"{where}atol", allow_zero=True),
-    )
-    options = dict(options or {})
+    xp: Any,
+    dtype: torch.dtype | None = None,
+    dense_output: bool = False,
+    progress: bool = False,
+) -> Settings:
+    """Checked settings of one solve from torchdiffeq's arguments; errors name
+    them as the user wrote them (``where`` is ``""`` or ``"adjoint_"``)."""
+    key = _settings_key(method, rtol, atol, options, norm, where, dtype, dense_output, progress)
+    if key is not None:
+        cached = _SETTINGS.get(key)
+        if cached is not None:
+            return cached
+    settings = _checked_settings(method, rtol, atol, options, func, y0, norm, where, xp, dtype, dense_output, progress)
+    if key is not None and not settings.method.implicit:  # an implicit method's Jacobian is func's
+        if len(_SETTINGS) >= 64:
+            _SETTINGS.clear()
+        _SETTINGS[key] = settings
+    return settings
+
+
+# A training loop solves with the same arguments every step: their checked
+# Settings are kept, by value, so the checks run once (they cost about a
+# solve step of a small network). Only plain values make a key: numbers,
+# strings, sequences of numbers and frozen controllers, never a tensor or a
+# norm, which could change behind the key.
+_SETTINGS: dict[tuple[Any, ...], Settings] = {}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as a hashable snapshot, or ``_NOT_PLAIN``."""
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, ButcherTableau):
+        # By identity: hashing every coefficient would cost more than the
+        # checks. The cached Settings holds the tableau, so its id stays its own.
+        return ("tableau", id(value))
+    if isinstance(value, (list, tuple)):
+        items = tuple(_plain(item) for item in value)
+        return _NOT_PLAIN if _NOT_PLAIN in items else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and value.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        return value
+    return _NOT_PLAIN
+
+
+_NOT_PLAIN = object()
+
+
+def _settings_key(
+    method: Any, rtol: Any, atol: Any, options: dict[str, Any], norm: Any, where: str, *flags: Any
+) -> tuple[Any, ...] | None:
+    if norm is not None:
+        return None
+    values = [_plain(method), _plain(rtol), _plain(atol), *(_plain(v) for v in options.values())]
+    if any(v is _NOT_PLAIN for v in values) or isinstance(method, (list, tuple)):
+        return None
+    return (where, *values, tuple(options), *flags)
+
+
+def _checked_settings(
+    method: Any,
+    rtol: Any,
+    atol: Any,
+    options: dict[str, Any],
+    func: FlatFunction,
+    y0: torch.Tensor,
+    norm: Callable[[torch.Tensor], float] | None,
+    where: str,
+    xp: Any,
+    dtype: torch.dtype | None,
+    dense_output: bool,
+    progress: bool,
+) -> Settings:
     unknown = set(options) - _TORCHDIFFEQ_OPTIONS - _OUR_OPTIONS - _IGNORED_OPTIONS
     if unknown:
-        raise ValueError(
-            f"{where}options: unknown keys {sorted(unknown)}; accepted are "
-            f"{sorted(_TORCHDIFFEQ_OPTIONS | _OUR_OPTIONS)}"
-        )
-    if "step_size" in options and options["step_size"] is not None:
-        config.step_size = _tolerance(options["step_size"], f"{where}options['step_size']", allow_zero=False)
-    elif not tableau.adaptive:
-        raise ValueError(f"{where}options: method {tableau.name!r} is fixed-step; pass options={{'step_size': h}}")
-    if options.get("first_step") is not None:
-        config.first_step = _tolerance(options["first_step"], f"{where}options['first_step']", allow_zero=False)
-    if options.get("max_step") is not None:
-        config.max_step = _tolerance(options["max_step"], f"{where}options['max_step']", allow_zero=False)
-    if options.get("max_num_steps") is not None:
-        value = options["max_num_steps"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{where}options['max_num_steps']: expected a positive int, got {value!r}")
-        config.max_steps = value
-    if options.get("step_t") is not None:
-        step_t = options["step_t"]
-        config.step_t = [float(v) for v in (step_t.tolist() if isinstance(step_t, torch.Tensor) else step_t)]
-    if options.get("jump_t") is not None:
-        jump_t = options["jump_t"]
-        config.jump_t = [float(v) for v in (jump_t.tolist() if isinstance(jump_t, torch.Tensor) else jump_t)]
+        accepted = sorted(_TORCHDIFFEQ_OPTIONS | _OUR_OPTIONS)
+        raise ValueError(f"{where}options: unknown keys {sorted(unknown)}; accepted are {accepted}")
+    tableau = check_method("dopri5" if method is None else method, f"{where}method")
     controller = options.get("controller")
-    if controller is not None and any(k in options for k in ("safety", "ifactor", "dfactor")):
-        raise ValueError(f"{where}options: give either controller or safety/ifactor/dfactor, not both")
-    if controller is None and any(k in options for k in ("safety", "ifactor", "dfactor")):
-        controller = PIDController(
-            safety=float(options.get("safety", 0.9)),
-            max_factor=float(options.get("ifactor", 10.0)),
-            min_factor=float(options.get("dfactor", 0.2)),
+    given = [key for key in _CONTROLLER_OPTIONS if key in options]
+    if controller is not None and given:
+        raise ValueError(f"{where}options: give either controller or {'/'.join(given)}, not both")
+    if controller is None and given:
+        values = {
+            setting: check_positive(options[key], f"{where}options[{key!r}]")
+            for key, setting in _CONTROLLER_OPTIONS.items()
+            if key in options
+        }
+        try:
+            controller = PIDController(**values)
+        except ValueError as error:
+            setting, _, reason = str(error).partition(": ")
+            key = next(key for key, name in _CONTROLLER_OPTIONS.items() if name == setting)
+            raise ValueError(f"{where}options[{key!r}]: {reason}") from None
+    if norm is not None and tableau.implicit:
+        # Newton's norms decide, they are not differentiated: measure detached values.
+        measure = norm
+
+        def norm(scaled: torch.Tensor) -> float:
+            return float(measure(scaled.detach()))
+
+    elif tableau.implicit:
+
+        def norm(scaled: torch.Tensor) -> float:
+            detached = scaled.detach()
+            return float(torch.linalg.vector_norm(detached)) / math.sqrt(detached.shape[0])
+
+    max_steps = options.get("max_num_steps")
+    return check_settings(
+        tableau,
+        _scalar(rtol),
+        _scalar(atol),
+        xp=xp,
+        y0=y0,
+        step_size=options.get("step_size"),
+        first_step=options.get("first_step"),
+        max_step=float("inf") if options.get("max_step") is None else options["max_step"],
+        min_step=0.0 if options.get("min_step") is None else options["min_step"],
+        max_steps=100_000 if max_steps is None else max_steps,
+        controller=controller,
+        norm=norm,
+        step_t=options.get("step_t"),
+        jump_t=options.get("jump_t"),
+        jac=autograd_jacobian(func) if tableau.implicit else None,
+        dense_output=dense_output,
+        progress=progress,
+        state_dtype=dtype,
+        names=_NAMES[where],
+    )
+
+
+def _names(where: str) -> dict[str, str]:
+    """ode-core's parameter names as a torchdiffeq user writes them."""
+    names = {"method": f"{where}method", "rtol": f"{where}rtol", "atol": f"{where}atol"}
+    for parameter, key in (
+        ("step_size", "step_size"),
+        ("first_step", "first_step"),
+        ("max_step", "max_step"),
+        ("min_step", "min_step"),
+        ("max_steps", "max_num_steps"),
+        ("step_t", "step_t"),
+        ("jump_t", "jump_t"),
+        ("controller", "controller"),
+        ("norm", "norm"),
+    ):
+        names[parameter] = f"{where}options[{key!r}]"
+    return names
+
+
+_NAMES = {where: _names(where) for where in ("", "adjoint_")}
+
+
+def _scalar(value: Any) -> Any:
+    """A one-element tensor tolerance as a float (others are checked as they are)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    return value
+
+
+def _engine(
+    gradient: Any, adjoint_rtol: Any, adjoint_atol: Any, adjoint_method: Any, adjoint_options: Any, checkpoints: Any
+) -> GradientEngine:
+    """The engine object for ``gradient=``, from torchdiffeq's ``adjoint_*`` keywords where it is named."""
+    backward = {"rtol": adjoint_rtol, "atol": adjoint_atol, "method": adjoint_method, "options": adjoint_options}
+    given = [f"adjoint_{key}" for key, value in backward.items() if value is not None]
+    if isinstance(gradient, GradientEngine):
+        engine = gradient
+        if given:
+            raise ValueError(f"{given[0]}: the engine object carries its own settings (Adjoint(...)); got both")
+    elif isinstance(gradient, str) and gradient in _ENGINES:
+        if gradient == "adjoint":
+            engine = Adjoint(**backward)
+        elif gradient == "checkpoint":
+            engine = Checkpoint(
+                budget=None if checkpoints is None else check_count(checkpoints, "options['checkpoints']")
+            )
+        else:
+            engine = Backprop()
+    else:
+        raise ValueError(
+            f"gradient: expected one of {', '.join(GRADIENTS)} or an engine (Backprop(), Adjoint(), Checkpoint()), "
+            f"got {gradient!r}"
         )
-    config.controller = controller
-    norm = options.get("norm")
-    if norm is not None and not isinstance(norm, str):
-        if not callable(norm):
-            raise TypeError(f"{where}options['norm']: expected a callable or 'seminorm', got {type(norm).__name__}")
-
-        def structured_norm(scaled: torch.Tensor, user_norm: Callable[..., Any] = norm) -> float:
-            return float(user_norm(scaled if flat_state is None else flat_state.unflatten(scaled)))
-
-        config.norm = structured_norm
-    elif isinstance(norm, str) and norm != "seminorm":
-        raise ValueError(f"{where}options['norm']: expected a callable or 'seminorm', got {norm!r}")
-    checkpoints = options.get("checkpoints")
+    if given and not isinstance(engine, Adjoint):
+        raise ValueError(f"{given[0]}: only the adjoint engine has a backward solve; got gradient={gradient!r}")
     if checkpoints is not None:
-        if isinstance(checkpoints, bool) or not isinstance(checkpoints, int) or checkpoints < 1:
-            raise ValueError(f"{where}options['checkpoints']: expected a positive int, got {checkpoints!r}")
-        config.checkpoints = checkpoints
-    return config
+        if not isinstance(engine, Checkpoint):
+            raise ValueError(
+                f"options['checkpoints']: only the checkpointing engine keeps checkpoints; got {gradient!r}"
+            )
+        if isinstance(gradient, Checkpoint) and gradient.budget != checkpoints:
+            raise ValueError(
+                f"options['checkpoints']: {checkpoints!r} differs from the engine's budget {gradient.budget!r}"
+            )
+    return engine
 
 
-def _parameters(func: Any, adjoint_params: Any, gradient: str) -> tuple[torch.Tensor, ...]:
+def _parameters(
+    func: Any, adjoint_params: Any, engine: GradientEngine, flat_func: FlatFunction, t0: float, y0: torch.Tensor
+) -> tuple[tuple[torch.Tensor, ...], bool]:
+    """The tensors the engine differentiates besides ``y0``, and whether
+    finding them took an evaluation of ``func``."""
     if adjoint_params is not None:
+        if isinstance(adjoint_params, torch.Tensor) or not hasattr(adjoint_params, "__iter__"):
+            raise TypeError(f"adjoint_params: expected a sequence of tensors, got {type(adjoint_params).__name__}")
         parameters = tuple(adjoint_params)
         for index, parameter in enumerate(parameters):
             if not isinstance(parameter, torch.Tensor):
                 raise TypeError(f"adjoint_params[{index}]: expected a tensor, got {type(parameter).__name__}")
-    elif isinstance(func, torch.nn.Module):
-        parameters = tuple(func.parameters())
-    elif gradient == "backprop":
-        parameters = ()
+        return tuple(p for p in parameters if p.requires_grad), False
+    if isinstance(func, torch.nn.Module):
+        return tuple(p for p in func.parameters() if p.requires_grad), False
+    if isinstance(engine, Checkpoint):
+        return tensors_used_by(flat_func, t0, y0), True
+    if not engine.needs_parameters(False):
+        return (), False
+    raise ValueError(
+        f"adjoint_params: func is a {type(func).__name__}, not an nn.Module, so the {engine.name} engine does not "
+        "know its parameters; pass adjoint_params=(tensors func uses...) or adjoint_params=() if it has none"
+    )
+
+
+def _event_functions(events: Any, state: FlatState, func: FlatFunction) -> tuple[list[Any], list[Any]]:
+    """The user's event functions on the flat state: for ode-core's loop
+    (``t`` a float) and for the implicit-function gradient (``t`` a tensor)."""
+    functions = [events] if callable(events) else events
+    if isinstance(functions, (str, bytes)) or not isinstance(functions, (list, tuple)):
+        raise TypeError(f"events: expected a callable or a sequence of callables, got {type(events).__name__}")
+    for index, event in enumerate(functions):
+        check_callable(event, f"events[{index}]")
+    flat, differentiable = [], []
+    for event in functions:
+
+        def on_floats(t: float, y: torch.Tensor, event: Any = event) -> Any:
+            return event(func.time(t), state.unflatten(y))
+
+        def on_tensors(t: torch.Tensor, y: torch.Tensor, event: Any = event) -> Any:
+            return event(t.to(state.dtype), state.unflatten(y))
+
+        for attribute in ("terminal", "direction"):
+            if hasattr(event, attribute):
+                setattr(on_floats, attribute, getattr(event, attribute))
+        flat.append(on_floats)
+        differentiable.append(on_tensors)
+    return flat, differentiable
+
+
+def _backward_settings(
+    engine: Adjoint, method: Any, rtol: Any, atol: Any, options: dict[str, Any], func: FlatFunction, y0: torch.Tensor
+) -> Settings:
+    """The adjoint's backward solve: its own settings, else the forward's
+    (as in torchdiffeq, without a norm made for the forward state)."""
+    backward_options = (
+        check_mapping(engine.options, "adjoint_options")
+        if engine.options is not None
+        else {k: v for k, v in options.items() if k != "norm"}
+    )
+    norm_spec = engine.norm if engine.norm is not None else backward_options.pop("norm", None)
+    n = y0.shape[0]
+    if isinstance(norm_spec, str):
+        if norm_spec != "seminorm":
+            raise ValueError(f"adjoint_options['norm']: expected a callable or 'seminorm', got {norm_spec!r}")
+        norm: Callable[[torch.Tensor], float] | None = seminorm(n)
+    elif norm_spec is None:
+        norm = None
     else:
-        raise ValueError(
-            f"adjoint_params: func is a {type(func).__name__}, not an nn.Module, so its parameters are unknown; "
-            "pass adjoint_params=(tensors func uses...) or adjoint_params=() if it has none"
-        )
-    return tuple(p for p in parameters if p.requires_grad)
+        norm = check_callable(norm_spec, "adjoint_options['norm']")
+    augmented_size = 2 * n  # the parameter adjoints only need dtype and device here
+    example = y0.new_zeros(augmented_size)
+    return _settings(
+        engine.method if engine.method is not None else method,
+        engine.rtol if engine.rtol is not None else rtol,
+        engine.atol if engine.atol is not None else atol,
+        backward_options,
+        func=func,
+        y0=example,
+        norm=norm,
+        where="adjoint_",
+        xp=array_namespace(example),
+    )
 
 
 def solve(
@@ -266,15 +358,18 @@ def solve(
     *,
     rtol: Any = 1e-7,
     atol: Any = 1e-9,
-    method: str | None = None,
-    options: dict[str, Any] | None = None,
-    gradient: str = "backprop",
+    method: Any = None,
+    options: Mapping[str, Any] | None = None,
+    gradient: str | GradientEngine = "backprop",
     adjoint_rtol: Any = None,
     adjoint_atol: Any = None,
-    adjoint_method: str | None = None,
-    adjoint_options: dict[str, Any] | None = None,
+    adjoint_method: Any = None,
+    adjoint_options: Mapping[str, Any] | None = None,
     adjoint_params: Any = None,
     on_failure: str = "raise",
+    events: Any = None,
+    dense_output: bool = False,
+    progress: bool = False,
 ) -> Solution:
     """Solve ``dy/dt = func(t, y)`` with a differentiable result.
 
@@ -284,71 +379,108 @@ def solve(
         ``func(t, y)``: ``t`` a 0-d tensor of ``y0``'s dtype and device
         (the solver itself keeps time in float64), ``y`` shaped like ``y0``.
     y0 : Tensor or tuple of Tensor
-        Floating point, any shape, one dtype and device.
+        Floating point (half precision states are integrated in float32,
+        with ``func`` evaluated in their dtype), any shape, one dtype and
+        device, finite.
     t : 1-D Tensor or sequence, shape (m,)
         Output times, strictly monotonic. May require grad.
     rtol, atol : float
         Tolerances (torchdiffeq's defaults ``1e-7``, ``1e-9``).
-    method : str
+    method : str or ButcherTableau
         Any name in ``ode_core.METHODS``; default ``"dopri5"``.
     options : dict
         torchdiffeq's keys ``step_size``, ``first_step``, ``max_num_steps``,
-        ``step_t``, ``norm``, ``safety``, ``ifactor``, ``dfactor``; ours
-        ``controller`` (an ``ode_core`` controller), ``max_step`` and
-        ``checkpoints`` (the checkpointing engine's budget).
-    gradient : {"backprop", "adjoint", "checkpoint"}
-        How ``backward()`` differentiates the solve; see the package docs.
+        ``step_t``, ``jump_t``, ``norm``, ``safety``, ``ifactor``,
+        ``dfactor``; ours ``controller`` (an ``ode_core`` controller),
+        ``max_step``, ``min_step`` and ``checkpoints`` (the checkpointing
+        engine's budget).
+    gradient : {"backprop", "adjoint", "checkpoint"} or GradientEngine
+        How ``backward()`` differentiates the solve: :class:`Backprop`,
+        :class:`Adjoint` or :class:`Checkpoint`, by name or as an object.
     adjoint_rtol, adjoint_atol, adjoint_method, adjoint_options
-        The adjoint engine's backward solve (default: the forward's);
+        torchdiffeq's keywords for the adjoint's backward solve, the same as
+        ``gradient=Adjoint(rtol=..., atol=..., method=..., options=...)``;
         ``adjoint_options={"norm": "seminorm"}`` leaves the parameter
-        adjoints out of its error control (Kidger, Chen & Lyons 2021); a
-        callable ``norm`` there receives the flat scaled error of the
-        augmented state ``[z, a_z, a_theta]``. A forward ``options["norm"]``
-        is not passed on to the backward solve.
+        adjoints out of its error control (Kidger, Chen & Lyons 2021).
     adjoint_params : sequence of Tensor, optional
-        The tensors ``func`` depends on; default ``func.parameters()``.
+        The tensors ``func`` depends on. The adjoint engine needs them for a
+        plain function (an ``nn.Module``'s parameters are the default);
+        backprop and the checkpointing engine find them by themselves.
     on_failure : {"raise", "return"}
         Whether a failed solve raises :class:`SolverError` or returns the
         partial solution with its ``status``.
+    events : callable or sequence of callables, optional
+        Event functions ``g(t, y) -> scalar`` (``t`` a 0-d tensor, ``y`` in
+        ``y0``'s structure), with ode-core's (scipy's) ``terminal`` and
+        ``direction`` attributes. Their times and states
+        (``t_events``, ``y_events``, and ``y_final`` after a terminal event)
+        are differentiable with every engine.
+    dense_output : bool
+        Keep the continuous solution as ``Solution.dense``, differentiable.
+    progress : bool
+        Show a progress meter over time (tqdm, when installed).
 
     Returns
     -------
     Solution
         ``ys`` of shape ``(m, *y0.shape)`` (a tuple for a tuple ``y0``),
-        ``status``, ``message`` and ``stats``, whose backward counters fill
-        in when ``backward()`` runs.
+        ``status``, ``message``, ``stats`` (the forward solve's) and
+        ``backward_stats`` (filled in when ``backward()`` runs).
 
     Examples
     --------
     >>> import torch, ode_adjoint
     >>> net = torch.nn.Linear(2, 2)
     >>> sol = ode_adjoint.solve(lambda t, y: torch.tanh(net(y)), torch.ones(4, 2), torch.linspace(0, 1, 3),
-    ...                         gradient="checkpoint", adjoint_params=tuple(net.parameters()))
+    ...                         gradient="checkpoint")
     >>> sol.ys.shape
     torch.Size([3, 4, 2])
     >>> sol.ys[-1].pow(2).sum().backward()
-    >>> sol.stats.backward_steps == sol.stats.n_accepted
+    >>> sol.backward_stats.n_steps == sol.stats.n_accepted
     True
     """
-    if gradient not in GRADIENTS:
-        raise ValueError(f"gradient: expected one of {', '.join(GRADIENTS)}, got {gradient!r}")
     if on_failure not in ("raise", "return"):
         raise ValueError(f"on_failure: expected 'raise' or 'return', got {on_failure!r}")
-    if not callable(func):
-        raise TypeError(f"func: expected a callable or nn.Module, got {type(func).__name__}")
-    flat_state = FlatState(y0)
-    times = _times(t)
-    config = _config(method, rtol, atol, options, flat_state, "")
-    if config.norm is None and isinstance((options or {}).get("norm"), str):
-        raise ValueError("options['norm']: 'seminorm' only applies to the adjoint solve (adjoint_options)")
-    if isinstance(t, torch.Tensor) and t.device != flat_state.device and t.requires_grad:
-        raise ValueError(f"t: on {t.device}, expected y0's device {flat_state.device}")
-    # Backprop differentiates whatever func uses; the other engines need the list.
-    needs_parameters = gradient != "backprop" or adjoint_params is not None
-    parameters = _parameters(func, adjoint_params, gradient) if needs_parameters else ()
-    flat_func = flat_state.flat_func(func)
-    y0_flat = flat_state.flatten(y0)
-    stats = GradientStats()
+    check_callable(func, "func")
+    options = check_mapping(options, "options")
+    engine = _engine(gradient, adjoint_rtol, adjoint_atol, adjoint_method, adjoint_options, options.get("checkpoints"))
+    state = FlatState(y0)
+    times, _ = check_times(t)
+    if isinstance(t, torch.Tensor) and t.requires_grad and t.device != state.device:
+        raise ValueError(f"t: on {t.device}, expected y0's device {state.device}")
+    flat_func = state.flat_func(func)
+    y0_flat = state.flatten(y0)
+    user_norm = options.get("norm")
+    if isinstance(user_norm, str):
+        raise ValueError(
+            f"options['norm']: {user_norm!r} is not a norm of the state; 'seminorm' applies to the adjoint's "
+            "backward solve (adjoint_options)"
+        )
+    norm = None
+    if user_norm is not None:
+        check_callable(user_norm, "options['norm']")
+
+        def norm(scaled: torch.Tensor) -> float:
+            return float(user_norm(state.unflatten(scaled, cast=False)))
+
+    working = state.working_dtype
+    settings = _settings(
+        method,
+        rtol,
+        atol,
+        options,
+        func=flat_func,
+        y0=y0_flat,
+        norm=norm,
+        where="",
+        xp=array_namespace(y0_flat),
+        dtype=state.dtype if state.dtype != working else None,
+        dense_output=dense_output,
+        progress=progress,
+    )
+    engine.check(settings.method)
+    parameters, probed = _parameters(func, adjoint_params, engine, flat_func, times[0], y0_flat)
+    flat_events, differentiable_events = (None, None) if events is None else _event_functions(events, state, flat_func)
 
     time_tensor = t if isinstance(t, torch.Tensor) and t.requires_grad else None
     y0_input = y0_flat
@@ -362,37 +494,21 @@ def solve(
         shift = time_tensor[0] - time_tensor[0].detach()
         y0_input = y0_flat - shift.to(y0_flat.dtype) * f_start
 
-    if gradient == "backprop":
-        ys_flat, result = backprop_solve(flat_func, y0_input, times, config, stats)
-    else:
-        if config.tableau.implicit and gradient == "checkpoint":
-            raise ValueError(
-                f"method: {config.tableau.name!r} is implicit; the checkpoint engine replays explicit steps only "
-                "(use gradient='adjoint')"
-            )
-        if gradient == "adjoint":
-            # As in torchdiffeq, the backward solve inherits the forward
-            # options but not a norm made for the forward state.
-            if adjoint_options is not None:
-                backward_options = {k: v for k, v in adjoint_options.items() if k != "norm" or not isinstance(v, str)}
-            else:
-                backward_options = {k: v for k, v in (options or {}).items() if k != "norm"}
-            adjoint_config = _config(
-                adjoint_method if adjoint_method is not None else method,
-                adjoint_rtol if adjoint_rtol is not None else rtol,
-                adjoint_atol if adjoint_atol is not None else atol,
-                backward_options,
-                None,
-                "adjoint_",
-            )
-            seminorm = (adjoint_options or {}).get("norm") == "seminorm"
-            ys_flat, result = adjoint_solve(
-                flat_func, y0_input, times, config, adjoint_config, seminorm, parameters, stats
-            )
-        else:
-            ys_flat, result = checkpoint_solve(flat_func, y0_input, times, config, parameters, stats)
-
-    n_outputs = result.n_outputs
+    problem = Problem(
+        func=flat_func,
+        y0=y0_input,
+        times=times,
+        settings=settings,
+        parameters=parameters,
+        events=flat_events,
+        event_gradients=differentiable_events,
+    )
+    if isinstance(engine, Adjoint):
+        problem.backward_settings = _backward_settings(engine, method, rtol, atol, options, flat_func, y0_flat)
+    result = engine.differentiate(problem)
+    solution = result.solution
+    ys_flat = result.ys
+    n_outputs = ys_flat.shape[0]
     if time_tensor is not None:
         ys_flat = torch.cat((y0_flat[None], ys_flat[1:]))
         if n_outputs > 1:
@@ -401,17 +517,72 @@ def solve(
                 slopes = torch.stack([flat_func(times[i], ys_flat[i].detach()) for i in range(1, n_outputs)])
             shifts = (time_tensor[1:n_outputs] - time_tensor[1:n_outputs].detach()).to(ys_flat.dtype)
             ys_flat = torch.cat((ys_flat[:1], ys_flat[1:] + shifts[:, None] * slopes))
-    if result.status is not Status.SUCCESS and on_failure == "raise":
-        raise SolverError(result.status, result.message)
-    ts = torch.tensor(times[:n_outputs], dtype=torch.float64, device=flat_state.device)
+    if solution.status not in (Status.SUCCESS, Status.EVENT) and on_failure == "raise":
+        raise SolverError(solution.status, solution.message)
+    t_events, y_events, event_final = (None, None, None)
+    if events is not None:
+        t_events, y_events, event_final = _differentiable_events(result, problem, state)
+    if solution.status is Status.EVENT and event_final is not None:
+        y_final_flat = event_final
+    elif n_outputs and solution.t_final == times[n_outputs - 1]:
+        y_final_flat = ys_flat[n_outputs - 1]
+    else:
+        y_final_flat = solution.y_final
+    stats = solution.stats
+    if probed:
+        stats = dataclasses.replace(stats, nfev=stats.nfev + 1)
+    dense = None
+    if result.dense is not None:
+        flat_dense = result.dense
+
+        def dense(time: Any) -> Any:
+            return state.unflatten(flat_dense(time))
+
     return Solution(
-        ts=ts,
-        ys=flat_state.unflatten(ys_flat),
-        status=result.status,
-        message=result.message,
+        ts=solution.ts,
+        ys=state.unflatten(ys_flat),
+        status=solution.status,
+        message=solution.message,
         stats=stats,
-        t_final=result.t_final,
+        dense=dense,  # type: ignore[arg-type]
+        t_final=solution.t_final,
+        y_final=state.unflatten(y_final_flat),
+        t_events=t_events,
+        y_events=y_events,
+        step_proposal=solution.step_proposal,
+        backward_counter=problem.backward,
     )
+
+
+def _differentiable_events(
+    result: Differentiated, problem: Problem, state: FlatState
+) -> tuple[list[torch.Tensor] | None, list[Any] | None, torch.Tensor | None]:
+    """Per event function its times and states, with the implicit-function
+    gradient of each time; and the state of the last occurrence."""
+    if problem.events is None:
+        return None, None, None
+    assert problem.event_gradients is not None
+    count = len(problem.events)
+    times: list[list[torch.Tensor]] = [[] for _ in range(count)]
+    states: list[list[torch.Tensor]] = [[] for _ in range(count)]
+    last = None
+    for (time, index, _), event_state in zip(result.occurrences, result.event_states):
+        event_time = torch.tensor(time, dtype=torch.float64, device=state.device)
+        if event_state.requires_grad:
+            event_time, event_state = EventTime.apply(
+                problem.func, problem.event_gradients[index], event_time, event_state
+            )
+        times[index].append(event_time)
+        states[index].append(event_state)
+        last = event_state
+    t_events = [
+        torch.stack(found) if found else torch.zeros(0, dtype=torch.float64, device=state.device) for found in times
+    ]
+    y_events = [
+        state.unflatten(torch.stack(found) if found else problem.y0.new_zeros((0, state.n)).detach())
+        for found in states
+    ]
+    return t_events, y_events, last
 
 
 def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
@@ -449,7 +620,7 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
 
 
 def odeint_adjoint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
-    """torchdiffeq's ``odeint_adjoint``: :func:`odeint` with ``gradient="adjoint"``.
+    """torchdiffeq's ``odeint_adjoint``: :func:`odeint` with the adjoint engine.
 
     Memory does not grow with the number of steps: the backward pass solves
     the adjoint equations backwards in time (Chen et al. 2018).
@@ -464,7 +635,8 @@ def odeint_adjoint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> 
     t : 1-D Tensor or sequence, shape (m,)
         Output times, strictly monotonic.
     **kwargs
-        As :func:`solve`; ``gradient``, if given, must be ``"adjoint"``.
+        As :func:`solve`; ``gradient``, if given, must be ``"adjoint"`` or
+        an :class:`Adjoint`.
 
     Returns
     -------
@@ -481,6 +653,7 @@ def odeint_adjoint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> 
     >>> net.bias.grad.shape
     torch.Size([2])
     """
-    if kwargs.setdefault("gradient", "adjoint") != "adjoint":
-        raise ValueError(f"gradient: odeint_adjoint uses the adjoint engine, got {kwargs['gradient']!r}")
+    gradient = kwargs.setdefault("gradient", "adjoint")
+    if gradient != "adjoint" and not isinstance(gradient, Adjoint):
+        raise ValueError(f"gradient: odeint_adjoint uses the adjoint engine, got {gradient!r}")
     return solve(func, y0, t, **kwargs).ys

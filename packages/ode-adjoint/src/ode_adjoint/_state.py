@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from ode_core.validation import check_state, working_dtype
 
 __all__ = ["FlatFunction", "FlatState"]
 
@@ -14,23 +15,31 @@ __all__ = ["FlatFunction", "FlatState"]
 class FlatState:
     """Maps a tensor or a tuple of tensors to one flat 1-D tensor and back.
 
+    The flat tensor is in the dtype the solver computes in: the state's own,
+    or float32 for a half precision state (see
+    :func:`ode_core.validation.working_dtype`).
+
     Parameters
     ----------
     y0 : Tensor or tuple of Tensor
-        Every tensor floating point, of one dtype and on one device.
+        Every tensor floating point, of one dtype and on one device, all
+        finite, not all empty.
     """
 
     def __init__(self, y0: torch.Tensor | tuple[torch.Tensor, ...]) -> None:
         self.is_tuple = isinstance(y0, tuple)
         tensors = y0 if isinstance(y0, tuple) else (y0,)
         if not tensors:
-            raise ValueError("y0: expected a tensor or a non-empty tuple of tensors")
+            raise ValueError("y0: expected a tensor or a non-empty tuple of tensors, got an empty tuple")
         for index, tensor in enumerate(tensors):
             where = f"y0[{index}]" if self.is_tuple else "y0"
             if not isinstance(tensor, torch.Tensor):
                 raise TypeError(f"{where}: expected a torch.Tensor, got {type(tensor).__name__}")
             if not tensor.is_floating_point():
-                raise TypeError(f"{where}: expected a floating point tensor (float32 or float64), got {tensor.dtype}")
+                raise TypeError(
+                    f"{where}: expected a floating point tensor (float16, bfloat16, float32 or float64), "
+                    f"got {tensor.dtype}"
+                )
             if tensor.dtype != tensors[0].dtype:
                 raise TypeError(f"{where}: dtype {tensor.dtype} differs from y0[0]'s {tensors[0].dtype}")
             if tensor.device != tensors[0].device:
@@ -40,29 +49,73 @@ class FlatState:
         self.n = sum(self.sizes)
         self.dtype = tensors[0].dtype
         self.device = tensors[0].device
+        self.working_dtype: torch.dtype = working_dtype(torch, self.dtype)
 
-    def flatten(self, y: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def flatten(self, y: torch.Tensor | tuple[torch.Tensor, ...], name: str = "y0") -> torch.Tensor:
+        """The flat tensor (n,) of a state in the user's structure, in the working dtype.
+
+        Parameters
+        ----------
+        y : Tensor or tuple of Tensor
+        name : str
+            When not empty, check the result as ode-core checks a state
+            (non-empty, finite) under this name.
+
+        Returns
+        -------
+        Tensor, shape (n,)
+        """
         if not self.is_tuple:
-            return y.reshape(-1)  # type: ignore[union-attr]
-        return torch.cat([part.reshape(-1) for part in y])
+            flat = y.reshape(-1)  # type: ignore[union-attr]
+        else:
+            flat = torch.cat([part.reshape(-1) for part in y])
+        if name:
+            check_state(flat.detach(), name)
+        return flat if flat.dtype == self.working_dtype else flat.to(self.working_dtype)
 
-    def unflatten(self, flat: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        """``flat`` of shape (..., n) back to the user's structure (leading dims kept)."""
+    def unflatten(self, flat: torch.Tensor, cast: bool = True) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """``flat`` of shape (..., n) back to the user's structure (leading dims kept).
+
+        Parameters
+        ----------
+        flat : Tensor, shape (..., n)
+        cast : bool
+            Return the user's dtype (states); ``False`` keeps the working
+            dtype (scaled errors for a norm).
+
+        Returns
+        -------
+        Tensor or tuple of Tensor
+        """
+        if cast and flat.dtype != self.dtype:
+            flat = flat.to(self.dtype)
         lead = tuple(flat.shape[:-1])
         if not self.is_tuple:
-            return flat.reshape(*lead, *self.shapes[0])
+            return flat.reshape((*lead, *self.shapes[0]))
         parts = torch.split(flat, self.sizes, dim=-1)
-        return tuple(part.reshape(*lead, *shape) for part, shape in zip(parts, self.shapes))
+        return tuple(part.reshape((*lead, *shape)) for part, shape in zip(parts, self.shapes))
 
     def flat_func(self, func: Callable[..., Any]) -> FlatFunction:
         """``func(t, y)`` in the user's structure as a function of the flat state.
 
-        The first call checks what ``func`` returns (structure, shapes,
-        dtype, device) and raises naming ``func``.
+        Parameters
+        ----------
+        func : callable
+
+        Returns
+        -------
+        FlatFunction
         """
         return FlatFunction(self, func)
 
     def check_output(self, value: Any) -> None:
+        """Raise naming ``func`` if ``value`` is not shaped like the state.
+
+        Parameters
+        ----------
+        value : object
+            What ``func`` returned.
+        """
         values = value if self.is_tuple else (value,)
         if self.is_tuple and (not isinstance(value, tuple) or len(value) != len(self.shapes)):
             raise TypeError(f"func: expected a tuple of {len(self.shapes)} tensors like y0, got {type(value).__name__}")
@@ -79,14 +132,14 @@ class FlatState:
 
 
 class FlatFunction:
-    """``func`` of the user's structure, called on flat states.
+    """``func`` of the user's structure, called by ode-core's loop on flat states.
 
-    Calling it maps a flat ``y`` (n,) to the user's structure, calls
-    ``func`` with ``t`` as a 0-d tensor of the state's dtype and device, and
-    returns the flat value; the first call checks that value. For a single
-    tensor state the solver's hot loop skips the mapping: ``shape`` is the
-    user's shape and :meth:`time` makes ``t``, so it can hand ``func`` shaped
-    views of its own buffers (``shape`` is ``None`` for tuple states).
+    Calling it maps a flat ``y`` (n,) to the user's structure and dtype,
+    calls ``func`` with ``t`` as a 0-d tensor of the state's dtype and
+    device, and returns the flat value in the working dtype; the first call
+    checks that value. For a single tensor state in its own dtype the torch
+    stepper skips the mapping (``shaped_call``) and hands ``func`` shaped
+    views of its own buffers.
 
     Parameters
     ----------
@@ -95,12 +148,13 @@ class FlatFunction:
         ``func(t, y)`` in the user's structure.
     """
 
-    __slots__ = ("checked", "device", "dtype", "func", "shape", "state")
+    __slots__ = ("checked", "device", "dtype", "func", "shape", "state", "working_dtype")
 
     def __init__(self, state: FlatState, func: Callable[..., Any]) -> None:
         self.state = state
         self.func = func
         self.dtype = state.dtype
+        self.working_dtype = state.working_dtype
         self.device = state.device
         self.shape: tuple[int, ...] | None = None if state.is_tuple else state.shapes[0]
         self.checked = False
@@ -112,19 +166,58 @@ class FlatFunction:
         state's dtype (what a network concatenating ``t`` expects).
         ``torch.full`` sends the value as a kernel argument: no host to
         device copy, no synchronisation on CUDA.
+
+        Parameters
+        ----------
+        t : float
+
+        Returns
+        -------
+        Tensor, shape ()
         """
         return torch.full((), t, dtype=self.dtype, device=self.device)
 
+    @property
+    def shaped_call(self) -> tuple[Callable[..., Any], tuple[int, ...], Callable[[float], torch.Tensor]] | None:
+        """``(func, shape, time)`` for calls on shaped views, once ``func``'s output is checked.
+
+        ``None`` for tuple states and half precision ones (whose values need
+        a conversion).
+        """
+        if not self.checked or self.shape is None or self.dtype != self.working_dtype:
+            return None
+        return self.func, self.shape, self.time
+
+    def one_sided_time(self, t: float, side: float) -> float:
+        """The time nearest ``t`` on ``side`` (+1 after, -1 before) that ``func`` sees as another time.
+
+        ``func`` sees time in the state's dtype, so a float64 neighbour of a
+        jump would round back onto it in float32.
+
+        Parameters
+        ----------
+        t : float
+        side : float
+
+        Returns
+        -------
+        float
+        """
+        value = torch.tensor(t, dtype=self.dtype)
+        if not (float(value) - t) * side > 0:
+            value = torch.nextafter(value, torch.tensor(side * math.inf, dtype=self.dtype))
+        return float(value)
+
     def __call__(self, t: float, y: torch.Tensor) -> torch.Tensor:
         state = self.state
+        time = torch.full((), t, dtype=self.dtype, device=self.device)  # as self.time(t), without the call
         if self.shape is not None:
-            value = self.func(torch.full((), t, dtype=self.dtype, device=self.device), y.view(self.shape))
+            shaped = y.view(self.shape)
+            value = self.func(time, shaped if shaped.dtype == self.dtype else shaped.to(self.dtype))
         else:
-            value = self.func(self.time(t), state.unflatten(y))
+            value = self.func(time, state.unflatten(y))
         if not self.checked:
             state.check_output(value)
             self.checked = True
-        if self.shape is not None:
-            flat_value: torch.Tensor = value.reshape(-1)
-            return flat_value
-        return torch.cat([part.reshape(-1) for part in value])
+        flat: torch.Tensor = value.reshape(-1) if self.shape is not None else torch.cat([p.reshape(-1) for p in value])
+        return flat if flat.dtype == self.working_dtype else flat.to(self.working_dtype)

@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+from . import validation
 from ._controllers import (
     ControllerState,
     IController,
@@ -23,17 +24,22 @@ from ._controllers import (
 )
 from ._dense import DenseOutput
 from ._initial_step import select_initial_step
+from ._loop import AcceptedStep, integrate, make_stepper
 from ._norms import max_norm, rms_norm
+from ._settings import Settings
 from ._solution import Solution, Stats, Status
 from ._solve import solve
+from ._stepper import STEPPER_ENTRY_POINTS, Stepper, StepperBase, register_stepper
 from ._tableau import ButcherTableau
 from ._tableaux import METHODS, TABLEAUX
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "METHODS",
+    "STEPPER_ENTRY_POINTS",
     "TABLEAUX",
+    "AcceptedStep",
     "ButcherTableau",
     "ControllerState",
     "DenseOutput",
@@ -42,11 +48,18 @@ __all__ = [
     "PIDController",
     "PredictiveController",
     "PredictiveState",
+    "Settings",
     "Solution",
     "Stats",
     "Status",
+    "Stepper",
+    "StepperBase",
+    "integrate",
+    "make_stepper",
     "max_norm",
+    "register_stepper",
     "rms_norm",
     "select_initial_step",
     "solve",
+    "validation",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 
 from ._dense import hermite_coefficients
+from ._stepper import StepperBase
 from ._tableau import ButcherTableau
 
 __all__ = ["ExplicitRungeKutta", "explicit_stepper"]
@@ -51,7 +52,7 @@ def explicit_stepper(tableau: ButcherTableau, xp: Any, dtype: Any, device: Any, 
     return entry[1]
 
 
-class ExplicitRungeKutta:
+class ExplicitRungeKutta(StepperBase):
     """Explicit Runge--Kutta steps of one tableau on one dtype and device.
 
     Parameters
@@ -145,13 +146,15 @@ class ExplicitRungeKutta:
         return y1, stages, s - 1
 
     def error_ratio(
-        self, h: float, y: Any, y1: Any, stages: Any, atol: Any, rtol: Any, norm: Callable[[Any], float]
+        self, h: float, y: Any, y1: Any, stages: Any, atol: Any, rtol: Any, norm: Callable[[Any], float] | None
     ) -> float:
-        """Norm of the local error over ``atol + rtol * max(|y|, |y1|)``."""
+        """Norm of the local error over ``atol + rtol * max(|y|, |y1|)`` (RMS when ``norm`` is None)."""
         xp = self.xp
         scale = atol + rtol * xp.maximum(xp.abs(y), xp.abs(y1))
         if self.error_weights is None:
             raise ValueError(f"method: {self.tableau.name!r} has no error estimate")
+        if norm is None:
+            norm = self._rms
         if self.error_weights_secondary is None:
             return norm(((h * self.error_weights) @ stages) / scale)
         # DOP853 (Hairer, Norsett & Wanner, Solving ODEs I, II.10): the
@@ -163,12 +166,15 @@ class ExplicitRungeKutta:
             return 0.0
         return abs(h) * error5 * error5 / math.sqrt(error5 * error5 + 0.01 * error3 * error3)
 
+    def _rms(self, scaled: Any) -> float:
+        return math.sqrt(float(scaled @ scaled) / self.n)
+
     @property
     def has_continuous_extension(self) -> bool:
         return self.dense_weights_t is not None
 
     @property
-    def extra_evaluations(self) -> int:
+    def extra_evaluations(self) -> int:  # type: ignore[override]
         """Evaluations of ``f`` that :meth:`dense_coefficients` costs."""
         return len(self.extra_nodes)
 

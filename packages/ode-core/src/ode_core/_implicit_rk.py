@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._dense import hermite_coefficients
+from ._stepper import StepperBase
 from ._tableau import ButcherTableau
 
 __all__ = ["DiagonallyImplicitRungeKutta", "NewtonStepper"]
@@ -44,7 +45,7 @@ def _vector(xp: Any, values: Any, dtype: Any, device: Any) -> Any:
     return xp.asarray([float(v) for v in values], dtype=dtype, device=device)
 
 
-class NewtonStepper:
+class NewtonStepper(StepperBase):
     """What every implicit stepper of one solve shares: the Jacobian, kept
     across steps; the inverted iteration matrices; Newton's tolerances; and
     the step loop that retries a failed Newton iteration with a fresh
@@ -408,12 +409,13 @@ class DiagonallyImplicitRungeKutta(NewtonStepper):
         return y1, stages, evaluations, True, slowest_rate
 
     def error_ratio(
-        self, h: float, y: Any, y1: Any, stages: Any, atol: Any, rtol: Any, norm: Callable[[Any], float]
+        self, h: float, y: Any, y1: Any, stages: Any, atol: Any, rtol: Any, norm: Callable[[Any], float] | None
     ) -> float:
-        """Norm of the embedded local error over ``atol + rtol * max(|y|, |y1|)``."""
+        """Norm of the embedded local error over ``atol + rtol * max(|y|, |y1|)``
+        (in the stepper's own norm when ``norm`` is None)."""
         xp = self.xp
         scale = atol + rtol * xp.maximum(xp.abs(y), xp.abs(y1))
-        return norm((h * (self.error_weights @ stages)) / scale)
+        return (norm or self.norm)((h * (self.error_weights @ stages)) / scale)
 
     def dense_coefficients(
         self, fun: RightHandSide, t: float, y: Any, y1: Any, f1: Any, stages: Any, h: float, f0: Any = None

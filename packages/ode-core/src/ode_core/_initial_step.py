@@ -48,7 +48,8 @@ def select_initial_step(
     Returns
     -------
     float
-        A positive step; the caller applies ``direction``.
+        A positive step; the caller applies ``direction``. When ``y0`` or
+        ``f0`` is not finite, ``min(1e-6, max_step, span)``.
 
     Examples
     --------
@@ -63,6 +64,10 @@ def select_initial_step(
     scale = atol + xp_abs(y0) * rtol
     d0 = norm(y0 / scale)
     d1 = norm(f0 / scale)
+    if not (math.isfinite(d0) and math.isfinite(d1)):
+        # Nothing to scale by (an infinite or nan y0 or f0): the smallest
+        # guess, for the step-size control to correct or to fail on.
+        return min(1e-6, max_step, span)
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
     h0 = min(h0, max_step, span)
     y1 = y0 + (direction * h0) * f0

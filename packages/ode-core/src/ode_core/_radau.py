@@ -304,7 +304,7 @@ class RadauIIA(NewtonStepper):
         return evaluations
 
     def error_ratio(
-        self, h: float, y: Any, y1: Any, stages: Any, atol: Any, rtol: Any, norm: Callable[[Any], float]
+        self, h: float, y: Any, y1: Any, stages: Any, atol: Any, rtol: Any, norm: Callable[[Any], float] | None
     ) -> float:
         """The norm of the filtered error estimate computed by the step."""
         if self.cached_error_ratio is None or self.cached_error_ratio[0] is not y1:

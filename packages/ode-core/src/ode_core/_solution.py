@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class Solution:
-    """Result of :func:`ode_core.solve`.
+    """Result of :func:`ode_core.solve` and :func:`ode_core.integrate`.
 
     Attributes
     ----------
@@ -81,6 +82,11 @@ class Solution:
         ``events``).
     y_events : list of arrays, shape (k_i, *y0.shape), or None
         The states at those times.
+    step_proposal : float
+        The (unsigned) size the solver chose for its last attempted step,
+        before shortening it to land on an output, ``step_t`` or ``jump_t``
+        time: a good ``first_step`` for a solve that continues from
+        ``t_final``. ``nan`` for a solve that took no step.
     """
 
     ts: Any
@@ -93,6 +99,7 @@ class Solution:
     y_final: Any
     t_events: list[Any] | None = None
     y_events: list[Any] | None = None
+    step_proposal: float = math.nan
 
     @property
     def success(self) -> bool:

@@ -16,7 +16,8 @@ from types import MappingProxyType
 import ode_adjoint
 import ode_core
 import torch
-from ode_adjoint import GradientStats
+from ode_adjoint import BackwardCounter
+from ode_core import Stats
 from torch import nn
 
 __all__ = [
@@ -180,9 +181,8 @@ class ODEBlock(nn.Module):
     ----------
     nfe_forward : int
         Function evaluations of the last forward solve.
-    last_stats : ode_adjoint.GradientStats or None
-        The last solve's statistics (the backward ones fill in when its
-        backward runs).
+    last_stats : ode_core.Stats or None
+        The last forward solve's statistics.
 
     Notes
     -----
@@ -213,8 +213,6 @@ class ODEBlock(nn.Module):
         if gradient not in ode_adjoint.GRADIENTS:
             raise ValueError(f"gradient: expected one of {', '.join(ode_adjoint.GRADIENTS)}, got {gradient!r}")
         tableau = ode_core.TABLEAUX[method]
-        if tableau.implicit and gradient == "checkpoint":
-            raise ValueError(f"gradient: method {method!r} is implicit; use gradient='adjoint' or 'backprop'")
         for name, value in (("rtol", rtol), ("atol", atol)):
             if not value > 0:
                 raise ValueError(f"{name}: expected a positive number, got {value!r}")
@@ -232,10 +230,11 @@ class ODEBlock(nn.Module):
         self.step_size = step_size
         self.seminorm = seminorm
         self.nfe_forward = 0
-        self.last_stats: GradientStats | None = None
+        self.last_stats: Stats | None = None
+        self._last_backward: BackwardCounter | None = None
         self._total_forward = 0
         self._total_backward = 0  # from solves no longer in _pending
-        self._pending: list[GradientStats] = []
+        self._pending: list[BackwardCounter] = []
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Solve from ``z(0) = z`` to ``t = 1``.
@@ -269,19 +268,20 @@ class ODEBlock(nn.Module):
         )
         stats = solution.stats
         self.last_stats = stats
+        self._last_backward = solution.backward_counter
         self.nfe_forward = stats.nfev
         self._total_forward += stats.nfev
         if torch.is_grad_enabled() and (z.requires_grad or any(p.requires_grad for p in parameters)):
-            self._pending.append(stats)
+            self._pending.append(solution.backward_counter)
             if len(self._pending) > self._KEEP:
-                self._total_backward += self._pending.pop(0).backward_nfev
+                self._total_backward += self._pending.pop(0).nfev
         ys: torch.Tensor = solution.ys
         return ys[-1]
 
     @property
     def nfe_backward(self) -> int:
         """Backward evaluations for the last forward solve (0 before its backward)."""
-        return 0 if self.last_stats is None else self.last_stats.backward_nfev
+        return 0 if self._last_backward is None else self._last_backward.nfev
 
     @property
     def total_nfe_forward(self) -> int:
@@ -291,12 +291,13 @@ class ODEBlock(nn.Module):
     @property
     def total_nfe_backward(self) -> int:
         """Backward evaluations since :meth:`reset_nfe` (of the solves whose backward has run)."""
-        return self._total_backward + sum(s.backward_nfev for s in self._pending)
+        return self._total_backward + sum(counter.nfev for counter in self._pending)
 
     def reset_nfe(self) -> None:
         """Zero the counters."""
         self.nfe_forward = 0
         self.last_stats = None
+        self._last_backward = None
         self._total_forward = 0
         self._total_backward = 0
         self._pending.clear()

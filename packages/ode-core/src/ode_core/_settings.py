@@ -1,0 +1,71 @@
+"""The settings of one solve, checked once and then trusted by the loop."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._tableau import ButcherTableau
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything :func:`ode_core.integrate` needs besides ``f``, ``y0`` and ``t``.
+
+    Build it with :func:`ode_core.validation.check_settings`, which checks
+    every value and names the argument that is wrong; the loop trusts what it
+    is given. One object serves many solves (ode-adjoint's backward solves
+    reuse theirs, changing ``first_step`` with :func:`dataclasses.replace`).
+
+    Attributes
+    ----------
+    method : ButcherTableau
+    rtol, atol : float, or array of shape (n,) in the state's namespace
+        Relative and absolute tolerances on the flat state.
+    step_size : float or None
+        Fixed step size; ``None`` for adaptive steps.
+    first_step : float or None
+        First adaptive step; ``None`` for Hairer's heuristic.
+    max_step, min_step : float
+        Bounds on the adaptive step size.
+    max_steps : int
+        Attempted steps before :attr:`Status.MAX_STEPS_REACHED`.
+    controller : controller or None
+        Step-size controller; ``None`` for the method's default.
+    norm : callable or None
+        ``norm(scaled_error) -> float`` on the flat scaled error (n,);
+        ``None`` for the RMS norm.
+    step_t, jump_t : tuple of float
+        Times to step onto; discontinuities of ``f`` in ``t``.
+    dense_output : bool
+        Keep every step's interpolant.
+    jac : callable or None
+        ``jac(t, y) -> (n, n)`` on the flat state, implicit methods only.
+    progress : bool
+        Show a progress meter over time (tqdm, when installed).
+    """
+
+    method: ButcherTableau
+    rtol: Any = 1e-6
+    atol: Any = 1e-9
+    step_size: float | None = None
+    first_step: float | None = None
+    max_step: float = math.inf
+    min_step: float = 0.0
+    max_steps: int = 100_000
+    controller: Any = None
+    norm: Callable[[Any], float] | None = None
+    step_t: tuple[float, ...] = ()
+    jump_t: tuple[float, ...] = ()
+    dense_output: bool = False
+    jac: Callable[[float, Any], Any] | None = None
+    progress: bool = False
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether steps are chosen by error control (no ``step_size``)."""
+        return self.step_size is None

@@ -1,0 +1,557 @@
+"""Checks of a solve's arguments, for every package that starts a solve.
+
+Each failure is a ``TypeError`` or ``ValueError`` that names the argument,
+says what was given and what was expected, raised before any work is done.
+:func:`ode_core.solve` runs them on its arguments; ode-adjoint runs the same
+functions on torchdiffeq's arguments, passing the names its users know
+(``options['step_size']``) through ``name`` and ``names``. A rule about a
+valid argument lives here once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from array_api_compat import array_namespace, device, is_array_api_obj
+
+from ._settings import Settings
+from ._tableau import ButcherTableau
+from ._tableaux import TABLEAUX
+
+__all__ = [
+    "check_callable",
+    "check_controller",
+    "check_count",
+    "check_f_output",
+    "check_mapping",
+    "check_method",
+    "check_optional_times",
+    "check_positive",
+    "check_settings",
+    "check_state",
+    "check_times",
+    "check_tolerances",
+    "flat_jacobian",
+    "is_finite",
+    "working_dtype",
+]
+
+
+def check_callable(value: Any, name: str) -> Callable[..., Any]:
+    """``value`` itself if it is callable.
+
+    Parameters
+    ----------
+    value : object
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    callable
+    """
+    if not callable(value):
+        raise TypeError(f"{name}: expected a callable, got {type(value).__name__}")
+    return value  # type: ignore[no-any-return]
+
+
+def check_method(method: Any, name: str = "method") -> ButcherTableau:
+    """The tableau for a registry name, or a user tableau as is.
+
+    Parameters
+    ----------
+    method : str or ButcherTableau
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    ButcherTableau
+    """
+    if isinstance(method, ButcherTableau):
+        return method
+    if not isinstance(method, str):
+        raise TypeError(f"{name}: expected a method name or a ButcherTableau, got {type(method).__name__}")
+    try:
+        return TABLEAUX[method]
+    except KeyError:
+        raise ValueError(f"{name}: unknown method {method!r}; valid names are {', '.join(TABLEAUX)}") from None
+
+
+def working_dtype(xp: Any, dtype: Any) -> Any:
+    """The dtype the solver computes in for a state of ``dtype``.
+
+    float32 and float64 states are integrated in their own dtype. Half
+    precision states (float16, bfloat16) are integrated in float32: their
+    own resolution (8 and 11 significant bits) would swallow a small step's
+    increment ``h sum b_i k_i`` whole, so ``y`` would stop moving while the
+    solve reports success. ``f`` still sees the state's dtype.
+
+    Parameters
+    ----------
+    xp : array namespace
+    dtype : real floating dtype of ``xp``
+
+    Returns
+    -------
+    dtype
+    """
+    return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+
+
+def is_finite(xp: Any, array: Any) -> bool:
+    """Whether every element of ``array`` is finite, mostly for the price of a sum.
+
+    An inf or a nan makes the sum inf or nan, whose product with zero is
+    nan, so a sum times zero equal to zero settles it with one reduction and
+    one read (cheaper than ``isfinite``, which is several kernels in torch);
+    a sum that is not finite, which large finite elements can overflow to,
+    is settled element by element.
+
+    NumPy arrays are checked element by element: that is fast there, and a
+    sum that overflows would warn.
+
+    Parameters
+    ----------
+    xp : array namespace
+    array : array
+
+    Returns
+    -------
+    bool
+    """
+    if isinstance(array, np.ndarray):
+        return bool(np.isfinite(array).all())
+    return bool(xp.sum(array) * 0 == 0) or bool(xp.all(xp.isfinite(array)))
+
+
+def check_state(y0: Any, name: str = "y0") -> tuple[Any, Any]:
+    """``(xp, y0)`` with ``y0`` a non-empty array of a real floating dtype, all finite.
+
+    Python numbers and sequences become float64 NumPy arrays.
+
+    Parameters
+    ----------
+    y0 : array or sequence of numbers
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    xp : array namespace
+    y0 : array
+    """
+    if not is_array_api_obj(y0):
+        try:
+            y0 = np.asarray(y0, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}: expected an array or a sequence of numbers, got {type(y0).__name__}") from exc
+    xp = array_namespace(y0)
+    if not xp.isdtype(y0.dtype, "real floating"):
+        raise TypeError(
+            f"{name}: expected a real floating dtype (float16, bfloat16, float32 or float64), got {y0.dtype}; "
+            "convert it first (complex states: split into real and imaginary parts)"
+        )
+    if math.prod(y0.shape) == 0:
+        raise ValueError(f"{name}: expected at least one element, got shape {tuple(y0.shape)}")
+    if not is_finite(xp, y0):
+        raise ValueError(f"{name}: contains inf or nan")
+    return xp, y0
+
+
+def _as_float_list(values: Any, name: str) -> list[float]:
+    if hasattr(values, "tolist") and hasattr(values, "shape"):
+        if len(values.shape) != 1:
+            raise ValueError(f"{name}: expected a 1-D sequence of times, got shape {tuple(values.shape)}")
+        values = values.tolist()
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, range)):
+        raise TypeError(f"{name}: expected a 1-D sequence of real numbers, got {type(values).__name__}")
+    try:
+        times = [float(v) for v in values]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected a 1-D sequence of real numbers, got {type(values).__name__}") from exc
+    if not all(math.isfinite(v) for v in times):
+        raise ValueError(f"{name}: contains inf or nan")
+    return times
+
+
+def check_times(t: Any, name: str = "t") -> tuple[list[float], float]:
+    """Output times as floats and the direction of integration (+1 or -1).
+
+    Parameters
+    ----------
+    t : 1-D array or sequence of real numbers, at least two, strictly monotonic
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    times : list of float
+    direction : float
+    """
+    times = _as_float_list(t, name)
+    if len(times) < 2:
+        raise ValueError(f"{name}: expected at least two output times (start and end), got {len(times)}")
+    direction = 1.0 if times[1] > times[0] else -1.0
+    for i in range(1, len(times)):
+        if not direction * (times[i] - times[i - 1]) > 0:
+            kind = "duplicated" if times[i] == times[i - 1] else "not monotonic"
+            raise ValueError(
+                f"{name}: expected strictly increasing or strictly decreasing times; t[{i - 1}]={times[i - 1]!r} "
+                f"and t[{i}]={times[i]!r} are {kind}"
+            )
+    return times, direction
+
+
+def check_optional_times(values: Any, name: str) -> list[float]:
+    """``step_t``/``jump_t``: a possibly empty 1-D sequence of finite times.
+
+    Parameters
+    ----------
+    values : 1-D array, sequence of real numbers, or None
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    list of float
+    """
+    if values is None:
+        return []
+    return _as_float_list(values, name)
+
+
+def check_tolerances(
+    rtol: Any, atol: Any, xp: Any, y0: Any, names: tuple[str, str] = ("rtol", "atol")
+) -> tuple[Any, Any]:
+    """Scalars stay Python floats; arrays become flat arrays in y0's namespace.
+
+    Parameters
+    ----------
+    rtol, atol : float or array of y0's shape (or its size)
+    xp : array namespace of ``y0``
+    y0 : array
+        Gives the shape, dtype and device of array tolerances.
+    names : (str, str)
+        The arguments' names in error messages.
+
+    Returns
+    -------
+    rtol, atol : float or array of shape (y0.size,)
+    """
+    checked = []
+    for name, value, allow_zero in ((names[0], rtol, False), (names[1], atol, True)):
+        if isinstance(value, bool):
+            raise TypeError(f"{name}: expected a number or an array, got bool")
+        if not isinstance(value, (int, float)):
+            try:
+                array = np.asarray(value.tolist() if hasattr(value, "tolist") else value, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{name}: expected a number or an array, got {type(value).__name__}") from exc
+            if array.ndim > 0:
+                if array.shape != tuple(y0.shape) and array.shape != (math.prod(y0.shape),):
+                    raise ValueError(
+                        f"{name}: expected a scalar or an array of shape {tuple(y0.shape)}, got {array.shape}"
+                    )
+                if not np.all(np.isfinite(array)) or (np.any(array < 0) if allow_zero else np.any(array <= 0)):
+                    raise ValueError(f"{name}: expected finite values {'>= 0' if allow_zero else '> 0'}")
+                checked.append(xp.asarray(array.reshape(-1), dtype=y0.dtype, device=device(y0)))
+                continue
+            value = float(array)  # a 0-d array is a scalar
+        value = float(value)
+        if not (value >= 0 if allow_zero else value > 0) or not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+        checked.append(value)
+    return checked[0], checked[1]
+
+
+def check_positive(value: Any, name: str, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
+    """A positive (or non-negative) number as a float.
+
+    Parameters
+    ----------
+    value : int, float, or a one-element array
+    name : str
+        The argument's name in error messages.
+    allow_zero, allow_inf : bool
+        Whether 0 and ``inf`` are valid.
+
+    Returns
+    -------
+    float
+    """
+    kind = type(value)
+    if kind is not float and kind is not int and is_array_api_obj(value) and math.prod(value.shape) == 1:
+        with contextlib.suppress(TypeError, ValueError):  # not a real number: the checks below say so
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    number = float(value)
+    if number != number or (number == math.inf and not allow_inf) or number < 0 or (number == 0 and not allow_zero):
+        expected = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}: expected a {'' if allow_inf else 'finite '}number {expected}, got {number!r}")
+    return number
+
+
+def check_count(value: Any, name: str) -> int:
+    """A positive int (``max_steps``, a checkpoint budget).
+
+    Parameters
+    ----------
+    value : int
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return value
+
+
+def check_mapping(value: Any, name: str) -> dict[str, Any]:
+    """A dict of options (``None`` is empty), with string keys.
+
+    Parameters
+    ----------
+    value : mapping or None
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    dict
+        A shallow copy.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name}: expected a dict of options, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"{name}: expected string keys, got {key!r}")
+    return dict(value)
+
+
+def check_controller(controller: Any, name: str = "controller") -> Any:
+    """A step-size controller (an object with ``init`` and ``adapt``), or None.
+
+    Parameters
+    ----------
+    controller : object or None
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    controller or None
+    """
+    if controller is not None and not (
+        callable(getattr(controller, "init", None)) and callable(getattr(controller, "adapt", None))
+    ):
+        raise TypeError(f"{name}: expected a step-size controller (e.g. PIController()), got {controller!r}")
+    return controller
+
+
+def check_f_output(value: Any, y0: Any, xp: Any, name: str = "f") -> None:
+    """The first value of ``f`` must match ``y0`` in namespace, shape, dtype and device.
+
+    Parameters
+    ----------
+    value : array
+        ``f(t0, y0)``.
+    y0 : array
+    xp : array namespace of ``y0``
+    name : str
+        The function's name in error messages.
+    """
+    if not is_array_api_obj(value) or array_namespace(value) is not xp:
+        raise TypeError(
+            f"{name}: expected f(t, y) to return an array of the same library as y0 ({xp.__name__}), "
+            f"got {type(value).__name__}"
+        )
+    if tuple(value.shape) != tuple(y0.shape):
+        raise ValueError(f"{name}: returned shape {tuple(value.shape)}, expected y0's shape {tuple(y0.shape)}")
+    if value.dtype != y0.dtype:
+        raise TypeError(f"{name}: returned dtype {value.dtype}, expected y0's dtype {y0.dtype}")
+    if device(value) != device(y0):
+        raise ValueError(f"{name}: returned an array on device {device(value)}, expected y0's device {device(y0)}")
+
+
+def flat_jacobian(
+    jac: Callable[[float, Any], Any] | None, y0: Any, xp: Any, shape: tuple[int, ...], n: int
+) -> Callable[[float, Any], Any] | None:
+    """Wrap ``jac`` to map the flat state to an ``(n, n)`` matrix; its first
+    value is checked for library, shape, dtype and device.
+
+    Parameters
+    ----------
+    jac : callable or None
+        ``jac(t, y) -> df/dy`` on states of ``shape``.
+    y0 : array
+        Gives the expected dtype.
+    xp : array namespace
+    shape : tuple of int
+        The state's shape.
+    n : int
+        The state's size.
+
+    Returns
+    -------
+    callable or None
+        ``jac`` on the flat state.
+    """
+    if jac is None:
+        return None
+    check_callable(jac, "jac")
+    checked = False
+
+    def flat(t: float, y: Any) -> Any:
+        nonlocal checked
+        value = jac(t, xp.reshape(y, shape))
+        if not checked:
+            if not is_array_api_obj(value) or array_namespace(value) is not xp:
+                raise TypeError(f"jac: expected an array of the same library as y0, got {type(value).__name__}")
+            if tuple(value.shape) not in ((n, n), shape + shape):
+                raise ValueError(
+                    f"jac: returned shape {tuple(value.shape)}, expected {(n, n)} or {shape + shape} (y0.shape twice)"
+                )
+            if value.dtype != y0.dtype:
+                raise TypeError(f"jac: returned dtype {value.dtype}, expected y0's dtype {y0.dtype}")
+            checked = True
+        return xp.reshape(value, (n, n))
+
+    return flat
+
+
+def _warn_unresolved_rtol(rtol: Any, xp: Any, dtype: Any, name: str) -> None:
+    """Warn when ``rtol`` asks for more than a half-precision ``f`` resolves."""
+    if xp.finfo(dtype).bits >= 32:
+        return
+    eps = float(xp.finfo(dtype).eps)
+    smallest = rtol if isinstance(rtol, float) else float(xp.min(rtol))
+    if smallest < eps:
+        warnings.warn(
+            f"{name}={smallest:g} is below what {dtype} resolves (eps {eps:g}): f is evaluated in {dtype}, so "
+            f"the error estimate carries noise of about eps and the solver takes small steps to meet {name}; "
+            f"use {name} >= {eps:g}, or a float32 state",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def check_settings(
+    method: Any,
+    rtol: Any,
+    atol: Any,
+    *,
+    xp: Any,
+    y0: Any,
+    step_size: Any = None,
+    first_step: Any = None,
+    max_step: Any = math.inf,
+    min_step: Any = 0.0,
+    max_steps: Any = 100_000,
+    controller: Any = None,
+    norm: Callable[[Any], float] | None = None,
+    step_t: Any = None,
+    jump_t: Any = None,
+    dense_output: Any = False,
+    jac: Callable[[float, Any], Any] | None = None,
+    progress: Any = False,
+    state_dtype: Any = None,
+    names: Mapping[str, str] | None = None,
+) -> Settings:
+    """Check a solve's settings and return them as :class:`Settings`.
+
+    Parameters
+    ----------
+    method, rtol, atol, step_size, first_step, max_step, min_step, max_steps
+        As :func:`ode_core.solve` takes them.
+    controller, step_t, jump_t, dense_output, progress
+        As :func:`ode_core.solve` takes them.
+    xp : array namespace
+    y0 : array, shape (n,)
+        The flat initial state, in the dtype the solver computes in: it
+        gives array tolerances their dtype and device.
+    norm : callable or None
+        On the flat scaled error; checked to be callable.
+    jac : callable or None
+        On the flat state (see :func:`flat_jacobian`); implicit methods only.
+    state_dtype : dtype, optional
+        The user's state dtype, when the solver computes in another one
+        (half precision): an ``rtol`` below its resolution warns.
+    names : mapping, optional
+        Names to use in error messages instead of the parameter names, e.g.
+        ``{"step_size": "options['step_size']"}``.
+
+    Returns
+    -------
+    Settings
+    """
+    named = names or {}
+
+    def called(parameter: str) -> str:
+        return named.get(parameter, parameter)
+
+    tableau = check_method(method, called("method"))
+    rtol, atol = check_tolerances(rtol, atol, xp, y0, (called("rtol"), called("atol")))
+    if step_size is None:
+        if not tableau.adaptive:
+            raise ValueError(
+                f"{called('step_size')}: method {tableau.name!r} has no error estimate; give {called('step_size')}=h "
+                "for fixed steps or choose an adaptive method"
+            )
+    else:
+        step_size = check_positive(step_size, called("step_size"))
+    if first_step is not None:
+        first_step = check_positive(first_step, called("first_step"))
+    max_step = check_positive(max_step, called("max_step"), allow_inf=True)
+    min_step = check_positive(min_step, called("min_step"), allow_zero=True)
+    if min_step > max_step:
+        raise ValueError(f"{called('min_step')}: {min_step} exceeds {called('max_step')}={max_step}")
+    max_steps = check_count(max_steps, called("max_steps"))
+    check_controller(controller, called("controller"))
+    if norm is not None:
+        check_callable(norm, called("norm"))
+    if jac is not None:
+        check_callable(jac, called("jac"))
+        if tableau.explicit:
+            raise ValueError(
+                f"{called('jac')}: method {tableau.name!r} is explicit and uses no Jacobian; pass jac=None"
+            )
+    for flag, value in (("dense_output", dense_output), ("progress", progress)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{called(flag)}: expected True or False, got {value!r}")
+    if state_dtype is not None:
+        if tableau.implicit:
+            raise TypeError(
+                f"{called('method')}: {tableau.name!r} is implicit, and its Newton iteration cannot work in "
+                f"{state_dtype}: f's {state_dtype} values do not resolve the finite differences of its Jacobian; "
+                "use a float32 state or an explicit method"
+            )
+        _warn_unresolved_rtol(rtol, xp, state_dtype, called("rtol"))
+    return Settings(
+        method=tableau,
+        rtol=rtol,
+        atol=atol,
+        step_size=step_size,
+        first_step=first_step,
+        max_step=max_step,
+        min_step=min_step,
+        max_steps=max_steps,
+        controller=controller,
+        norm=norm,
+        step_t=tuple(check_optional_times(step_t, called("step_t"))),
+        jump_t=tuple(check_optional_times(jump_t, called("jump_t"))),
+        dense_output=bool(dense_output),
+        jac=jac,
+        progress=bool(progress),
+    )

@@ -469,7 +469,7 @@ def check_settings(
     state_dtype: Any = None,
     names: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Check a solve's settings and return them as :class:`Settings`.
+    """Check a solve's settings and return them as :class:`ode_core.Settings`.
 
     Parameters
     ----------

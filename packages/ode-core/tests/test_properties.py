@@ -30,8 +30,11 @@ def test_linear_systems_match_the_matrix_exponential(matrix: np.ndarray, y0: np.
     assert sol.success, sol.message
     exact = np.stack([expm(matrix * time) @ y0 for time in t])
     # Global error stays within a modest multiple of the local tolerance for
-    # these well-conditioned (|entries| <= 1, t <= 2) problems.
-    scale = atol + rtol * np.abs(exact)
+    # these well-conditioned (|entries| <= 1, t <= 2) problems. It is measured
+    # against each component's largest size so far: a component passing near
+    # zero keeps the error it gathered while it was large (hypothesis found
+    # bosh3 at 276 units of its size at t = 1.5, where it crosses zero).
+    scale = atol + rtol * np.maximum.accumulate(np.abs(exact), axis=0)
     assert np.max(np.abs(sol.ys - exact) / scale) < 200
 
 

@@ -410,7 +410,12 @@ class _AdjointRun(_Run):
 
         settings = self.settings
         if not settings.method.explicit:
-            settings = dataclasses.replace(settings, jac=_augmented_jacobian(func, n, sum(sizes)))
+            # Newton on [z, a_z, a_theta] needs the couplings below the
+            # diagonal blocks (J, -J^T, 0) too: without them a_theta lags z and
+            # a_z by an iteration, which reads as slow convergence (radau5's
+            # fixed steps then fail). ode-core's finite differences give all
+            # of it, 2n + p evaluations per Jacobian, reused across steps.
+            settings = dataclasses.replace(settings, jac=None)
         # Each interval starts from the step size the previous one was using
         # (the first from the forward solve's last): the augmented system is
         # as smooth across an output time as within an interval, and Hairer's
@@ -469,28 +474,6 @@ class _Seminorm:
 def seminorm(n: int) -> _Seminorm:
     """The seminorm for a state of size ``n`` (controls ``z`` and ``a_z``)."""
     return _Seminorm(2 * n)
-
-
-def _augmented_jacobian(func: FlatFunction, n: int, n_parameters: int) -> Callable[[float, torch.Tensor], torch.Tensor]:
-    """An iteration matrix for implicit methods on ``[z, a_z, a_theta]``.
-
-    The exact Jacobian is block lower triangular with diagonal blocks
-    ``J``, ``-J^T`` and ``0`` (``J = df/dz``); the blocks below the diagonal
-    hold second derivatives of ``f``. Simplified Newton with the diagonal
-    blocks alone still converges (the coupling is one way) and needs only
-    ``J``, by autograd at the detached state.
-    """
-    jacobian_of_f = autograd_jacobian(func)
-
-    def jacobian(t: float, state: torch.Tensor) -> torch.Tensor:
-        jz = jacobian_of_f(t, state[:n])
-        size = 2 * n + n_parameters
-        matrix = torch.zeros((size, size), dtype=state.dtype, device=state.device)
-        matrix[:n, :n] = jz
-        matrix[n : 2 * n, n : 2 * n] = -jz.T
-        return matrix
-
-    return jacobian
 
 
 def autograd_jacobian(

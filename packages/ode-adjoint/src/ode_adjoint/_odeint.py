@@ -83,7 +83,9 @@ def _settings(
         if cached is not None:
             return cached
     settings = _checked_settings(method, rtol, atol, options, func, y0, norm, where, xp, dtype, dense_output, progress)
-    if key is not None and not settings.method.implicit:  # an implicit method's Jacobian is func's
+    # An implicit method's Jacobian is func's; a half precision state's rtol
+    # may warn, every time.
+    if key is not None and not settings.method.implicit and dtype is None:
         if len(_SETTINGS) >= 64:
             _SETTINGS.clear()
         _SETTINGS[key] = settings
@@ -303,7 +305,10 @@ def _event_functions(events: Any, state: FlatState, func: FlatFunction) -> tuple
     for event in functions:
 
         def on_floats(t: float, y: torch.Tensor, event: Any = event) -> Any:
-            return event(func.time(t), state.unflatten(y))
+            # Where the event is decides where to look, it is not differentiated
+            # here (EventTime differentiates it).
+            with torch.no_grad():
+                return event(func.time(t), state.unflatten(y.detach()))
 
         def on_tensors(t: torch.Tensor, y: torch.Tensor, event: Any = event) -> Any:
             return event(t.to(state.dtype), state.unflatten(y))

@@ -30,7 +30,8 @@ class ProgressMeter:
             warnings.warn("progress: needs tqdm (pip install tqdm); solving without a meter", UserWarning, stacklevel=4)
             return
         # The total is the span of time, not a count of steps, which nobody knows in advance.
-        self._bar = tqdm(total=abs(t_end - t0), unit="t", unit_scale=False, bar_format="{l_bar}{bar}| t={postfix}")
+        self._bar = tqdm(total=abs(t_end - t0), bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+        self._bar.set_description_str(f"t={t0:.6g}", refresh=False)
 
     def update(self, t: float) -> None:
         """The solve has reached ``t``.
@@ -44,7 +45,7 @@ class ProgressMeter:
         done = abs(t - self._t0)
         self._bar.update(done - self._done)
         self._done = done
-        self._bar.set_postfix_str(f"{t:.6g}", refresh=False)
+        self._bar.set_description_str(f"t={t:.6g}", refresh=False)
 
     def close(self) -> None:
         """The solve has ended."""

@@ -16,7 +16,7 @@ PACKAGES = ("./packages/ode-core", "./packages/ode-adjoint", "./packages/ode-mod
 # tensors) and a runtime one of ode-adjoint; this pin matches the release
 # available offline on our machines, package metadata says torch>=2.4.
 TORCH = ("torch==2.14.1", "torchvision==0.29.1")
-TEST_REQUIREMENTS = ("pytest>=8", "hypothesis>=6", "scipy>=1.11")
+TEST_REQUIREMENTS = ("pytest>=8", "hypothesis>=6", "scipy>=1.11", "tqdm>=4")
 
 
 @nox.session

@@ -236,9 +236,13 @@ def integrate(
     step_proposal = math.nan
     # Whether f(t0, y0) is finite is asked only when the first step fails:
     # a solve that goes well pays no read of it (no wait on an accelerator).
+    # NumPy arrays, free to read and warning at every operation on an inf,
+    # are checked at once.
     f0_unchecked = True
     try:
-        if adaptive:
+        if is_numpy_namespace(xp) and not is_finite(xp, f0):
+            status, message = Status.NON_FINITE, _NON_FINITE_F0.format(t0=t0)
+        elif adaptive:
             control_state: Any = controller.init(stepper.error_order)
             if first_step is None:
                 first_step = settings.first_step

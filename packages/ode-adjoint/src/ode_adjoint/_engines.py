@@ -416,42 +416,51 @@ class _AdjointRun(_Run):
             # fixed steps then fail). ode-core's finite differences give all
             # of it, 2n + p evaluations per Jacobian, reused across steps.
             settings = dataclasses.replace(settings, jac=None)
-        # Each interval starts from the step size the previous one was using
-        # (the first from the forward solve's last): the augmented system is
-        # as smooth across an output time as within an interval, and Hairer's
-        # initial-step guess from zero parameter adjoints is tiny.
-        first_step = self.solution.step_proposal if settings.first_step is None else settings.first_step
-        continue_steps = settings.adaptive and settings.first_step is None
-
+        # One backward solve from the last point to t0. At each earlier point
+        # the state jumps (an impulse of ode-core's loop): z is set back to the
+        # forward solution there, and the point's cotangent joins a_z. The
+        # solve starts from the step size the forward solve ended with:
+        # Hairer's initial-step guess from zero parameter adjoints is tiny.
+        direction = problem.direction
+        merged: dict[float, list[Any]] = {}
+        for time, state, grad in points:
+            if time in merged:
+                merged[time][1] = merged[time][1] + grad
+            else:
+                merged[time] = [state, grad]
+        ordered = sorted(merged, key=lambda time: direction * time)
+        t0 = problem.times[0]
         adjoint = torch.zeros(n, dtype=dtype, device=device)
         parameter_adjoint = torch.zeros(sum(sizes), dtype=dtype, device=device)
-        direction = problem.direction
-        ordered = sorted(points, key=lambda point: direction * point[0])
-        current: tuple[float, torch.Tensor] | None = None
-
-        def solve_back(t_from: float, state: torch.Tensor, t_to: float) -> None:
-            nonlocal adjoint, parameter_adjoint, first_step
-            start = torch.cat((state.detach(), adjoint, parameter_adjoint))
-            continued = first_step if continue_steps and math.isfinite(first_step) else None
-            with torch.no_grad():
-                result = ode_core.integrate(augmented, start, [t_from, t_to], settings, first_step=continued)
-            problem.backward.add(result.stats)
-            if result.status is not Status.SUCCESS:
-                raise RuntimeError(f"adjoint backward solve failed: {result.status.value}: {result.message}")
-            if continue_steps and math.isfinite(result.step_proposal):
-                first_step = result.step_proposal
-            end = result.y_final
-            adjoint = end[n : 2 * n]
-            parameter_adjoint = end[2 * n :]
-
-        for time, state, grad in reversed(ordered):
-            if current is not None and time != current[0]:
-                solve_back(current[0], current[1], time)
+        if ordered:
+            t_last = ordered[-1]
+            state, grad = merged[t_last]
             adjoint = adjoint + grad
-            current = (time, state)
-        t0 = problem.times[0]
-        if current is not None and current[0] != t0:
-            solve_back(current[0], current[1], t0)
+            if t_last != t0:
+
+                def impulse_at(state: torch.Tensor, grad: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+                    def jump(augmented_state: torch.Tensor) -> torch.Tensor:
+                        return torch.cat((state.detach(), augmented_state[n : 2 * n] + grad, augmented_state[2 * n :]))
+
+                    return jump
+
+                impulses = {time: impulse_at(*merged[time]) for time in ordered[:-1] if time != t0}
+                start = torch.cat((state.detach(), adjoint, parameter_adjoint))
+                first_step = self.solution.step_proposal
+                continued = first_step if settings.adaptive and settings.first_step is None else None
+                if continued is not None and not math.isfinite(continued):
+                    continued = None
+                with torch.no_grad():
+                    result = ode_core.integrate(
+                        augmented, start, [t_last, t0], settings, first_step=continued, impulses=impulses
+                    )
+                problem.backward.add(result.stats)
+                if result.status is not Status.SUCCESS:
+                    raise RuntimeError(f"adjoint backward solve failed: {result.status.value}: {result.message}")
+                adjoint = result.y_final[n : 2 * n]
+                parameter_adjoint = result.y_final[2 * n :]
+            if t0 in merged and t_last != t0:
+                adjoint = adjoint + merged[t0][1]
         problem.backward.runs += 1
         parameter_grads = list(torch.split(parameter_adjoint, sizes)) if sizes else []
         return adjoint, [g.reshape(p.shape).to(p.dtype) for g, p in zip(parameter_grads, parameters)]
@@ -659,8 +668,8 @@ class _CheckpointRun(_Run):
         counter = problem.backward
         settings = problem.settings
 
-        def stepper_for(y: torch.Tensor) -> Any:
-            return ode_core.make_stepper(settings.method, array_namespace(y), y, problem.func, settings)
+        # One stepper replays every step, as one served the forward solve.
+        stepper = ode_core.make_stepper(settings.method, array_namespace(y0), y0, problem.func, settings)
 
         def backward_step(k: int, y_start: torch.Tensor) -> None:
             nonlocal adjoint
@@ -669,11 +678,7 @@ class _CheckpointRun(_Run):
             inside = interior[k]
             with torch.enable_grad():
                 y = y_start.detach().requires_grad_(True)
-                stepper = stepper_for(y)
-                try:
-                    y_end, outputs, evaluations = self._replay(stepper, k, y, [time for time, _ in inside])
-                finally:
-                    stepper.close()
+                y_end, outputs, evaluations = self._replay(stepper, k, y, [time for time, _ in inside])
                 counter.nfev += evaluations
                 counter.n_steps += 1
                 counter.n_accepted += 1
@@ -697,15 +702,12 @@ class _CheckpointRun(_Run):
 
             def advance(k: int, y: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
-                    stepper = stepper_for(y)
-                    try:
-                        y_next, _, evaluations = self._replay(stepper, k, y, [])
-                    finally:
-                        stepper.close()
+                    y_next, _, evaluations = self._replay(stepper, k, y, [])
                 counter.nfev += evaluations
                 return y_next
 
             revolve_schedule(n_steps, self.budget, records[0].y if records else y0, advance, backward_step)
+        stepper.close()
         for grad in at_start:
             adjoint = adjoint + grad
         counter.runs += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -148,7 +148,7 @@ class FlatFunction:
         ``func(t, y)`` in the user's structure.
     """
 
-    __slots__ = ("checked", "device", "dtype", "func", "shape", "state", "working_dtype")
+    __slots__ = ("checked", "device", "dtype", "func", "on_cpu", "shape", "state", "working_dtype")
 
     def __init__(self, state: FlatState, func: Callable[..., Any]) -> None:
         self.state = state
@@ -156,6 +156,7 @@ class FlatFunction:
         self.dtype = state.dtype
         self.working_dtype = state.working_dtype
         self.device = state.device
+        self.on_cpu = state.device.type == "cpu"
         self.shape: tuple[int, ...] | None = None if state.is_tuple else state.shapes[0]
         self.checked = False
 
@@ -177,16 +178,37 @@ class FlatFunction:
         """
         return torch.full((), t, dtype=self.dtype, device=self.device)
 
+    def times(self, values: list[float]) -> Sequence[torch.Tensor]:
+        """Several times as ``func`` receives them (see :meth:`time`).
+
+        On the CPU one tensor for all of them, unbound into 0-d views, costs
+        less than a ``torch.full`` each; on an accelerator that would be a copy
+        from the host, so each is made by ``torch.full``.
+
+        Parameters
+        ----------
+        values : list of float
+
+        Returns
+        -------
+        sequence of Tensor, each of shape ()
+        """
+        if self.on_cpu:
+            return torch.tensor(values, dtype=self.dtype).unbind()
+        return [torch.full((), t, dtype=self.dtype, device=self.device) for t in values]
+
     @property
-    def shaped_call(self) -> tuple[Callable[..., Any], tuple[int, ...], Callable[[float], torch.Tensor]] | None:
-        """``(func, shape, time)`` for calls on shaped views, once ``func``'s output is checked.
+    def shaped_call(
+        self,
+    ) -> tuple[Callable[..., Any], tuple[int, ...], Callable[[list[float]], Sequence[torch.Tensor]]] | None:
+        """``(func, shape, times)`` for calls on shaped views, once ``func``'s output is checked.
 
         ``None`` for tuple states and half precision ones (whose values need
         a conversion).
         """
         if not self.checked or self.shape is None or self.dtype != self.working_dtype:
             return None
-        return self.func, self.shape, self.time
+        return self.func, self.shape, self.times
 
     def one_sided_time(self, t: float, side: float) -> float:
         """The time nearest ``t`` on ``side`` (+1 after, -1 before) that ``func`` sees as another time.

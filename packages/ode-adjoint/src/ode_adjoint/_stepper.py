@@ -25,6 +25,7 @@ nothing. ``benchmarks/cuda_syncs.py`` counts them and
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -70,6 +71,8 @@ class TorchTableau:
         self.n_stages = s
         self.fsal = tableau.fsal
         self.nodes = [float(c) for c in tableau.c]
+        # Stages at the step's end: evaluated just before a jump the step lands on.
+        self.end_nodes = [i for i, c in enumerate(tableau.c) if c == 1]
 
         def tensor(rows: Any) -> torch.Tensor:
             return torch.tensor([[float(v) for v in row] for row in rows], dtype=dtype, device=device)
@@ -130,6 +133,7 @@ class StageBuffer:
         self.prefixes = [self.stages[:i].T for i in range(n_stages + 1)]
         self.shape = shape
         self.shaped_rows = None if shape is None else [row.view(shape) for row in self.rows]
+        self.stages_t = self.stages.T
         self.key = key
 
     @classmethod
@@ -179,8 +183,9 @@ class TorchRungeKutta(StepperBase):
         self.error_order = tableau.controller_order
         self.has_continuous_extension = coefficients.dense_t is not None
         self.extra_evaluations = len(coefficients.extra_nodes)
+        self.on_cpu = y0.device.type == "cpu"
         self.buffer: StageBuffer | None = None
-        self.direct: tuple[Callable[..., Any], tuple[int, ...], Callable[[float], Any]] | None = None
+        self.direct: tuple[Callable[..., Any], tuple[int, ...], Callable[[list[float]], Sequence[Any]]] | None = None
         # The f0 last copied into the buffer's first row. A step retried
         # after a rejection gets the same f0 object, which for an FSAL method
         # is a view of the last row, overwritten by the rejected attempt: the
@@ -223,19 +228,23 @@ class TorchRungeKutta(StepperBase):
             rows[0].copy_(f0)
             self._f0_in_buffer = f0
         weights = coefficients.rows
-        times = _stage_times(coefficients, t, h, t_end_eval)
+        times = [t + node * h for node in coefficients.nodes]
+        if t_end_eval is not None:
+            for i in coefficients.end_nodes:
+                times[i] = t_end_eval
         s = coefficients.n_stages
         last = s - 1 if coefficients.fsal else s
         direct = self.direct
         if direct is not None:
-            user, shape, time = direct
+            user, shape, make_times = direct
             shaped_rows = buffer.shaped_rows
             assert shaped_rows is not None  # acquired with the shape
+            stage_times = make_times(times)  # as f takes them; stage 0's is unused
             for i in range(1, last):
-                shaped_rows[i].copy_(user(time(times[i]), torch.addmv(y, prefixes[i], weights[i], alpha=h).view(shape)))
+                shaped_rows[i].copy_(user(stage_times[i], torch.addmv(y, prefixes[i], weights[i], alpha=h).view(shape)))
             if coefficients.fsal:
                 y1 = torch.addmv(y, prefixes[s - 1], weights[s - 1], alpha=h)
-                shaped_rows[s - 1].copy_(user(time(times[s - 1]), y1.view(shape)))
+                shaped_rows[s - 1].copy_(user(stage_times[s - 1], y1.view(shape)))
                 return y1, buffer.stages, s - 1
         else:
             for i in range(1, last):
@@ -286,7 +295,8 @@ class TorchRungeKutta(StepperBase):
             self._abs_start = (y, abs_y)
         abs_y1 = y1.abs()
         self._abs_end = (y1, abs_y1)
-        stages_t = stages.T
+        buffer = self.buffer
+        stages_t = buffer.stages_t if buffer is not None and stages is buffer.stages else stages.T
         if isinstance(rtol, float) and isinstance(atol, float):
             # error / (atol + rtol m) = (error / rtol) / (m + atol / rtol), with
             # m = max(|y|, |y1|): two kernels for the scale instead of three,
@@ -427,14 +437,19 @@ class TorchRungeKutta(StepperBase):
         if coefficients is not None:
             return _evaluate(y, coefficients, thetas), 0
         tableau = self.coefficients
-        if tableau.dense_t is None or y.device.type != "cpu":
+        if tableau.dense_t is None or not self.on_cpu:
             return _evaluate(y, self.dense_coefficients(fun, t, y, y1, f1, stages, h), thetas), self.extra_evaluations
         stages = self._extended_stages(fun, t, y, stages, h)
         dense = tableau.dense_rows
+        degree = len(dense[0])
         weights = []
         for theta in thetas:
-            powers = [h * theta ** (j + 1) for j in range(len(dense[0]))]
-            weights.append([sum(p * d for p, d in zip(powers, row)) for row in dense])
+            power = h * theta
+            powers = [power]
+            for _ in range(1, degree):
+                power *= theta
+                powers.append(power)
+            weights.append([sum(map(operator.mul, row, powers)) for row in dense])
         matrix = torch.tensor(weights, dtype=y.dtype, device=y.device)
         return torch.addmm(y.expand(len(thetas), -1), matrix, stages), self.extra_evaluations
 
@@ -452,9 +467,8 @@ def _stage_times(coefficients: TorchTableau, t: float, h: float, end_time: float
     (the float before a jump of f that the step lands on)."""
     times = [t + node * h for node in coefficients.nodes]
     if end_time is not None:
-        for i, node in enumerate(coefficients.nodes):
-            if node == 1.0:
-                times[i] = end_time
+        for i in coefficients.end_nodes:
+            times[i] = end_time
     return times
 
 

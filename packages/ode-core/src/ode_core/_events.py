@@ -270,6 +270,16 @@ class EventTracker:
         y = self._xp.reshape(y_flat, self._shape)
         return [_as_event_value(g(t, y), index, t) for index, g in enumerate(self._functions)]
 
+    def restart(self, t: float, y_flat: Any) -> None:
+        """The state jumped at ``t`` (an impulse): look for sign changes from its new value on.
+
+        Parameters
+        ----------
+        t : float
+        y_flat : array, shape (n,)
+        """
+        self._g_old = self._evaluate_all(float(t), y_flat)
+
     def step(
         self, t_old: float, t_new: float, y_new_flat: Any, interpolate: Callable[[float], Any]
     ) -> tuple[float, Any] | None:

@@ -19,7 +19,7 @@ and on NumPy arrays).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from array_api_compat import array_namespace, is_numpy_namespace
@@ -34,7 +34,7 @@ from ._progress import ProgressMeter
 from ._radau import RadauIIA
 from ._settings import Settings
 from ._solution import Solution, Stats, Status
-from ._stepper import Stepper, provided_stepper
+from ._stepper import Stepper, StepperBase, provided_stepper
 from .validation import is_finite
 
 __all__ = ["AcceptedStep", "integrate", "make_stepper"]
@@ -77,6 +77,18 @@ class AcceptedStep(NamedTuple):
     y: Any
     t_start_eval: float | None
     t_end_eval: float | None
+
+
+def _namespace(array: Any) -> Any:
+    """The array API namespace of ``array``, looked up once per array type."""
+    kind = type(array)
+    xp = _NAMESPACES.get(kind)
+    if xp is None:
+        xp = _NAMESPACES[kind] = array_namespace(array)
+    return xp
+
+
+_NAMESPACES: dict[type, Any] = {}
 
 
 def _next_time(t: float, side: float) -> float:
@@ -142,6 +154,8 @@ def integrate(
     events: Any = None,
     on_step: Callable[[AcceptedStep], None] | None = None,
     first_step: float | None = None,
+    stepper: Stepper | None = None,
+    impulses: Mapping[float, Callable[[Any], Any]] | None = None,
 ) -> Solution:
     """Integrate the flat system ``dy/dt = f(t, y)`` through every output time.
 
@@ -178,12 +192,25 @@ def integrate(
         For this solve instead of ``settings.first_step``: a solve that
         continues another starts from its ``step_proposal`` (ode-adjoint's
         backward solves, interval after interval).
+    stepper : Stepper, optional
+        The stepper to run, from :func:`make_stepper` for the same method,
+        state and function; default a new one. Solves one after the other
+        may share one (an implicit method then keeps its Jacobian across
+        them); the loop closes it at the end, which leaves it usable again.
+    impulses : mapping of float to callable, optional
+        Jumps of the state: the solve lands on each time ``tau`` strictly
+        inside the span and continues from ``impulses[tau](y)`` (flat, in
+        and out), evaluating ``f`` afresh there and restarting the step-size
+        control from the size it had before cutting the step to land (as a
+        new solve from there with that ``first_step`` would). An output at
+        ``tau`` holds the state before the jump. ode-adjoint's backward
+        solve adds each output's cotangent to the adjoint state this way.
 
     Returns
     -------
     Solution
     """
-    xp = array_namespace(y0)
+    xp = _namespace(y0)
     n = y0.shape[0]
     shape = (n,) if shape is None else tuple(shape)
     tableau = settings.method
@@ -198,20 +225,25 @@ def integrate(
         f0 = f(t0, y0)
     f_current = f0
     nfev = 1
-    stepper = make_stepper(tableau, xp, y0, f, settings)
+    if stepper is None:
+        stepper = make_stepper(tableau, xp, y0, f, settings)
     controller = settings.controller or getattr(stepper, "default_controller", None) or _DEFAULT_CONTROLLER
 
     # Output times are stepped onto or interpolated as the tableau says
     # (ButcherTableau.steps_onto_outputs holds the rule and why).
     step_times = list(settings.step_t)
-    if adaptive and tableau.steps_onto_outputs:
+    if adaptive and len(times) > 2 and tableau.steps_onto_outputs:
         step_times += times[1:-1]
     # Times the solver must land on, in order; the last is t_end.
-    inside = sorted(
-        {v for v in (*step_times, *settings.jump_t) if direction * (v - t0) > 0 and direction * (t_end - v) > 0},
-        key=lambda v: direction * v,
-    )
-    landings = [*inside, t_end]
+    landings = [t_end]
+    impulses = impulses or {}
+    if step_times or settings.jump_t or impulses:
+        inside = {
+            v
+            for v in (*step_times, *settings.jump_t, *impulses)
+            if direction * (v - t0) > 0 and direction * (t_end - v) > 0
+        }
+        landings = [*sorted(inside, key=lambda v: direction * v), t_end]
     jumps = set(settings.jump_t)
 
     tracker = None if events is None else EventTracker(events, xp, shape, t0, y0, direction)
@@ -261,6 +293,12 @@ def integrate(
         t_land = landings[0]
         t_start_eval: float | None = None
         last_rejection_non_finite = False
+        forward_infinity = direction * math.inf
+        # Bound once: the loop is plain Python over floats, and these are its
+        # calls per step.
+        step, error_ratio, adapt = stepper.step, stepper.error_ratio, controller.adapt
+        adjusts = getattr(type(stepper), "adjust_step", StepperBase.adjust_step) is not StepperBase.adjust_step
+        adjust_step = stepper.adjust_step if adjusts else None
         while status is None:
             if n_steps >= max_steps:
                 status = Status.MAX_STEPS_REACHED
@@ -268,7 +306,9 @@ def integrate(
                 break
             h_abs = abs(h)
             if adaptive:
-                smallest = max(min_step, 10.0 * abs(math.nextafter(t_current, direction * math.inf) - t_current))
+                smallest = 10.0 * abs(math.nextafter(t_current, forward_infinity) - t_current)
+                if smallest < min_step:
+                    smallest = min_step
                 if h_abs < smallest:
                     if last_rejection_non_finite:
                         status = Status.NON_FINITE
@@ -292,7 +332,7 @@ def integrate(
             t_new = t_land if landed else t_current + h
             # Landing on a jump of f: the step must see f's left-hand limit.
             t_end_eval = one_sided_time(t_new, -direction) if landed and t_new in jumps else None
-            y_new, stages, evaluations = stepper.step(f, t_current, y, f_current, h, t_end_eval)
+            y_new, stages, evaluations = step(f, t_current, y, f_current, h, t_end_eval)
             nfev += evaluations
             n_steps += 1
             if y_new is None:  # the stage equations were not solved
@@ -315,8 +355,8 @@ def integrate(
                 control_state = control_state._replace(last_rejected=True)
                 continue
             if adaptive:
-                ratio = stepper.error_ratio(h, y, y_new, stages, atol, rtol, norm)
-                accepted, h_next, control_state = controller.adapt(h, ratio, control_state)
+                ratio = error_ratio(h, y, y_new, stages, atol, rtol, norm)
+                accepted, h_next, control_state = adapt(h, ratio, control_state)
                 if not accepted:
                     n_rejected += 1
                     last_rejection_non_finite = not math.isfinite(ratio)
@@ -327,7 +367,8 @@ def integrate(
                             break
                     h = h_next
                     continue
-                h_next = stepper.adjust_step(h, h_next)
+                if adjust_step is not None:
+                    h_next = adjust_step(h, h_next)
             else:
                 # The sum is finite only if every element is: one cheap read.
                 if check_each_fixed_step and not is_finite(xp, y_new):
@@ -397,10 +438,25 @@ def integrate(
                     status = Status.SUCCESS
                     message = "the solver reached the last output time"
                     break
+                impulse = impulses.get(t_new)
+                if impulse is not None:
+                    y = y_new = impulse(y_new)
+                    if tracker is not None:
+                        tracker.restart(t_new, y_new)
+                    if adaptive:
+                        # The state jumped: the error history says nothing of
+                        # what follows. Restart the control from the size the
+                        # step had before it was cut to land here, as a new
+                        # solve continuing from here would.
+                        h_next = direction * step_proposal
+                        control_state = controller.init(stepper.error_order)
                 if t_new in jumps:
                     # f jumps here: the next step starts from its right-hand limit.
                     t_start_eval = one_sided_time(t_new, direction)
                     f_new = f(t_start_eval, y_new)
+                    nfev += 1
+                elif impulse is not None:
+                    f_new = f(t_new, y_new)
                     nfev += 1
                 landing_index += 1
                 t_land = landings[landing_index]

@@ -238,8 +238,9 @@ class ShapedFunction:
         self.xp = xp
         self.state_dtype = state_dtype
         self.working = working
-        # (f, shape, how f takes time): a stepper may call f on views of its own buffers.
-        self.shaped_call = (f, shape, float) if state_dtype == working else None
+        # (f, shape, the times f takes for a list of floats): a stepper may
+        # call f on views of its own buffers.
+        self.shaped_call = (f, shape, _same_times) if state_dtype == working else None
 
     def flatten(self, value: Any) -> Any:
         """A value of ``f`` as a flat array of the working dtype."""
@@ -252,3 +253,8 @@ class ShapedFunction:
         if self.state_dtype != self.working:
             state = xp.astype(state, self.state_dtype)
         return self.flatten(self.f(t, state))
+
+
+def _same_times(times: list[float]) -> list[float]:
+    """ode-core's ``f`` takes time as a Python float."""
+    return times

@@ -289,7 +289,7 @@ class ButcherTableau:
         """
         return self.explicit and self.n_stages > 1 and self.c[0] == 0 and self.c[-1] == 1 and self.a[-1] == self.b
 
-    @property
+    @functools.cached_property
     def controller_order(self) -> int:
         """Order ``q`` in the step-size exponent ``-1/(q + 1)``."""
         if self.error_order is not None:
@@ -298,7 +298,7 @@ class ButcherTableau:
             return self.order
         return min(self.order, self.embedded_order)
 
-    @property
+    @functools.cached_property
     def steps_onto_outputs(self) -> bool:
         """Whether adaptive solves step onto the output times rather than interpolate there.
 
@@ -315,14 +315,14 @@ class ButcherTableau:
         interpolant_order = self.dense_order if self.dense_order is not None else 3
         return interpolant_order < self.controller_order
 
-    @property
+    @functools.cached_property
     def error_weights(self) -> tuple[Fraction, ...] | None:
         """``b - b_embedded``: the local error is ``h sum_i e_i k_i``."""
         if self.b_embedded is None:
             return None
         return tuple(bi - ei for bi, ei in zip(self.b, self.b_embedded))
 
-    @property
+    @functools.cached_property
     def error_weights_secondary(self) -> tuple[Fraction, ...] | None:
         """``b - b_embedded_secondary`` (DOP853's 3rd-order difference)."""
         if self.b_embedded_secondary is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -169,13 +170,13 @@ def _as_float_list(values: Any, name: str) -> list[float]:
         if len(values.shape) != 1:
             raise ValueError(f"{name}: expected a 1-D sequence of times, got shape {tuple(values.shape)}")
         values = values.tolist()
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, range)):
+    if type(values) is not list and (isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, range))):
         raise TypeError(f"{name}: expected a 1-D sequence of real numbers, got {type(values).__name__}")
     try:
         times = [float(v) for v in values]
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name}: expected a 1-D sequence of real numbers, got {type(values).__name__}") from exc
-    if not all(math.isfinite(v) for v in times):
+    if not all(map(math.isfinite, times)):
         raise ValueError(f"{name}: contains inf or nan")
     return times
 
@@ -198,7 +199,9 @@ def check_times(t: Any, name: str = "t") -> tuple[list[float], float]:
     if len(times) < 2:
         raise ValueError(f"{name}: expected at least two output times (start and end), got {len(times)}")
     direction = 1.0 if times[1] > times[0] else -1.0
-    for i in range(1, len(times)):
+    if all(map(operator.lt if direction > 0 else operator.gt, times, times[1:])):
+        return times, direction
+    for i in range(1, len(times)):  # find the first pair out of order, to name it
         if not direction * (times[i] - times[i - 1]) > 0:
             kind = "duplicated" if times[i] == times[i - 1] else "not monotonic"
             raise ValueError(

@@ -193,3 +193,38 @@ def test_register_stepper_chooses_the_stepper_of_a_library(monkeypatch: pytest.M
     torch.testing.assert_close(declined.ys, plain.ys, rtol=0, atol=0)
     with pytest.raises(TypeError, match=r"^provider: expected a callable or None"):
         ode_core.register_stepper("torch", "fast")  # type: ignore[arg-type]
+
+
+def test_impulses_jump_the_state_and_restart_the_control() -> None:
+    """y' = -y from 1, and y jumps by +1 at t = 1: y(2) = (e^-1 + 1) e^-1.
+    The output at the impulse holds the state before it."""
+    kicks = {1.0: lambda y: y + 1.0}
+    solution = ode_core.integrate(_decay, np.ones(1), [0.0, 1.0, 2.0], _settings(), impulses=kicks)
+    assert solution.success
+    np.testing.assert_allclose(solution.ys[:, 0], [1.0, np.exp(-1.0), (np.exp(-1.0) + 1.0) * np.exp(-1.0)], rtol=1e-7)
+    steps: list[ode_core.AcceptedStep] = []
+    ode_core.integrate(_decay, np.ones(1), [0.0, 2.0], _settings(), impulses=kicks, on_step=steps.append)
+    assert any(step.t_next == 1.0 for step in steps)  # it landed on the impulse
+    after = next(step for step in steps if step.t == 1.0)
+    np.testing.assert_allclose(after.y, np.exp(-1.0) + 1.0, rtol=1e-7)
+    # The control restarted from the size the step had before it was cut to
+    # land, not from the cut step's: the step after the jump is no smaller.
+    landing = next(step for step in steps if step.t_next == 1.0)
+    assert abs(after.h) >= abs(landing.h)
+
+
+def test_events_look_afresh_after_an_impulse() -> None:
+    """A jump across zero is no crossing; a later one is."""
+
+    def below_half(t: float, y: np.ndarray) -> float:
+        return float(y[0] - 0.5)
+
+    kicks = {0.2: lambda y: y + 1.0}  # from about 0.82 to 1.82: g stays positive
+    solution = ode_core.solve(_decay, np.ones(1), [0.0, 3.0], events=below_half, dense_output=False)
+    with_kick = ode_core.integrate(
+        _decay, np.ones(1), [0.0, 3.0], _settings(), impulses=kicks, events=below_half, shape=(1,)
+    )
+    (plain,) = solution.t_events
+    (kicked,) = with_kick.t_events
+    np.testing.assert_allclose(plain, [np.log(2.0)], rtol=1e-5)  # solve's default rtol 1e-6
+    np.testing.assert_allclose(kicked, [0.2 + np.log((np.exp(-0.2) + 1.0) / 0.5)], rtol=1e-7)

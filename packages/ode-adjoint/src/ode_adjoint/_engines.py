@@ -182,19 +182,25 @@ class GradientEngine:
 
     name: ClassVar[str] = ""
 
-    def needs_parameters(self, given: bool) -> bool:
-        """Whether the engine must know the tensors ``func`` uses.
+    def find_parameters(self, func: FlatFunction, t0: float, y0: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The tensors ``func`` uses, when the user did not list them and
+        ``func`` is no ``nn.Module``; the adjoint cannot know them.
 
         Parameters
         ----------
-        given : bool
-            Whether the user passed ``adjoint_params``.
+        func : FlatFunction
+        t0 : float
+        y0 : Tensor, shape (n,)
 
         Returns
         -------
-        bool
+        tuple of Tensor
         """
-        return True
+        raise ValueError(
+            f"adjoint_params: func is a {type(func.func).__name__}, not an nn.Module, so the {self.name} engine "
+            "does not know its parameters; pass adjoint_params=(tensors func uses...) or adjoint_params=() if "
+            "it has none"
+        )
 
     def check(self, tableau: ode_core.ButcherTableau) -> None:
         """Raise if the engine cannot run ``tableau``.
@@ -238,18 +244,21 @@ class Backprop(GradientEngine):
 
     name: ClassVar[str] = "backprop"
 
-    def needs_parameters(self, given: bool) -> bool:
-        """Only when the user lists them (autograd finds them otherwise).
+    def find_parameters(self, func: FlatFunction, t0: float, y0: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """None needed: autograd follows whatever ``func`` uses.
 
         Parameters
         ----------
-        given : bool
+        func : FlatFunction
+        t0 : float
+        y0 : Tensor, shape (n,)
 
         Returns
         -------
-        bool
+        tuple of Tensor
+            Empty.
         """
-        return given
+        return ()
 
     def differentiate(self, problem: Problem) -> Differentiated:
         """Solve with autograd recording; see :meth:`GradientEngine.differentiate`.
@@ -542,18 +551,20 @@ class Checkpoint(GradientEngine):
         if self.budget is not None:
             ode_core.validation.check_count(self.budget, "budget")
 
-    def needs_parameters(self, given: bool) -> bool:
-        """Never: unlisted tensors are found from ``func``'s graph.
+    def find_parameters(self, func: FlatFunction, t0: float, y0: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The leaf tensors ``func``'s graph at ``(t0, y0)`` leads to (one evaluation).
 
         Parameters
         ----------
-        given : bool
+        func : FlatFunction
+        t0 : float
+        y0 : Tensor, shape (n,)
 
         Returns
         -------
-        bool
+        tuple of Tensor
         """
-        return False
+        return tensors_used_by(func, t0, y0)
 
     def differentiate(self, problem: Problem) -> Differentiated:
         """Solve without a graph, recording the steps; backward replays them.

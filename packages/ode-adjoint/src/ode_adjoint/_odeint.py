@@ -31,7 +31,6 @@ from ._engines import (
     Problem,
     autograd_jacobian,
     seminorm,
-    tensors_used_by,
 )
 from ._solution import Solution, SolverError
 from ._state import FlatFunction, FlatState
@@ -58,38 +57,6 @@ _OUR_OPTIONS = {"controller", "checkpoints", "max_step", "min_step"}
 _IGNORED_OPTIONS = {"perturb", "interp", "dtype"}
 # torchdiffeq's names of the controller's settings, and ode-core's.
 _CONTROLLER_OPTIONS = {"safety": "safety", "ifactor": "max_factor", "dfactor": "min_factor"}
-
-
-def _settings(
-    method: Any,
-    rtol: Any,
-    atol: Any,
-    options: dict[str, Any],
-    *,
-    func: FlatFunction,
-    y0: torch.Tensor,
-    norm: Callable[[torch.Tensor], float] | None,
-    where: str,
-    xp: Any,
-    dtype: torch.dtype | None = None,
-    dense_output: bool = False,
-    progress: bool = False,
-) -> Settings:
-    """Checked settings of one solve from torchdiffeq's arguments; errors name
-    them as the user wrote them (``where`` is ``""`` or ``"adjoint_"``)."""
-    key = _settings_key(method, rtol, atol, options, norm, where, dtype, dense_output, progress)
-    if key is not None:
-        cached = _SETTINGS.get(key)
-        if cached is not None:
-            return cached
-    settings = _checked_settings(method, rtol, atol, options, func, y0, norm, where, xp, dtype, dense_output, progress)
-    # An implicit method's Jacobian is func's; a half precision state's rtol
-    # may warn, every time.
-    if key is not None and not settings.method.implicit and dtype is None:
-        if len(_SETTINGS) >= 64:
-            _SETTINGS.clear()
-        _SETTINGS[key] = settings
-    return settings
 
 
 # A training loop solves with the same arguments every step: their checked
@@ -130,20 +97,28 @@ def _settings_key(
     return (where, *values, tuple(options), *flags)
 
 
-def _checked_settings(
+def _settings(
     method: Any,
     rtol: Any,
     atol: Any,
     options: dict[str, Any],
+    *,
     func: FlatFunction,
     y0: torch.Tensor,
     norm: Callable[[torch.Tensor], float] | None,
     where: str,
     xp: Any,
-    dtype: torch.dtype | None,
-    dense_output: bool,
-    progress: bool,
+    dtype: torch.dtype | None = None,
+    dense_output: bool = False,
+    progress: bool = False,
 ) -> Settings:
+    """Checked settings of one solve from torchdiffeq's arguments; errors name
+    them as the user wrote them (``where`` is ``""`` or ``"adjoint_"``)."""
+    key = _settings_key(method, rtol, atol, options, norm, where, dtype, dense_output, progress)
+    if key is not None:
+        cached = _SETTINGS.get(key)
+        if cached is not None:
+            return cached
     unknown = set(options) - _TORCHDIFFEQ_OPTIONS - _OUR_OPTIONS - _IGNORED_OPTIONS
     if unknown:
         accepted = sorted(_TORCHDIFFEQ_OPTIONS | _OUR_OPTIONS)
@@ -163,8 +138,8 @@ def _checked_settings(
             controller = PIDController(**values)
         except ValueError as error:
             setting, _, reason = str(error).partition(": ")
-            key = next(key for key, name in _CONTROLLER_OPTIONS.items() if name == setting)
-            raise ValueError(f"{where}options[{key!r}]: {reason}") from None
+            option = next(option for option, name in _CONTROLLER_OPTIONS.items() if name == setting)
+            raise ValueError(f"{where}options[{option!r}]: {reason}") from None
     if norm is not None and tableau.implicit:
         # Newton's norms decide, they are not differentiated: measure detached values.
         measure = norm
@@ -179,7 +154,7 @@ def _checked_settings(
             return float(torch.linalg.vector_norm(detached)) / math.sqrt(detached.shape[0])
 
     max_steps = options.get("max_num_steps")
-    return check_settings(
+    settings = check_settings(
         tableau,
         _scalar(rtol),
         _scalar(atol),
@@ -200,6 +175,13 @@ def _checked_settings(
         state_dtype=dtype,
         names=_NAMES[where],
     )
+    # An implicit method's Jacobian is func's; a half precision state's rtol
+    # may warn, every time.
+    if key is not None and not settings.method.implicit and dtype is None:
+        if len(_SETTINGS) >= 64:
+            _SETTINGS.clear()
+        _SETTINGS[key] = settings
+    return settings
 
 
 def _names(where: str) -> dict[str, str]:
@@ -283,14 +265,7 @@ def _parameters(
         return tuple(p for p in parameters if p.requires_grad), False
     if isinstance(func, torch.nn.Module):
         return tuple(p for p in func.parameters() if p.requires_grad), False
-    if isinstance(engine, Checkpoint):
-        return tensors_used_by(flat_func, t0, y0), True
-    if not engine.needs_parameters(False):
-        return (), False
-    raise ValueError(
-        f"adjoint_params: func is a {type(func).__name__}, not an nn.Module, so the {engine.name} engine does not "
-        "know its parameters; pass adjoint_params=(tensors func uses...) or adjoint_params=() if it has none"
-    )
+    return engine.find_parameters(flat_func, t0, y0), isinstance(engine, Checkpoint)
 
 
 def _event_functions(events: Any, state: FlatState, func: FlatFunction) -> tuple[list[Any], list[Any]]:

@@ -83,6 +83,10 @@ class TorchTableau:
         # Row i's first i entries, for torch.addmv(y, K[:i].T, row, alpha=h).
         self.rows = [vector(tableau.a[i][:i]) for i in range(s)]
         self.b = vector(tableau.b)
+        # The nonzero coefficients as floats, for the steps under autograd
+        # (converting the exact fractions at every step costs more than the step).
+        self.row_terms = [[(j, float(a)) for j, a in enumerate(tableau.a[i][:i]) if a != 0] for i in range(s)]
+        self.b_terms = [(j, float(b)) for j, b in enumerate(tableau.b) if b != 0]
         self.error_weights = None if tableau.error_weights is None else vector(tableau.error_weights)
         secondary = tableau.error_weights_secondary
         self.error_weights_secondary = None if secondary is None else vector(secondary)
@@ -484,23 +488,21 @@ def _recorded_step(
     """The step for autograd: stage sums as chains of ``add(alpha=)``, which
     save no tensors for backward."""
     s = coefficients.n_stages
-    a = coefficients.tableau.a
     times = _stage_times(coefficients, t, h, end_time)
     stages = [f0]
     fsal = coefficients.fsal
+    row_terms = coefficients.row_terms
     for i in range(1, s):
         value = y
-        for j in range(i):
-            if a[i][j] != 0:
-                value = value.add(stages[j], alpha=h * float(a[i][j]))
+        for j, a in row_terms[i]:
+            value = value.add(stages[j], alpha=h * a)
         if fsal and i == s - 1:
             y1 = value
         stages.append(func(times[i], value))
     if not fsal:
         y1 = y
-        for j, weight in enumerate(coefficients.tableau.b):
-            if weight != 0:
-                y1 = y1.add(stages[j], alpha=h * float(weight))
+        for j, b in coefficients.b_terms:
+            y1 = y1.add(stages[j], alpha=h * b)
     return y1, torch.stack(stages)
 
 

@@ -143,7 +143,7 @@ class Memory:
         gc.collect()
 
     def peakmem_forward_backward(self, engine: str, steps: int) -> None:
-        stats = self.forward_backward(self.y0)
+        stats = self.forward_backward(self.y0).stats
         if stats.n_steps != steps:
             raise RuntimeError(f"{engine} took {stats.n_steps} steps, expected {steps}")
 

@@ -714,6 +714,8 @@ class _CheckpointRun(_Run):
             def advance(k: int, y: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
                     y_next, _, evaluations = self._replay(stepper, k, y, [])
+                # Let go of the stage buffer (pooled if small): a budget is about memory.
+                stepper.close()
                 counter.nfev += evaluations
                 return y_next
 

@@ -7,8 +7,9 @@ what it keeps and how it goes back:
 * :class:`Backprop`: autograd records every operation of the forward loop;
   the exact gradient of the discrete solution; memory grows with the steps.
 * :class:`Adjoint`: the continuous adjoint of Chen et al. (2018): the forward
-  solve keeps no graph; backward integrates ``[z, a_z, a_theta]`` from each
-  output time to the previous one, with vector-Jacobian products from
+  solve keeps no graph; backward integrates ``[z, a_z, a_theta]`` from the
+  last output time to the first in one solve, whose state jumps at each
+  output (the loop's impulses), with vector-Jacobian products from
   autograd. Memory is independent of the number of steps.
 * :class:`Checkpoint`: the forward solve records each accepted step through
   the loop's ``on_step`` hook; backward replays one step at a time with the
@@ -27,6 +28,7 @@ torchdiffeq's ``odeint_event`` does.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -202,14 +204,6 @@ class GradientEngine:
             "it has none"
         )
 
-    def check(self, tableau: ode_core.ButcherTableau) -> None:
-        """Raise if the engine cannot run ``tableau``.
-
-        Parameters
-        ----------
-        tableau : ButcherTableau
-        """
-
     def differentiate(self, problem: Problem) -> Differentiated:
         """Solve ``problem`` forward, ready for ``backward()``.
 
@@ -291,9 +285,11 @@ class Adjoint(GradientEngine):
     """The continuous adjoint of Chen et al. (2018) (``gradient="adjoint"``).
 
     Memory independent of the number of steps: backward integrates
-    ``[z, a_z, a_theta]`` from each output (and event) time to the previous
-    one. For a plain function (not an ``nn.Module``) pass the tensors it
-    uses as ``adjoint_params``.
+    ``[z, a_z, a_theta]`` from the last output (or event) time to the first,
+    in one solve whose state jumps at each output: ``z`` back onto the
+    forward solution, ``a_z`` by the output's cotangent. For a plain
+    function (not an ``nn.Module``) pass the tensors it uses as
+    ``adjoint_params``.
 
     Parameters
     ----------
@@ -340,14 +336,9 @@ class Adjoint(GradientEngine):
         -------
         Differentiated
         """
-        run = _AdjointRun(problem, _backward_settings(problem))
-        return _differentiate_in_function(problem, run)
-
-
-def _backward_settings(problem: Problem) -> Settings:
-    settings = problem.backward_settings
-    assert settings is not None, "solve() sets the backward solve's settings"
-    return settings
+        settings = problem.backward_settings
+        assert settings is not None, "solve() sets the backward solve's settings"
+        return _differentiate_in_function(problem, _AdjointRun(problem, settings))
 
 
 class _Run:
@@ -668,7 +659,7 @@ class _CheckpointRun(_Run):
             if time == problem.times[0] or n_steps == 0:
                 at_start.append(grad)
                 continue
-            k = _first_at_or_after(ends, forward)
+            k = bisect.bisect_left(ends, forward)  # the first step ending at or after the point
             if k < n_steps and records[k].t_next == time:
                 at_end[k].append(grad)
             else:
@@ -725,18 +716,6 @@ class _CheckpointRun(_Run):
             adjoint = adjoint + grad
         counter.runs += 1
         return adjoint, parameter_grads
-
-
-def _first_at_or_after(ends: list[float], value: float) -> int:
-    """The first index whose (forward-time) end is at or after ``value``."""
-    low, high = 0, len(ends)
-    while low < high:
-        middle = (low + high) // 2
-        if ends[middle] < value:
-            low = middle + 1
-        else:
-            high = middle
-    return low
 
 
 # --- autograd glue -------------------------------------------------------------------

@@ -458,7 +458,6 @@ def solve(
         dense_output=dense_output,
         progress=progress,
     )
-    engine.check(settings.method)
     parameters, probed = _parameters(func, adjoint_params, engine, flat_func, times[0], y0_flat)
     flat_events, differentiable_events = (None, None) if events is None else _event_functions(events, state, flat_func)
 

@@ -24,6 +24,9 @@ def tests(session: nox.Session) -> None:
     """Run every package's tests and the cross-package ones (posargs go to pytest)."""
     session.install(*TORCH)
     session.install(*TEST_REQUIREMENTS)
+    # The peers, so that the tests comparing against torchdiffeq and torchode run, and asv for the
+    # test of the published pages (tests/test_asv_pages.py; Chromium comes from .ci/run).
+    session.install(*BENCH_PEERS, ASV)
     session.install(*PACKAGES)
     session.run("pytest", *session.posargs)
 
@@ -122,7 +125,11 @@ def bench_history(session: nox.Session) -> None:
 
 @nox.session(name="bench-publish")
 def bench_publish(session: nox.Session) -> None:
-    """``asv publish``: the saved results as HTML pages in benchmarks/html (``-- --preview`` also serves them)."""
+    """``asv publish``: the saved results as HTML pages in benchmarks/html that work offline.
+
+    The pages' JavaScript and CSS come from benchmarks/vendor/ rather than CDNs, so they need no
+    network, behind a firewall or read later. ``-- --preview`` also serves them.
+    """
     session.install(ASV)
     _asv_publish(session)
     if "--preview" in session.posargs:
@@ -130,9 +137,11 @@ def bench_publish(session: nox.Session) -> None:
 
 
 def _asv_publish(session: nox.Session) -> None:
+    """``asv publish``, then benchmarks/_offline_pages.py points the pages at the local copies of their libraries."""
     session.run("asv", "publish", "--config", ASV_CONFIG)
+    session.run("python", "benchmarks/_offline_pages.py", "benchmarks/html")
     session.log(
-        "Pages in benchmarks/html. They load their data with JavaScript, so serve them rather than open the "
-        "file: nox -s bench-publish -- --preview (asv preview, http://127.0.0.1:8080), or "
-        "python -m http.server --directory benchmarks/html"
+        "Pages in benchmarks/html; they work offline (their JavaScript and CSS are local copies). They load "
+        "their data with JavaScript, so serve them rather than open the file: nox -s bench-publish -- --preview "
+        "(asv preview, http://127.0.0.1:8080), or python -m http.server --directory benchmarks/html"
     )

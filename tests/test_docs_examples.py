@@ -61,12 +61,14 @@ def _load_extension(name: str) -> ModuleType:
     return module
 
 
-def _run_doctests(tests: list[doctest.DocTest]) -> None:
+def _run_doctests(tests: list[doctest.DocTest]) -> int:
+    """Run ``tests``; fail on any failure. Returns the examples run."""
     runner = doctest.DocTestRunner(optionflags=OPTIONS)
     report = io.StringIO()
     for test in tests:
         runner.run(test, out=report.write, clear_globs=False)
     assert runner.failures == 0, report.getvalue()
+    return runner.tries
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda page: str(page.relative_to(DOCS)))
@@ -104,9 +106,10 @@ def test_docstring_examples_run(package: str) -> None:
     _run_doctests(tests)
 
 
-def test_docs_extension_examples_run() -> None:
+@pytest.mark.parametrize("name", ["public_api", "methods_table"])
+def test_docs_extension_examples_run(name: str) -> None:
     finder = doctest.DocTestFinder(exclude_empty=True)
-    _run_doctests([test for name in ("public_api", "methods_table") for test in finder.find(_load_extension(name))])
+    assert _run_doctests(finder.find(_load_extension(name))) > 0, f"docs/_ext/{name}.py has no examples to run"
 
 
 def test_methods_table_covers_the_registry() -> None:

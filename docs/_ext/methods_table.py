@@ -174,6 +174,12 @@ def method_rows(tableaux: Mapping[str, Any] | None = None, names: Sequence[str] 
     Returns
     -------
     list of dict
+
+    Examples
+    --------
+    >>> row = method_rows(names=["dopri5"])[0]
+    >>> row["method"], row["order"], row["adaptive"]
+    ('dopri5', '5(4)', 'yes')
     """
     import ode_core
 

@@ -1,8 +1,8 @@
 """Small problems, method lists and per-method settings shared by the ode-adjoint tests.
 
-The test modules put this folder on ``sys.path`` (as ode-core's tests do for
-their helpers) and import it by name; the name is unique across the
-monorepo's test folders.
+The root ``pyproject.toml`` puts this folder on pytest's ``pythonpath`` (as
+it does ode-core's tests folder), so the tests import it by name; the name
+is unique across the monorepo's test folders.
 """
 
 from __future__ import annotations

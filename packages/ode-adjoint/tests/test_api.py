@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+import ode_adjoint
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import ode_adjoint
 from _adjoint_problems import (
     DTYPE,
     GRADIENTS,

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
+import ode_adjoint
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import ode_adjoint
 from _adjoint_problems import DTYPE, GRADIENTS, TimeMLP, flat_parameter_grads, relative_difference
 
 pytestmark = [

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import ode_adjoint
 import ode_core
+import pytest
+import torch
 from _adjoint_problems import (
     DTYPE,
     EXPLICIT,

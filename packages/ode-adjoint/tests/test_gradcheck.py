@@ -8,17 +8,12 @@ method is run at and why.
 from __future__ import annotations
 
 import math
-import sys
 import warnings
-from pathlib import Path
-
-import pytest
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ode_adjoint
 import ode_core
+import pytest
+import torch
 from _adjoint_problems import (
     DTYPE,
     EXPLICIT,
@@ -39,8 +34,16 @@ def _output_times() -> torch.Tensor:
     return torch.tensor(OUTPUT_TIMES, dtype=DTYPE, requires_grad=True)
 
 
+# Every finite difference is a solve (the adaptive implicit methods take
+# seconds each): the fast subset checks one adaptive and one fixed-step
+# method under each engine, the full run every method.
+_FAST_GRADCHECK = {"dopri5", "rk4"}
+
+
 @pytest.mark.parametrize("gradient", GRADIENTS)
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    "method", [m if m in _FAST_GRADCHECK else pytest.param(m, marks=pytest.mark.slow) for m in METHODS]
+)
 def test_gradcheck_every_method_and_engine(method: str, gradient: str) -> None:
     setting = GRADCHECK_SETTINGS[method]
     y0, theta = van_der_pol_inputs()

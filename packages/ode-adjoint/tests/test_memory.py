@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 PROBE = Path(__file__).with_name("_memory_probe.py")
 MIB = 1024.0
@@ -33,14 +32,10 @@ MIB = 1024.0
 # unrelated allocations). Other allocators ignore the variable.
 CHILD_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "65536")}
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="peak RSS is measured through Linux's /proc")
-
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")],
-    ),
+# Each cell is a fresh process solving up to 1000 steps: slow.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform != "linux", reason="peak RSS is measured through Linux's /proc"),
 ]
 
 
@@ -102,7 +97,6 @@ def increment_mib(engine: str, steps: int, device: str, checkpoints: int | None 
     return value
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_adjoint_memory_is_flat_in_the_steps(device: str) -> None:
     small, medium, large = (increment_mib("adjoint", steps, device) for steps in (10, 100, 1000))
     assert medium <= 1.5 * small
@@ -111,12 +105,10 @@ def test_adjoint_memory_is_flat_in_the_steps(device: str) -> None:
     assert increment_mib("backprop", 100, device) >= 10 * medium
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_checkpoint_uses_at_most_half_of_backprop(device: str) -> None:
     assert increment_mib("checkpoint", 100, device) <= 0.5 * increment_mib("backprop", 100, device)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_checkpoint_budget_bounds_memory(device: str) -> None:
     budget_100 = increment_mib("checkpoint", 100, device, checkpoints=4)
     budget_1000 = increment_mib("checkpoint", 1000, device, checkpoints=4)

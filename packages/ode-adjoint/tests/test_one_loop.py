@@ -7,18 +7,14 @@ ode-adjoint had before it ran on ode-core's loop (issue 13's list).
 from __future__ import annotations
 
 import math
-import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import ode_adjoint
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import ode_adjoint
 from _adjoint_problems import DTYPE, GRADIENTS, forced_van_der_pol, relative_difference, van_der_pol_inputs
 from ode_core import Status
 
@@ -183,8 +179,8 @@ def test_min_step_is_accepted_and_reported() -> None:
     assert "fell below the smallest allowed 0.01" in solution.message
 
 
-def test_implicit_statistics_keep_njev_and_nlu() -> None:
-    y0, theta = van_der_pol_inputs()
+def test_implicit_statistics_keep_njev_and_nlu(van_der_pol: tuple[torch.Tensor, torch.Tensor]) -> None:
+    y0, theta = van_der_pol
     solution = ode_adjoint.solve(forced_van_der_pol(theta), y0, [0.0, 1.0], method="radau5", rtol=1e-8, atol=1e-8)
     assert solution.stats.njev > 0 and solution.stats.nlu > 0
     solution.ys.sum().backward()  # backprop through Newton: no backward statistics
@@ -285,10 +281,10 @@ def test_infinite_f_at_the_start_is_a_status(gradient: str) -> None:
     assert solution.message == "f(t0, y0) is not finite at t=0.0"
 
 
-def test_checkpoint_finds_the_tensors_a_closure_uses() -> None:
+def test_checkpoint_finds_the_tensors_a_closure_uses(van_der_pol: tuple[torch.Tensor, torch.Tensor]) -> None:
     """The checkpointing engine used to require adjoint_params for a plain
     function; its gradient is backprop's, and like backprop it finds them."""
-    y0, theta = van_der_pol_inputs()
+    y0, theta = van_der_pol
     field = forced_van_der_pol(theta)
     gradients = {}
     for gradient in ("backprop", "checkpoint"):
@@ -336,8 +332,8 @@ def test_engine_objects_equal_their_names(name: str) -> None:
         assert torch.equal(got, expected)
 
 
-def test_adjoint_object_carries_the_backward_solve_settings() -> None:
-    y0, theta = van_der_pol_inputs()
+def test_adjoint_object_carries_the_backward_solve_settings(van_der_pol: tuple[torch.Tensor, torch.Tensor]) -> None:
+    y0, theta = van_der_pol
     work = {}
     for label, gradient, keywords in (
         ("object", ode_adjoint.Adjoint(rtol=1e-4, atol=1e-4, method="bosh3", norm="seminorm"), {}),
@@ -362,8 +358,8 @@ def test_adjoint_object_carries_the_backward_solve_settings() -> None:
     assert work["object"] == work["keywords"] != work["default"]
 
 
-def test_checkpoint_budget_object_and_option_agree() -> None:
-    y0, theta = van_der_pol_inputs()
+def test_checkpoint_budget_object_and_option_agree(van_der_pol: tuple[torch.Tensor, torch.Tensor]) -> None:
+    y0, theta = van_der_pol
     counts = []
     for gradient, options in ((ode_adjoint.Checkpoint(budget=2), {}), ("checkpoint", {"checkpoints": 2})):
         solution = ode_adjoint.solve(

@@ -14,28 +14,15 @@ solve makes once (input checks, the first step's size) drop out.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+import ode_adjoint
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import ode_adjoint
 from _adjoint_problems import DTYPE, GRADIENTS, TimeMLP
-
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")],
-    ),
-]
+from torch.utils._python_dispatch import TorchDispatchMode
 
 _READS = (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default)
 
@@ -89,7 +76,6 @@ def _counted_solve(device: str, gradient: str, **solve_kwargs: Any) -> tuple[ode
     return solution, forward, backward
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("gradient", GRADIENTS)
 def test_fixed_steps_synchronise_a_fixed_number_of_times(device: str, gradient: str) -> None:
     """Ten times the steps, the same count: none of them is per step."""
@@ -102,7 +88,6 @@ def test_fixed_steps_synchronise_a_fixed_number_of_times(device: str, gradient: 
     assert fine_backward == coarse_backward, counts  # the adjoint's backward steps are fixed too
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(("method", "per_step"), [("dopri5", 1), ("tsit5", 1), ("dopri8", 2), ("dopri87", 1)])
 @pytest.mark.parametrize("gradient", GRADIENTS)
 def test_adaptive_steps_synchronise_as_documented(device: str, method: str, per_step: int, gradient: str) -> None:
@@ -118,7 +103,6 @@ def test_adaptive_steps_synchronise_as_documented(device: str, method: str, per_
     assert loose_count <= per_step * loose.stats.n_steps + 6, counts
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(("method", "per_step"), [("dopri5", 1), ("dopri8", 2)])
 def test_adjoint_backward_synchronises_once_per_step(device: str, method: str, per_step: int) -> None:
     settings = {"method": method, "rtol": 1e-6, "atol": 1e-8}
@@ -132,7 +116,6 @@ def test_adjoint_backward_synchronises_once_per_step(device: str, method: str, p
     assert tight_backward - loose_backward == per_step * extra_steps, counts
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_checkpoint_replay_synchronises_nowhere(device: str) -> None:
     """Replaying recorded steps takes no decision."""
     solution, _, backward = _counted_solve(device, "checkpoint", method="dopri5", rtol=1e-8, atol=1e-10)

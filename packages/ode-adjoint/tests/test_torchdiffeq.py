@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import ode_adjoint
 import ode_core
+import pytest
+import torch
 from _adjoint_problems import DTYPE, TimeMLP, flat_parameter_grads, relative_difference
 
 torchdiffeq = pytest.importorskip("torchdiffeq")

@@ -9,18 +9,12 @@ table.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
-import pytest
-from scipy.integrate import solve_ivp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import ode_core
+import pytest
 from _detest import PROBLEMS, DetestProblem, RightHandSide, reference_solution
 from ode_core import METHODS, TABLEAUX
+from scipy.integrate import solve_ivp
 
 OUTPUT_TIMES: tuple[float, ...] = tuple(np.linspace(0.0, 20.0, 21).tolist())
 """21 equally spaced output times on DETEST's interval [0, 20]."""

@@ -79,6 +79,7 @@ def test_adaptive_solves_interpolate_at_output_times_unless_told_to_step_onto_th
     np.testing.assert_allclose(stepped.ys[:, 0], np.exp(-t), rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow  # the derivation in 60-digit arithmetic
 @pytest.mark.skipif(importlib.util.find_spec("mpmath") is None, reason="the derivation needs mpmath")
 def test_continuous_extension_is_the_one_the_tool_derives() -> None:
     """The shipped rows are the tool's output to the 30 digits stored."""

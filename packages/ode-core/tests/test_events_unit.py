@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -273,18 +275,8 @@ def test_no_events_and_empty_outputs() -> None:
     assert tracker.y_events == []
 
 
-TORCH_DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.cuda),
-]
-
-
-@pytest.mark.parametrize("device", TORCH_DEVICES)
 @pytest.mark.parametrize("dtype_name", ["float64", "float32"])
-def test_torch_tensors(device: str, dtype_name: str) -> None:
-    torch = pytest.importorskip("torch")
-    if device == "cuda" and not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+def test_torch_tensors(device: str, dtype_name: str, torch: ModuleType) -> None:
     from array_api_compat import array_namespace
 
     dtype = getattr(torch, dtype_name)
@@ -348,9 +340,23 @@ def test_bad_events(events: Any, error: type[Exception], match: str) -> None:
         EventTracker(events, np, (2,), 0.0, exact(0.0), 1.0)
 
 
-def test_terminal_attribute_accepted_values() -> None:
-    for terminal in (False, True, 0, 1, 3, np.int64(2), None):
-        EventTracker(event(g_zero, terminal=terminal), np, (2,), 0.0, exact(0.0), 1.0)
+@pytest.mark.parametrize(
+    ("terminal", "stops_at"), [(False, None), (None, None), (0, None), (True, 1), (1, 1), (3, 3), (np.int64(2), 2)]
+)
+def test_terminal_attribute_accepted_values(terminal: object, stops_at: int | None) -> None:
+    """Every accepted spelling of ``terminal``: no stop, or a stop at that occurrence of a zero of cos."""
+    tracker = EventTracker(event(g_zero, terminal=terminal), np, (2,), 0.0, exact(0.0), 1.0)
+    grid = np.linspace(0.0, 12.0, 25)  # zeros of cos at pi/2 + k pi: four in [0, 12]
+    stop = None
+    for t_old, t_new in itertools.pairwise(grid):
+        stop = tracker.step(t_old, t_new, exact(t_new), exact)
+        if stop is not None:
+            break
+    if stops_at is None:
+        assert stop is None and len(tracker.t_events[0]) == 4
+    else:
+        assert stop is not None and len(tracker.t_events[0]) == stops_at
+        assert stop[0] == pytest.approx(math.pi / 2 + (stops_at - 1) * math.pi, abs=1e-12)
 
 
 def test_bad_arguments() -> None:

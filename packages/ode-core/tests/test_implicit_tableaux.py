@@ -11,16 +11,11 @@ imaginary axis plus samples of the left half-plane; L-stability as
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from _rooted_trees import ElementaryWeights, trees_of_order
 from ode_core._tableau import ButcherTableau
 from ode_core._tableaux.backward_euler import BACKWARD_EULER

@@ -9,17 +9,12 @@ residual exceeds that.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from functools import cache
 from math import factorial
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from _rooted_trees import (
     ElementaryWeights,
     Tree,

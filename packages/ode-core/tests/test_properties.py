@@ -38,6 +38,7 @@ def test_linear_systems_match_the_matrix_exponential(matrix: np.ndarray, y0: np.
     assert np.max(np.abs(sol.ys - exact) / scale) < 200
 
 
+@pytest.mark.slow  # thirty forward and backward pendulum solves at rtol 1e-9
 @settings(max_examples=30, deadline=None)
 @given(
     y0=arrays(np.float64, (2,), elements=st.floats(-2.0, 2.0)),

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
-from pathlib import Path
+from types import ModuleType
 
 import numpy as np
-import pytest
-from scipy.integrate import solve_ivp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import ode_core
+import pytest
 from _stiff_problems import robertson, robertson_jacobian, van_der_pol, van_der_pol_jacobian
 from ode_core import TABLEAUX, Status
+from scipy.integrate import solve_ivp
 
 IMPLICIT = [name for name in ode_core.METHODS if TABLEAUX[name].implicit]
 IMPLICIT_FIXED = [name for name in IMPLICIT if not TABLEAUX[name].adaptive]
@@ -47,6 +43,7 @@ def scaled_error(values: np.ndarray, reference: np.ndarray, rtol: float, atol: f
     return float(np.max(np.abs(values - reference) / (atol + rtol * np.abs(reference))))
 
 
+@pytest.mark.slow  # each case solves the problem with scipy's Radau and BDF too
 @pytest.mark.parametrize("rtol", [1e-4, 1e-6])
 @pytest.mark.parametrize("problem", list(STIFF_PROBLEMS))
 @pytest.mark.parametrize("method", ["radau5", "kvaerno5"])
@@ -96,6 +93,7 @@ def test_against_scipy_radau_and_bdf(method: str, problem: str, rtol: float) -> 
     assert ours.stats.n_steps <= 5 * min(scipy_steps.values())
 
 
+@pytest.mark.slow  # dopri5 on stiff problems: thousands of steps
 @pytest.mark.parametrize("problem", list(STIFF_PROBLEMS))
 @pytest.mark.parametrize("method", ["radau5", "kvaerno5"])
 def test_explicit_dopri5_pays_for_stiffness(method: str, problem: str) -> None:
@@ -222,8 +220,7 @@ def test_explicit_method_refuses_a_jacobian() -> None:
 
 
 @pytest.mark.parametrize("method", IMPLICIT_ADAPTIVE)
-def test_implicit_methods_on_torch_match_numpy(method: str) -> None:
-    torch = pytest.importorskip("torch")
+def test_implicit_methods_on_torch_match_numpy(method: str, torch: ModuleType) -> None:
     f, _, y0, t, _ = STIFF_PROBLEMS["robertson"]
 
     def robertson_torch(time: float, y: torch.Tensor) -> torch.Tensor:
@@ -265,6 +262,7 @@ def test_radau5_refuses_a_tableau_of_another_structure() -> None:
         RadauIIA(TABLEAUX["dopri5"], np, np.float64, "cpu", 2, None, 1e-6, 1e-6, lambda v: float(np.max(np.abs(v))))
 
 
+@pytest.mark.slow  # a tight-tolerance radau5 solve of van der Pol
 def test_radau5_dense_output_is_the_collocation_polynomial() -> None:
     """Between steps the solution is read off the collocation polynomial, to the tolerance, at no cost in f."""
     f, _, y0, _, atol_factor = STIFF_PROBLEMS["van_der_pol_1000"]
@@ -289,8 +287,7 @@ def test_radau5_keeps_float32_numpy_states() -> None:
     np.testing.assert_allclose(sol.ys[-1], exact, rtol=1e-3)
 
 
-def test_radau5_with_fixed_steps_and_float32_torch() -> None:
-    torch = pytest.importorskip("torch")
+def test_radau5_with_fixed_steps_and_float32_torch(torch: ModuleType) -> None:
     t = np.linspace(0.0, 1.0, 11)
     sol = ode_core.solve(
         lambda time, y: -1000.0 * y, torch.ones(3, dtype=torch.float32), t, method="radau5", step_size=0.1

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import pickle
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import ode_adjoint
+import ode_core
+import ode_models
 import pytest
-import torch
+from ode_models import TrainConfig
 from ode_models._cli import main
+from ode_models._config import long_cpu_run_hint
 
 # <repo root>/../shared/data/MNIST/raw: read only, never written to.
 REAL_MNIST = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "MNIST" / "raw"
@@ -42,6 +53,7 @@ def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(directory.rglob("*"))}
 
 
+@pytest.mark.slow  # a training epoch on 60,000 images' files
 @needs_real_mnist
 def test_one_epoch_on_real_mnist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = snapshot(REAL_MNIST)
@@ -67,8 +79,9 @@ def test_one_epoch_on_real_mnist(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert line["test_error"] == results["test_error"] and line["nfe_forward"] == results["nfe_forward"]
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.jsonl", "results.json"]
 
-    err = capsys.readouterr().err
-    assert "\r" in err and "NFE-F" in err and "NFE-B" in err and "img/s" in err and "4/4" in err
+    err = capsys.readouterr().err  # not a terminal: no bar, the epoch's line
+    assert err.startswith("epoch 1/1: train loss ") and "NFE-F" in err and "NFE-B" in err
+    assert "\r" not in err and "hint" not in err and len(err.splitlines()) == 1
 
 
 def test_embedded_mnist_is_the_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,6 +140,8 @@ def test_synthetic_cifar10_epoch(tmp_path: Path) -> None:
         (["--batch-size", "ten"], "argument --batch-size: expected a positive integer, got 'ten'"),
         (["--rtol", "0"], "argument --rtol: expected a positive number"),
         (["--device", "tpu"], "argument --device: invalid choice"),
+        (["--method", "euler2"], "argument --method: invalid choice: 'euler2' (choose from 'euler', 'midpoint',"),
+        (["--gradient", "exact"], "argument --gradient: invalid choice: 'exact'"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], match: str) -> None:
@@ -155,7 +170,6 @@ def test_no_command(capsys: pytest.CaptureFixture[str]) -> None:
         (["--dataset", "cifar10"], "cifar10 needs a data dir"),
         (["--dataset", "cifar10", "--data-dir", "{tmp}"], "CIFAR-10 train data not found in data dir"),
         (["--resume"], "--resume: no checkpoint '{tmp}/run/checkpoint.pt' to resume from"),
-        (["--method", "euler2"], "method: unknown method 'euler2'"),
         (["--model", "rknet", "--method", "dopri5"], "rknet uses a fixed-step method"),
     ],
 )
@@ -187,33 +201,6 @@ def test_refuses_to_overwrite_a_run(finished_run: Path, capsys: pytest.CaptureFi
     assert "already holds a run" in capsys.readouterr().err
     assert snapshot(finished_run) == before
     assert (finished_run / "checkpoint.pt").read_bytes() == checkpoint
-
-
-@pytest.mark.parametrize(
-    ("corrupt", "match"),
-    [
-        (lambda data: data[: len(data) // 2], "not a readable checkpoint"),  # truncated
-        (lambda data: b"garbage" * 100, "not a readable checkpoint"),
-        (lambda data: b"", "not a readable checkpoint"),
-        (lambda data: None, "not an ode-models checkpoint"),  # a valid torch file, another content
-    ],
-)
-def test_corrupt_checkpoint_is_kept(
-    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], corrupt, match: str
-) -> None:  # type: ignore[no-untyped-def]
-    out = tmp_path / "run"
-    out.mkdir()
-    bad = corrupt((finished_run / "checkpoint.pt").read_bytes())
-    if bad is None:
-        torch.save({"weights": torch.zeros(3)}, out / "checkpoint.pt")
-        bad = (out / "checkpoint.pt").read_bytes()
-    else:
-        (out / "checkpoint.pt").write_bytes(bad)
-    assert main(["train", "--out", str(out), "--resume", *RESNET1_TINY, "--epochs", "2"]) == 1
-    err = capsys.readouterr().err
-    assert match in err and str(out / "checkpoint.pt") in err
-    assert (out / "checkpoint.pt").read_bytes() == bad  # untouched
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
 
 
 def test_resume_with_other_options_is_refused(
@@ -262,3 +249,86 @@ def test_download_flag_uses_files_already_there(tmp_path: Path) -> None:
     assert code == 0
     assert (out / "results.json").is_file()
     assert snapshot(REAL_MNIST) == before
+
+
+# --- help, and a hint before a long CPU run ------------------------------------------------
+
+
+def train_help(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """``ode-models train --help``'s options: each option's text, unwrapped, by its first flag."""
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out.split("\noptions:\n", 1)[1]
+    blocks = re.split(r"\n(?=  -)", "\n" + text)
+    options = {}
+    for block in filter(str.strip, blocks):
+        flag = block.split()[0].rstrip(",")
+        options[flag] = " ".join(re.sub(r"-\n\s+", "-", block).split())  # textwrap breaks odenet-notime
+    return options
+
+
+def test_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
+    options = train_help(capsys)
+    assert len(options) == 27  # -h and the 26 options of TrainConfig
+    for flag, text in options.items():
+        if flag != "-h":
+            assert "default" in text, f"{flag}: no default in {text!r}"
+    assert "(default: 160, the paper's" in options["--epochs"]
+    assert "(default: 128)" in options["--batch-size"] and "(default: 0.001)" in options["--rtol"]
+    assert "(required, no default)" in options["--out"]
+
+
+def test_help_lists_the_valid_names(capsys: pytest.CaptureFixture[str]) -> None:
+    options = train_help(capsys)
+    assert f"one of {', '.join(ode_core.METHODS)} (default: dopri5; rk4 for rknet)" in options["--method"]
+    assert f"one of {', '.join(ode_models.MODELS)} (default: odenet)" in options["--model"]
+    assert f"one of {', '.join(ode_adjoint.GRADIENTS)} (default: adjoint for odenet" in options["--gradient"]
+    assert "one of mnist, cifar10 (default: mnist)" in options["--dataset"]
+    assert "one of cpu, cuda (default: cpu)" in options["--device"]
+
+
+@pytest.mark.slow  # a subprocess that imports torch and loads the data
+def test_a_bare_run_on_a_cpu_first_says_it_takes_long(tmp_path: Path) -> None:
+    """``ode-models train --out X``: 160 epochs of the adjoint on a CPU. It starts (never refused)
+    after a one-line hint on stderr; the test stops it once the hint is there."""
+    err = tmp_path / "stderr"
+    command = [sys.executable, "-m", "ode_models", "train", "--out", str(tmp_path / "run"), "--threads", "1"]
+    with err.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "hint:" not in err.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        running = process.poll() is None
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    (hint,) = [line for line in err.read_text().splitlines() if line.startswith("hint:")]
+    assert running  # the run had started, not been refused
+    assert hint.startswith("hint: 160 epochs x 32 batches of odenet with the adjoint gradient on the CPU: roughly ")
+    assert " minutes (at about 2.1 ms per training image, measured on a 2-core CPU); " in hint
+    assert hint.endswith("for a first run try --epochs 10, or --device cuda")
+
+
+@pytest.mark.parametrize(
+    ("options", "n_train", "expected"),
+    [
+        ({}, 4000, "160 epochs x 32 batches of odenet with the adjoint gradient"),
+        ({"epochs": 10, "gradient": "checkpoint"}, 4000, None),  # the quick start: minutes
+        ({"epochs": 5, "gradient": "checkpoint", "data_dir": "DIR"}, 60_000, None),  # docs' full MNIST runs
+        ({"epochs": 10, "data_dir": "DIR"}, 60_000, "with the adjoint gradient on the CPU: roughly 21 minutes"),
+        ({"model": "resnet6", "data_dir": "DIR"}, 60_000, "469 batches of resnet6 on the CPU: roughly 2.3 hours"),
+        ({"device": "cuda"}, 4000, None),
+        ({"model": "rknet", "epochs": 10}, 4000, None),
+    ],
+)
+def test_long_cpu_run_hint(options: dict[str, Any], n_train: int, expected: str | None) -> None:
+    config = TrainConfig(**options)
+    hint = long_cpu_run_hint(config, n_train, config.epochs)
+    if expected is None:
+        assert hint is None
+    else:
+        assert hint is not None and expected in hint and "\n" not in hint
+    assert long_cpu_run_hint(TrainConfig(), 4000, epochs_to_run=1) is None  # what is left after a resume

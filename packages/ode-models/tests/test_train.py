@@ -9,11 +9,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import ode_models
 import pytest
 import torch
 from ode_models import RunError, TrainConfig, scaled_milestones, train
-from ode_models._train import load_checkpoint
+from ode_models._checkpoint import load_checkpoint
 
 replace = dataclasses.replace
 TIMES = {"train_time_s", "epoch_time_s", "images_per_s", "peak_memory_bytes"}
@@ -135,7 +134,7 @@ def test_unwritable_temporary_checkpoint(tmp_path: Path, monkeypatch: pytest.Mon
             raise PermissionError("cannot create the temporary file (simulated)")
         return mkstemp(*args, **kwargs)
 
-    monkeypatch.setattr(ode_models._train.tempfile, "mkstemp", no_temp)
+    monkeypatch.setattr(tempfile, "mkstemp", no_temp)
     with pytest.raises(PermissionError, match="simulated"):
         train(replace(config, resume=True))
     monkeypatch.undo()

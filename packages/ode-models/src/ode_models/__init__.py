@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+from ._config import RunError, TrainConfig, scaled_milestones
 from ._data import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -37,7 +38,7 @@ from ._data import (
 )
 from ._models import DATASETS, MODELS, Classifier, ConcatConv2d, ODEBlock, ODEFunc, ResBlock, build_model
 from ._report import report
-from ._train import RunError, TrainConfig, scaled_milestones, train
+from ._train import train
 
 __version__ = "0.0.1"
 

@@ -14,9 +14,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ode_adjoint import GRADIENTS
+from ode_core import METHODS
+
+from ._config import EMBEDDED, PAPER_EPOCHS, RunError, TrainConfig
 from ._models import DATASETS, MODELS
 from ._report import PLOTS, report
-from ._train import EMBEDDED, PAPER_EPOCHS, RunError, TrainConfig, train
+from ._train import train
 
 __all__ = ["main"]
 
@@ -43,6 +47,10 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _choices(names: Sequence[str], default: str) -> str:
+    return f"one of {', '.join(names)} (default: {default})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Train the Neural ODE paper's image classifiers and compare runs."
@@ -58,50 +66,101 @@ def _parser() -> argparse.ArgumentParser:
             "Under torchrun, trains on every process with DistributedDataParallel."
         ),
     )
-    run.add_argument("--dataset", choices=list(DATASETS), default="mnist")
-    run.add_argument("--model", choices=MODELS, default="odenet")
+    run.add_argument("--dataset", choices=list(DATASETS), default="mnist", help=_choices(list(DATASETS), "mnist"))
+    run.add_argument("--model", choices=MODELS, default="odenet", help=_choices(MODELS, "odenet"))
     run.add_argument(
         "--data-dir",
         default=None,
         help=(
             "folder with the raw MNIST IDX files (plain or .gz, or MNIST/raw/ below it) or CIFAR-10's "
-            f"cifar-10-batches-py; read offline, never written to. MNIST default: '{EMBEDDED}', the 4000/1000-image "
-            "subset shipped with the package"
+            "cifar-10-batches-py; read offline, never written to (default: MNIST's "
+            f"'{EMBEDDED}', the 4000/1000-image subset shipped with the package; CIFAR-10 needs one)"
         ),
     )
-    run.add_argument("--out", required=True, help="output folder: metrics.jsonl, checkpoint.pt, results.json")
-    run.add_argument("--epochs", type=_positive_int, default=PAPER_EPOCHS, help=f"default {PAPER_EPOCHS}")
-    run.add_argument("--batch-size", type=_positive_int, default=128, help="global batch size (default 128)")
-    run.add_argument("--lr", type=_positive_float, default=None, help="initial learning rate (default 0.1 x batch/128)")
-    run.add_argument("--momentum", type=float, default=0.9)
-    run.add_argument("--weight-decay", type=float, default=0.0)
-    run.add_argument("--method", default=None, help="ODE solver (default dopri5; rk4 for rknet)")
-    run.add_argument("--rtol", type=_positive_float, default=1e-3)
-    run.add_argument("--atol", type=_positive_float, default=1e-3)
+    run.add_argument(
+        "--out", required=True, help="output folder: metrics.jsonl, checkpoint.pt, results.json (required, no default)"
+    )
+    run.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=PAPER_EPOCHS,
+        help="epochs; the milestones are rescaled (default: %(default)s, the paper's; on a CPU try 10 first)",
+    )
+    run.add_argument("--batch-size", type=_positive_int, default=128, help="global batch size (default: %(default)s)")
+    run.add_argument(
+        "--lr", type=_positive_float, default=None, help="initial learning rate (default: 0.1 x batch-size / 128)"
+    )
+    run.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: %(default)s)")
+    run.add_argument("--weight-decay", type=float, default=0.0, help="SGD weight decay (default: %(default)s)")
+    run.add_argument(
+        "--method",
+        choices=METHODS,
+        default=None,
+        metavar="METHOD",
+        help=f"ODE solver, one of {', '.join(METHODS)} (default: dopri5; rk4 for rknet)",
+    )
+    run.add_argument(
+        "--rtol", type=_positive_float, default=1e-3, help="solver relative tolerance (default: %(default)s)"
+    )
+    run.add_argument(
+        "--atol", type=_positive_float, default=1e-3, help="solver absolute tolerance (default: %(default)s)"
+    )
     run.add_argument(
         "--gradient",
-        choices=("adjoint", "backprop", "checkpoint"),
+        choices=GRADIENTS,
         default=None,
-        help="default adjoint (odenet*), backprop (rknet)",
+        help=f"gradient of the ODE block, one of {', '.join(GRADIENTS)} "
+        "(default: adjoint for odenet and odenet-notime, backprop for rknet)",
     )
-    run.add_argument("--step-size", type=_positive_float, default=None, help="fixed step (rknet default 0.25)")
-    run.add_argument("--seminorm", action="store_true", help="adjoint seminorm error control")
+    run.add_argument(
+        "--step-size", type=_positive_float, default=None, help="fixed step of fixed-step methods (default: 0.25)"
+    )
+    run.add_argument(
+        "--seminorm", action="store_true", help="adjoint seminorm error control (default: off, the full norm)"
+    )
     run.add_argument(
         "--download",
         action="store_true",
         help="fetch the dataset into --data-dir with torchvision if its files are missing (needs network and "
-        "'ode-models[download]'); off by default: nothing is downloaded",
+        "'ode-models[download]'; default: off, nothing is downloaded)",
     )
-    run.add_argument("--no-augment", dest="augment", action="store_false", help="no random crops / flips")
-    run.add_argument("--test-batch-size", type=_positive_int, default=1000)
-    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--limit-train", type=_positive_int, default=None, help="first N training images only")
-    run.add_argument("--limit-test", type=_positive_int, default=None, help="first N test images only")
-    run.add_argument("--resume", action="store_true", help="continue from --out's checkpoint, same options")
-    run.add_argument("--threads", type=_positive_int, default=None, help="torch.set_num_threads")
-    run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    run.add_argument("--stop-after", type=_positive_int, default=None, help="stop after N epochs in all; resumable")
+    run.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        help="no random crops / flips (default: augment; MNIST crops, CIFAR-10 crops and flips)",
+    )
+    run.add_argument(
+        "--test-batch-size", type=_positive_int, default=1000, help="batch size of the test pass (default: %(default)s)"
+    )
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help=_choices(("cpu", "cuda"), "cpu"))
+    run.add_argument(
+        "--seed", type=int, default=0, help="seeds weights, data order, augmentation (default: %(default)s)"
+    )
+    run.add_argument(
+        "--limit-train", type=_positive_int, default=None, help="first N training images only (default: all)"
+    )
+    run.add_argument("--limit-test", type=_positive_int, default=None, help="first N test images only (default: all)")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --out's checkpoint with the same options (default: off, a fresh run in an empty --out)",
+    )
+    run.add_argument(
+        "--threads", type=_positive_int, default=None, help="torch.set_num_threads (default: torch's, one per core)"
+    )
+    run.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar (default: tqdm's bar on a terminal, if installed; one line per epoch in any case)",
+    )
+    run.add_argument(
+        "--stop-after",
+        type=_positive_int,
+        default=None,
+        help="stop after N epochs in all, resumable with --resume (default: run all --epochs)",
+    )
 
     compare = commands.add_parser(
         "report",
@@ -115,7 +174,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="where to write the PNG plots (default: the run's folder, or the folder holding all the runs)",
     )
-    compare.add_argument("--no-plots", action="store_true", help="print the table only")
+    compare.add_argument("--no-plots", action="store_true", help="print the table only (default: table and plots)")
     return parser
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._train import METRICS, RESULTS
+from ._metrics import METRICS, RESULTS
 
 __all__ = ["PLOTS", "load_run", "report"]
 

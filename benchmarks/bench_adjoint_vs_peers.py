@@ -624,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
             "field_cost_ms": {c.workload: {"f": c.cost.f_ms, "f+vjp": c.cost.fvjp_ms} for c in cases},
             "results": [row for c in cases for row in c.rows],
             "targets": [{"target": text, "met": met} for text, met in checks],
+            "command": _common.command_line(),
+            # The tables as printed, for benchmarks/tables.py to put in the docs.
+            "markdown": {f"{c.workload}: {c.mode}": markdown_table(c) for c in cases},
         }
         _common.write_json(args.json, payload)
     return 0

@@ -167,17 +167,23 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown_table(rows))
     print()
+    summary = []
     for label, keep in (("small (n <= 4)", lambda r: r["n"] <= 4), ("medium (n = 1000)", lambda r: r["n"] > 4)):
         ratios = [r["ratio"] for r in rows if keep(r)]
         if ratios:
-            print(f"geometric mean ratio, {label}: {_common.geometric_mean(ratios):.2f}  (max {max(ratios):.2f})")
+            summary.append(
+                f"geometric mean ratio, {label}: {_common.geometric_mean(ratios):.2f} (max {max(ratios):.2f})"
+            )
+    print("\n".join(summary))
     failures = [r for r in rows if not r["success"]]
     if failures:
         print(f"WARNING: {len(failures)} case(s) did not succeed on one side or the other")
     print(f"total benchmark time: {total:.0f} s")
 
     if args.json:
-        _common.write_json(args.json, {"machine": machine, "settings": settings, "results": rows})
+        payload = {"machine": machine, "settings": settings, "results": rows, "command": _common.command_line()}
+        payload["markdown"] = {"table": markdown_table(rows), "summary": "\n".join(summary)}
+        _common.write_json(args.json, payload)
     return 1 if failures else 0
 
 

@@ -179,9 +179,11 @@ def main() -> None:
         devices = [args.device]
     steps = QUICK_STEPS if args.quick else STEPS
 
-    lines = header(args, devices)
+    head = header(args, devices)
+    lines = list(head)
     print("\n".join(lines), flush=True)
     records = []
+    tables = {}
     for device in devices:
         table = [
             "",
@@ -200,9 +202,14 @@ def main() -> None:
             table.append(f"| {label} | " + " | ".join(cells) + " |")
         print("\n".join(table), flush=True)
         lines += table
+        tables[device] = "\n".join(table[3:])
     if args.json:
-        with open(args.json, "w") as file:
-            json.dump({"markdown": "\n".join(lines), "records": records}, file, indent=1)
+        machine = _common.machine_info({"torch": torch.__version__})
+        if "cuda" in devices:
+            machine["cuda"] = torch.cuda.get_device_name(0)
+        payload = {"machine": machine, "command": _common.command_line(), "header": "\n".join(head)}
+        payload.update(markdown=tables, records=records)
+        _common.write_json(args.json, payload)
 
 
 if __name__ == "__main__":

@@ -261,20 +261,24 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown_table(rows))
     print()
+    summary = []
     for method in OURS_METHODS:
         for scipy_method in SCIPY_METHODS:
             ratios = [r[f"ratio_{scipy_method}"] for r in rows if r["method"] == method]
-            print(
-                f"geometric mean ratio {method} / {scipy_method}: {_common.geometric_mean(ratios):.2f}  "
+            summary.append(
+                f"geometric mean ratio {method} / {scipy_method}: {_common.geometric_mean(ratios):.2f} "
                 f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
             )
+    print("\n".join(summary))
     failures = [r for r in rows if not r["success"]]
     if failures:
         print(f"WARNING: {len(failures)} solve(s) did not succeed")
     print(f"total benchmark time: {total:.0f} s")
 
     if args.json:
-        _common.write_json(args.json, {"machine": machine, "settings": settings, "results": rows})
+        payload = {"machine": machine, "settings": settings, "results": rows, "command": _common.command_line()}
+        payload["markdown"] = {"table": markdown_table(rows), "summary": "\n".join(summary)}
+        _common.write_json(args.json, payload)
     return 1 if failures else 0
 
 

@@ -36,7 +36,7 @@ extensions = [
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_ext", "_generated", "Thumbs.db", ".DS_Store"]
 templates_path: list[str] = []
 
 # MyST: $...$ and $$...$$ math, labelled equations, ::: fences.

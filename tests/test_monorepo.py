@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import doctest
 import importlib
+import io
 import re
 import shlex
 import subprocess
@@ -64,19 +66,39 @@ def test_sources_import_only_downstream_packages(package: str) -> None:
                 assert name.split(".")[0] not in forbidden, f"{path} imports {name}"
 
 
-def _readme_python_blocks() -> list[str]:
+def _readme_pycon_blocks() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    return re.findall(r"```pycon\n(.*?)```", text, flags=re.DOTALL)
 
 
-def test_readme_python_examples_run() -> None:
-    blocks = _readme_python_blocks()
-    assert blocks, "README.md has no python example"
+@pytest.mark.parametrize("index", range(3))
+def test_readme_examples_print_what_they_show(index: int) -> None:
+    """Each ``pycon`` block of the README runs as a doctest: the printed
+    outputs are the ones shown, so the front page cannot drift."""
+    blocks = _readme_pycon_blocks()
+    assert len(blocks) == 3, f"README.md has {len(blocks)} pycon examples, expected 3 (one per package)"
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(blocks[index], {}, f"README.md example {index + 1}", "README.md", 0)
+    assert test.examples, "an example without statements"
+    output = io.StringIO()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = runner.run(test, out=output.write)
+    assert result.failed == 0, output.getvalue()
+
+
+@pytest.mark.slow  # a fresh interpreter per README
+@pytest.mark.parametrize("package", PACKAGES)
+def test_package_readme_examples_run(package: str) -> None:
+    """The python blocks of each package's README (its page on an index) run."""
+    text = (ROOT / "packages" / package / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert blocks, f"packages/{package}/README.md has no python example"
     for block in blocks:
         result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # a training run and the test session's own checks
 def test_readme_quick_start_commands(tmp_path: Path) -> None:
     """The main job installs the three packages, trains and reports; the
     second command is the tests. The training is run here on a few images
@@ -86,7 +108,7 @@ def test_readme_quick_start_commands(tmp_path: Path) -> None:
     lines = [line for line in quick_start.splitlines() if line.strip()]
     assert lines[-1] == "nox -s tests"
     install, train, report = (part.strip() for part in lines[0].split("&&"))
-    assert install == "pip install ./packages/ode-core ./packages/ode-adjoint ./packages/ode-models"
+    assert install == "pip install nox ./packages/ode-core ./packages/ode-adjoint ./packages/ode-models"
     train_args = shlex.split(train)
     assert train_args[:2] == ["ode-models", "train"]
     out = tmp_path / "run"

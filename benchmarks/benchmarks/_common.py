@@ -210,6 +210,12 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, fir
     return "\n".join(lines)
 
 
+def command_line() -> str:
+    """How the running script was started, for its output file: ``python benchmarks/x.py --flag``."""
+    script = os.path.relpath(sys.argv[0], os.getcwd()) if sys.argv and sys.argv[0] else "?"
+    return " ".join(["python", script, *sys.argv[1:]])
+
+
 def write_json(path: str, payload: Mapping[str, Any]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=2)

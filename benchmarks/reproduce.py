@@ -1,0 +1,101 @@
+"""Run the documented training runs and keep what they measured, for benchmarks/tables.py.
+
+    python benchmarks/reproduce.py quickstart    # the README's main job (about 2 minutes)
+    python benchmarks/reproduce.py mnist-full    # full MNIST, 5 epochs, three models (about 40 minutes)
+
+Each run goes into ``benchmarks/measured/<name>/`` (one folder per model for
+``mnist-full``) through ``python -m ode_models train`` with the options the
+documentation shows, and gets ``command.json`` beside its ``results.json``
+and ``metrics.jsonl``: the command as a user would type it and the machine.
+Checkpoints are not kept. Run it on a quiet machine: the tables report the
+runs' times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MEASURED = ROOT / "benchmarks" / "measured"
+MNIST_RAW = "../shared/data/MNIST/raw"
+"""Where the documentation's commands read MNIST: beside the repository's root."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One documented ``ode-models train`` command and the folder its measurement is kept in."""
+
+    folder: str
+    options: str
+    out: str
+
+    @property
+    def command(self) -> str:
+        """The command as the documentation shows it."""
+        return f"ode-models train {self.options} --out {self.out}"
+
+
+QUICK_START = Run("quickstart", "--model odenet --epochs 10 --gradient checkpoint", "runs/quickstart")
+
+
+def _mnist_full(model: str) -> Run:
+    gradient = " --gradient checkpoint" if model == "odenet" else ""
+    options = f"--dataset mnist --model {model} --data-dir {MNIST_RAW} --epochs 5 --threads 2{gradient}"
+    return Run(f"mnist-full/{model}", options, f"runs/{model}")
+
+
+RUNS: dict[str, tuple[Run, ...]] = {
+    "quickstart": (QUICK_START,),
+    "mnist-full": tuple(_mnist_full(model) for model in ("odenet", "resnet1", "resnet6")),
+}
+
+
+def measure(run: Run, data_dir: Path) -> None:
+    """Train ``run`` into its folder under ``benchmarks/measured`` and record how."""
+    out = MEASURED / run.folder
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    options = shlex.split(run.options)
+    if "--data-dir" in options:  # the same files, wherever this checkout sits
+        options[options.index("--data-dir") + 1] = str(data_dir)
+    subprocess.run(
+        [sys.executable, "-m", "ode_models", "train", *options, "--out", str(out), "--no-progress"],
+        check=True,
+        cwd=ROOT,
+    )
+    (out / "checkpoint.pt").unlink(missing_ok=True)
+    # Only now: the benchmarks package pins threads on import, and the run must
+    # use what a user's run would.
+    import torch
+
+    from benchmarks import _common
+
+    machine = _common.machine_info({"torch": torch.__version__})
+    _common.write_json(str(out / "command.json"), {"machine": machine, "command": run.command})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(RUNS), help="which documented runs")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "MNIST" / "raw",
+        help="MNIST's raw IDX files for mnist-full (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    for run in RUNS[args.name]:
+        print(f"{run.folder}: {run.command}", flush=True)
+        measure(run, args.data_dir.resolve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

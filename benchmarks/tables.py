@@ -1,0 +1,271 @@
+"""The docs' and README's measured tables, from the benchmark scripts' output files.
+
+Every figure the project publishes comes from a file a command wrote, kept in
+``benchmarks/measured/``:
+
+===========================  ====================================================================
+file                         written by
+===========================  ====================================================================
+adjoint_vs_peers.json        ``python benchmarks/bench_adjoint_vs_peers.py --json ...``
+core_vs_scipy.json           ``python benchmarks/bench_core_vs_scipy.py --json ...``
+stiff_vs_scipy.json          ``python benchmarks/bench_stiff_vs_scipy.py --json ...``
+memory.json                  ``python benchmarks/bench_memory.py --json ...``
+quickstart/                  ``python benchmarks/reproduce.py quickstart``: the README's quick
+                             start run into that folder, with ``command.json`` saying how
+mnist-full/{odenet,resnet1,  ``python benchmarks/reproduce.py mnist-full``: full MNIST, 5 epochs,
+resnet6}/                    the same layout
+cuda/adjoint_vs_peers.json   ``.ci/cuda-checks OUTDIR`` on a machine with a GPU: its
+cuda/memory.json             ``adjoint-bench.json`` and ``memory-bench.json``, copied here
+                             (optional: without them the GPU page says so)
+===========================  ====================================================================
+
+This script turns them into ``docs/_generated/<name>.md`` (which the docs
+include) and rewrites the blocks between ``<!-- generated: NAME -->`` and
+``<!-- end: NAME -->`` of the README and ode-models' README::
+
+    python benchmarks/tables.py          # write them
+    python benchmarks/tables.py --check  # exit 1 if any is out of date (tests/test_generated_tables.py)
+
+To publish new figures: rerun the command of a file (the files name their
+command and machine), then this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+MEASURED = ROOT / "benchmarks" / "measured"
+GENERATED = ROOT / "docs" / "_generated"
+README = ROOT / "README.md"
+MODELS_README = ROOT / "packages" / "ode-models" / "README.md"
+
+
+def _load(name: str) -> dict[str, Any]:
+    with open(MEASURED / name, encoding="utf-8") as handle:
+        data: dict[str, Any] = json.load(handle)
+    return data
+
+
+def _caption(data: dict[str, Any]) -> str:
+    """Where, when and how a file was measured, in one sentence."""
+    machine = data["machine"]
+    gpu = machine.get("cuda") or (machine.get("device") if machine.get("device") not in (None, "cpu") else None)
+    where = f"{gpu} and {machine['cpu']}" if gpu else machine["cpu"]
+    versions = ", ".join(
+        f"{name} {machine[name]}" for name in ("numpy", "scipy", "torch", "torchdiffeq", "torchode") if name in machine
+    )
+    return (
+        f"Measured {machine['date'][:10]} on {where} ({machine['cpus_usable']} usable cores), "
+        f"Python {machine['python']}{', ' + versions if versions else ''}, with `{data['command']}`."
+    )
+
+
+def _result(data: dict[str, Any], workload: str, mode: str, implementation: str) -> dict[str, Any]:
+    for row in data["results"]:
+        if row["workload"].startswith(workload) and row["mode"] == mode and row["impl"] == implementation:
+            return row  # type: ignore[no-any-return]
+    raise KeyError(f"{workload} {mode} {implementation}: no such row in adjoint_vs_peers.json")
+
+
+def _titled_tables(data: dict[str, Any], unit: str = "") -> str:
+    """The caption, then each of the file's Markdown tables under its title (``unit`` after it)."""
+    parts = [_caption(data), ""]
+    for title, table in data["markdown"].items():
+        parts += [f"**{title}**{unit}", "", table, ""]
+    return "\n".join(parts)
+
+
+def adjoint_speed() -> str:
+    """ode-adjoint against torchdiffeq and torchode (both workloads, forward and forward + backward)."""
+    return _titled_tables(_load("adjoint_vs_peers.json"))
+
+
+def _table_and_summary(name: str) -> str:
+    data = _load(name)
+    lines = [_caption(data), "", data["markdown"]["table"], ""]
+    lines += [f"- {line}" for line in data["markdown"]["summary"].splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def explicit_vs_scipy() -> str:
+    """ode-core's explicit methods against scipy's ``solve_ivp``."""
+    return _table_and_summary("core_vs_scipy.json")
+
+
+def stiff_vs_scipy() -> str:
+    """ode-core's implicit methods against scipy's Radau and BDF."""
+    return _table_and_summary("stiff_vs_scipy.json")
+
+
+def memory() -> str:
+    """Peak memory of forward + backward per engine."""
+    return _titled_tables(_load("memory.json"), " (MiB)")
+
+
+def cuda() -> str:
+    """The same speed and memory benchmarks on a GPU, when a run of ``.ci/cuda-checks`` is kept."""
+    speed, peak = MEASURED / "cuda" / "adjoint_vs_peers.json", MEASURED / "cuda" / "memory.json"
+    if not speed.exists() and not peak.exists():
+        return (
+            "No GPU measurement is kept in `benchmarks/measured/cuda/` for this checkout: run "
+            "`.ci/cuda-checks OUTDIR` on a machine with a GPU, copy its `adjoint-bench.json` and "
+            "`memory-bench.json` there as `adjoint_vs_peers.json` and `memory.json`, and rerun "
+            "`python benchmarks/tables.py`.\n"
+        )
+    parts = []
+    if speed.exists():
+        parts.append(_titled_tables(_load("cuda/adjoint_vs_peers.json")))
+    if peak.exists():
+        parts.append(_titled_tables(_load("cuda/memory.json"), " (MiB)"))
+    return "\n".join(parts)
+
+
+def _run_record(folder: str) -> dict[str, Any]:
+    """``command.json`` of a run kept by ``benchmarks/reproduce.py``."""
+    return _load(f"{folder}/command.json")
+
+
+def quickstart() -> str:
+    """The README's quick start, as its report prints it."""
+    from ode_models import report
+
+    return f"{_caption(_run_record('quickstart'))}\n\n{report([MEASURED / 'quickstart'])}"
+
+
+def mnist_full() -> str:
+    """Full MNIST, 5 epochs, the three models: the commands and the report of their runs."""
+    from ode_models import report
+
+    models = ("odenet", "resnet1", "resnet6")
+    records = [_run_record(f"mnist-full/{model}") for model in models]
+    dates = sorted({record["machine"]["date"][:10] for record in records})
+    machine = records[0]["machine"]
+    lines = [
+        f"Measured {' to '.join(dict.fromkeys((dates[0], dates[-1])))} on {machine['cpu']} "
+        f"({machine['cpus_usable']} usable cores), Python {machine['python']}, torch {machine['torch']}, "
+        "one run after the other:",
+        "",
+        "```bash",
+        *(record["command"] for record in records),
+        "ode-models report runs/odenet runs/resnet1 runs/resnet6 --plot-dir runs",
+        "```",
+        "",
+        report([MEASURED / "mnist-full" / model for model in models]),
+    ]
+    return "\n".join(lines)
+
+
+def headline() -> str:
+    """The README's one small table: a figure per package, each from a file above."""
+    adjoint = _load("adjoint_vs_peers.json")
+    forward = _result(adjoint, "(a)", "forward", "ode_adjoint.solve")["speedup_vs_torchdiffeq.odeint"]
+    backward = _result(adjoint, "(a)", "forward+backward", "ours gradient='adjoint'")
+    core = _load("core_vs_scipy.json")
+    small = [row["ratio"] for row in core["results"] if row["n"] <= 4]
+    stiff = _load("stiff_vs_scipy.json")
+    radau = [row["ratio_Radau"] for row in stiff["results"] if row["method"] == "radau5"]
+    cells = _load("memory.json")["records"]
+
+    def mib(engine: str, steps: int, budget: Any = None) -> float:
+        (cell,) = [c for c in cells if c["engine"] == engine and c["steps"] == steps and c.get("checkpoints") == budget]
+        return float(cell["increment_mib"])
+
+    how = _run_record("quickstart")
+    run = _load("quickstart/results.json")
+    minutes, seconds = divmod(round(run["wall_time_s"]), 60)
+    rows = [
+        (
+            "ode-core: explicit methods against scipy's `solve_ivp` (time, geometric mean, small problems)",
+            f"{_geometric_mean(small):.2f} of scipy's",
+        ),
+        ("ode-core: radau5 against scipy's Radau (time, geometric mean)", f"{_geometric_mean(radau):.2f} of Radau's"),
+        ("ode-adjoint: MLP forward solve against torchdiffeq (dopri5)", f"{forward:.2f}x faster"),
+        (
+            "ode-adjoint: forward + adjoint backward against torchdiffeq's `odeint_adjoint`",
+            f"{backward['speedup_vs_torchdiffeq.odeint_adjoint']:.2f}x faster",
+        ),
+        (
+            "ode-adjoint: memory of the adjoint at 10 / 1000 steps (backprop's)",
+            f"{mib('adjoint', 10):.1f} / {mib('adjoint', 1000):.1f} MiB "
+            f"({mib('backprop', 10):.1f} / {mib('backprop', 1000):.0f})",
+        ),
+        (
+            "ode-models: the quick start (odenet, 10 epochs)",
+            f"{run['test_error']:.2%} test error, {minutes}:{seconds:02d}",
+        ),
+    ]
+    lines = ["| measured | result |", "|---|---:|", *(f"| {name} | {value} |" for name, value in rows)]
+    dates = sorted({data["machine"]["date"][:10] for data in (adjoint, core, stiff, how)})
+    when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+    cores = adjoint["machine"]["cpus_usable"]
+    lines += ["", f"Measured {when} on the project's {cores}-core CPU machine; the commands and full tables are in the"]
+    lines[-1] += " documentation's benchmarks page."
+    return "\n".join(lines) + "\n"
+
+
+def _geometric_mean(values: list[float]) -> float:
+    product = 1.0
+    for value in values:
+        product *= value
+    return product ** (1.0 / len(values))
+
+
+DOCS_TABLES: dict[str, Callable[[], str]] = {
+    "headline": headline,
+    "adjoint-speed": adjoint_speed,
+    "explicit-vs-scipy": explicit_vs_scipy,
+    "stiff-vs-scipy": stiff_vs_scipy,
+    "memory": memory,
+    "quickstart": quickstart,
+    "mnist-full": mnist_full,
+    "cuda": cuda,
+}
+"""docs/_generated/<name>.md, each from the files above."""
+
+
+def readme_blocks() -> dict[Path, dict[str, Callable[[], str]]]:
+    """The READMEs' generated blocks, by file and name."""
+    return {README: {"headline": headline}, MODELS_README: {"mnist-full": mnist_full}}
+
+
+def rendered() -> dict[Path, str]:
+    """Every generated file's content, by path (the READMEs with their blocks rewritten)."""
+    files = {GENERATED / f"{name}.md": make() for name, make in DOCS_TABLES.items()}
+    for path, blocks in readme_blocks().items():
+        text = path.read_text(encoding="utf-8")
+        for name, make in blocks.items():
+            pattern = re.compile(rf"(<!-- generated: {name} -->\n).*?(<!-- end: {name} -->)", flags=re.DOTALL)
+            if not pattern.search(text):
+                raise ValueError(f"{path.name}: no <!-- generated: {name} --> ... <!-- end: {name} --> block")
+            text = pattern.sub(lambda match, make=make: match.group(1) + "\n" + make() + "\n" + match.group(2), text)
+        files[path] = text
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, content in rendered().items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == content:
+            continue
+        stale.append(path.relative_to(ROOT))
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+    for path in stale:
+        print(f"{'out of date' if args.check else 'wrote'}: {path}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

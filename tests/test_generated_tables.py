@@ -1,0 +1,101 @@
+"""The published tables are the benchmark files' tables (``python benchmarks/tables.py``).
+
+Every measured figure in the README and the docs comes from a file in
+``benchmarks/measured/`` that a benchmark command wrote; these tests fail when
+a generated table was edited by hand, or a file was re-measured without
+regenerating the tables.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tables() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_tables", ROOT / "benchmarks" / "tables.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("_tables", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_files_are_up_to_date(tables: ModuleType) -> None:
+    stale = [
+        str(path.relative_to(ROOT))
+        for path, content in tables.rendered().items()
+        if not path.exists() or path.read_text(encoding="utf-8") != content
+    ]
+    assert not stale, f"out of date (run python benchmarks/tables.py): {stale}"
+
+
+def test_every_generated_table_is_included_by_the_docs(tables: ModuleType) -> None:
+    pages = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "docs").rglob("*.md"))
+    missing = [name for name in tables.DOCS_TABLES if f"_generated/{name}.md" not in pages]
+    assert not missing, f"generated but never included in docs/: {missing}"
+
+
+@pytest.mark.parametrize("name", ["adjoint_vs_peers.json", "core_vs_scipy.json", "stiff_vs_scipy.json", "memory.json"])
+def test_measured_files_name_their_command_and_machine(name: str) -> None:
+    with open(ROOT / "benchmarks" / "measured" / name, encoding="utf-8") as handle:
+        data = json.load(handle)
+    script = name.replace(".json", "")
+    assert data["command"].startswith("python benchmarks/bench_"), data["command"]
+    assert script.split("_")[0] in data["command"]
+    for key in ("date", "cpu", "cpus_usable", "python"):
+        assert data["machine"][key], key
+
+
+def test_headline_block_is_in_the_readme(tables: ModuleType) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- generated: headline -->", 1)[1].split("<!-- end: headline -->", 1)[0]
+    assert block.strip() == tables.headline().strip()
+    assert "| measured | result |" in block
+
+
+def test_mnist_full_block_is_in_the_models_readme(tables: ModuleType) -> None:
+    readme = tables.MODELS_README.read_text(encoding="utf-8")
+    block = readme.split("<!-- generated: mnist-full -->", 1)[1].split("<!-- end: mnist-full -->", 1)[0]
+    assert block.strip() == tables.mnist_full().strip()
+    assert "| odenet |" in block and "ode-models train --dataset mnist --model resnet6" in block
+
+
+@pytest.mark.parametrize("folder", ["quickstart", "mnist-full/odenet", "mnist-full/resnet1", "mnist-full/resnet6"])
+def test_training_runs_name_their_command_and_machine(folder: str) -> None:
+    run = ROOT / "benchmarks" / "measured" / folder
+    with open(run / "command.json", encoding="utf-8") as handle:
+        record = json.load(handle)
+    assert record["command"].startswith("ode-models train "), record["command"]
+    with open(run / "results.json", encoding="utf-8") as handle:
+        results = json.load(handle)
+    assert results["complete"], folder
+    for key in ("date", "cpu", "cpus_usable", "python"):
+        assert record["machine"][key], key
+
+
+def test_a_hand_edit_is_caught(tables: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--check`` reports a generated file that differs from its source."""
+    generated = tmp_path / "_generated"
+    generated.mkdir()
+    for path, content in tables.rendered().items():
+        if path.parent == tables.GENERATED:
+            (generated / path.name).write_text(content, encoding="utf-8")
+    for name, original in (("README", tables.README), ("MODELS_README", tables.MODELS_README)):
+        copy = tmp_path / f"{name}.md"
+        copy.write_text(original.read_text(encoding="utf-8"), encoding="utf-8")
+        monkeypatch.setattr(tables, name, copy)
+    monkeypatch.setattr(tables, "GENERATED", generated)
+    monkeypatch.setattr(tables, "ROOT", tmp_path)
+    assert tables.main(["--check"]) == 0
+    edited = generated / "memory.md"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("|", "| ", 1), encoding="utf-8")
+    assert tables.main(["--check"]) == 1

@@ -372,7 +372,7 @@ def test_controllers_reach_the_tolerance(controller: ode_core.PIDController) -> 
     [
         ({"method": "rk45"}, ValueError, "method: unknown method 'rk45'; valid names are euler"),
         ({"method": 3}, TypeError, "method:"),
-        ({"t": [0.0]}, ValueError, "t: expected at least two"),
+        ({"t": []}, ValueError, "t: expected at least one output time"),
         ({"t": [0.0, 1.0, 1.0]}, ValueError, "t: .* duplicated"),
         ({"t": [0.0, 1.0, 0.5]}, ValueError, "t: .* not monotonic"),
         ({"t": [0.0, math.nan]}, ValueError, "t: contains inf or nan"),
@@ -385,7 +385,6 @@ def test_controllers_reach_the_tolerance(controller: ode_core.PIDController) -> 
         ({"rtol": -1e-3}, ValueError, "rtol:"),
         ({"atol": -1.0}, ValueError, "atol: expected a finite number >= 0"),
         ({"atol": np.ones(3)}, ValueError, r"atol: expected a scalar or an array of shape \(2,\)"),
-        ({"method": "rk4"}, ValueError, "step_size: method 'rk4' has no error estimate"),
         ({"step_size": -0.1}, ValueError, "step_size:"),
         ({"step_size": "0.1"}, TypeError, "step_size:"),
         ({"first_step": 0.0}, ValueError, "first_step:"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from ode_core.validation import (
     check_count,
     check_mapping,
     check_method,
+    check_optional_times,
     check_positive,
     check_settings,
     check_times,
@@ -43,6 +45,7 @@ GRADIENTS = ("backprop", "adjoint", "checkpoint")
 _ENGINES: dict[str, type[GradientEngine]] = {"backprop": Backprop, "adjoint": Adjoint, "checkpoint": Checkpoint}
 
 _TORCHDIFFEQ_OPTIONS = {
+    "grid_constructor",
     "step_size",
     "first_step",
     "max_num_steps",
@@ -369,11 +372,14 @@ def solve(
     method : str or ButcherTableau
         Any name in ``ode_core.METHODS``; default ``"dopri5"``.
     options : dict
-        torchdiffeq's keys ``step_size``, ``first_step``, ``max_num_steps``,
-        ``step_t``, ``jump_t``, ``norm``, ``safety``, ``ifactor``,
-        ``dfactor``; ours ``controller`` (an ``ode_core`` controller),
-        ``max_step``, ``min_step`` and ``checkpoints`` (the checkpointing
-        engine's budget).
+        torchdiffeq's keys ``step_size``, ``grid_constructor``,
+        ``first_step``, ``max_num_steps``, ``step_t``, ``jump_t``, ``norm``,
+        ``safety``, ``ifactor``, ``dfactor``; ours ``controller`` (an
+        ``ode_core`` controller), ``max_step``, ``min_step`` and
+        ``checkpoints`` (the checkpointing engine's budget). A fixed-step
+        method without ``step_size`` steps on the grid of ``t`` (or of
+        ``grid_constructor(func, y0, t)``), one step per interval, as
+        torchdiffeq does.
     gradient : {"backprop", "adjoint", "checkpoint"} or GradientEngine
         How ``backward()`` differentiates the solve: :class:`Backprop`,
         :class:`Adjoint` or :class:`Checkpoint`, by name or as an object.
@@ -428,6 +434,8 @@ def solve(
     times, _ = check_times(t)
     if isinstance(t, torch.Tensor) and t.requires_grad and t.device != state.device:
         raise ValueError(f"t: on {t.device}, expected y0's device {state.device}")
+    if options.get("grid_constructor") is not None:
+        options = _grid_options(options, method, func, y0, t, times)
     flat_func = state.flat_func(func)
     y0_flat = state.flatten(y0)
     user_norm = options.get("norm")
@@ -562,6 +570,38 @@ def _differentiable_events(
         for found in states
     ]
     return t_events, y_events, last
+
+
+def _grid_options(
+    options: dict[str, Any], method: Any, func: Any, y0: Any, t: Any, times: list[float]
+) -> dict[str, Any]:
+    """torchdiffeq's ``grid_constructor(func, y0, t)``: its grid's points become times to step onto.
+
+    A fixed-step method without ``step_size`` then steps from grid point to
+    grid point (and onto the output times). As in torchdiffeq, the grid runs
+    from ``t[0]`` to ``t[-1]``, excludes ``step_size``, and an adaptive
+    method ignores it with a warning.
+    """
+    constructor = check_callable(options["grid_constructor"], "options['grid_constructor']")
+    rest = {key: value for key, value in options.items() if key != "grid_constructor"}
+    if options.get("step_size") is not None:
+        raise ValueError("options: step_size and grid_constructor are mutually exclusive; give one of them")
+    tableau = check_method("dopri5" if method is None else method)
+    if tableau.adaptive:
+        warnings.warn(
+            f"options['grid_constructor']: method {tableau.name!r} chooses its own steps; the grid is ignored",
+            UserWarning,
+            stacklevel=4,
+        )
+        return rest
+    grid = check_times(constructor(func, y0, t), "options['grid_constructor'] (its grid)")[0]
+    if grid[0] != times[0] or grid[-1] != times[-1]:
+        raise ValueError(
+            f"options['grid_constructor']: expected a grid from t[0]={times[0]!r} to t[-1]={times[-1]!r}, "
+            f"got one from {grid[0]!r} to {grid[-1]!r}"
+        )
+    rest["step_t"] = [*check_optional_times(rest.get("step_t"), "options['step_t']"), *grid[1:-1]]
+    return rest
 
 
 def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:

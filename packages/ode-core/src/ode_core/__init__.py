@@ -31,11 +31,12 @@ from ._solution import Solution, Stats, Status
 from ._solve import solve
 from ._stepper import STEPPER_ENTRY_POINTS, Stepper, StepperBase, register_stepper
 from ._tableau import ButcherTableau
-from ._tableaux import METHODS, TABLEAUX
+from ._tableaux import ALIASES, METHODS, TABLEAUX
 
 __version__ = "0.2.0"
 
 __all__ = [
+    "ALIASES",
     "METHODS",
     "STEPPER_ENTRY_POINTS",
     "TABLEAUX",

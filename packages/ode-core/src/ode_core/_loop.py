@@ -173,8 +173,9 @@ def integrate(
         limits at ``jump_t``; default ``math.nextafter``.
     y0 : array, shape (n,)
         Initial state, flat, finite.
-    times : list of float, length m >= 2
-        Output times, strictly monotonic.
+    times : list of float, length m >= 1
+        Output times, strictly monotonic. A single time returns the initial
+        state without evaluating ``f`` (nothing to integrate).
     settings : Settings
     f0 : array, shape (n,), optional
         ``f(times[0], y0)`` when the caller has it (counted in ``nfev``).
@@ -214,12 +215,16 @@ def integrate(
     n = y0.shape[0]
     shape = (n,) if shape is None else tuple(shape)
     tableau = settings.method
-    adaptive = settings.step_size is None
+    # A fixed-step method without a step size steps from each landing time
+    # (output times, step_t, jump_t) to the next: torchdiffeq's grid of t.
+    adaptive, gridded = settings.adaptive, settings.gridded
     t0, t_end = times[0], times[-1]
     direction = 1.0 if t_end > t0 else -1.0
     rtol, atol, norm = settings.rtol, settings.atol, settings.norm
     max_step, min_step, max_steps = settings.max_step, settings.min_step, settings.max_steps
     one_sided_time = getattr(f, "one_sided_time", None) or _next_time
+    if len(times) == 1:
+        return _initial_state_only(xp, y0, t0, shape, settings, events, f0 is not None)
 
     if f0 is None:
         f0 = f(t0, y0)
@@ -232,7 +237,7 @@ def integrate(
     # Output times are stepped onto or interpolated as the tableau says
     # (ButcherTableau.steps_onto_outputs holds the rule and why).
     step_times = list(settings.step_t)
-    if adaptive and len(times) > 2 and tableau.steps_onto_outputs:
+    if (gridded or (adaptive and tableau.steps_onto_outputs)) and len(times) > 2:
         step_times += times[1:-1]
     # Times the solver must land on, in order; the last is t_end.
     landings = [t_end]
@@ -286,6 +291,8 @@ def integrate(
                 )
                 nfev += 1
             h = direction * h_abs
+        elif gridded:
+            h = landings[0] - t0  # every step is set afresh below
         else:
             h = direction * settings.step_size  # type: ignore[operator]
 
@@ -304,6 +311,8 @@ def integrate(
                 status = Status.MAX_STEPS_REACHED
                 message = f"max_steps={max_steps} steps attempted; stopped at t={t_current!r} before t={t_end!r}"
                 break
+            if gridded:
+                h = t_land - t_current
             h_abs = abs(h)
             if adaptive:
                 smallest = 10.0 * abs(math.nextafter(t_current, forward_infinity) - t_current)
@@ -377,7 +386,7 @@ def integrate(
                     if n_accepted == 0 and not is_finite(xp, f0):
                         message = _NON_FINITE_F0.format(t0=t0)
                     break
-                h_next = direction * settings.step_size  # type: ignore[operator]
+                h_next = h if gridded else direction * settings.step_size  # type: ignore[operator]
             n_accepted += 1
             last_rejection_non_finite = False
             if on_step is not None:
@@ -512,6 +521,26 @@ def integrate(
 
 
 _NON_FINITE_F0 = "f(t0, y0) is not finite at t={t0!r}"
+
+
+def _initial_state_only(
+    xp: Any, y0: Any, t0: float, shape: tuple[int, ...], settings: Settings, events: Any, had_f0: bool
+) -> Solution:
+    """The solution at a single output time: ``y0``, no step taken (``f`` evaluated only if the caller did)."""
+    n_events = 0 if events is None else (1 if callable(events) else len(events))
+    return Solution(
+        ts=xp.asarray([t0], dtype=xp.float64, device=device_of(y0)),
+        ys=xp.reshape(y0, (1, *shape)),
+        status=Status.SUCCESS,
+        message="a single output time: the initial state, no step taken",
+        stats=Stats(nfev=int(had_f0), n_steps=0, n_accepted=0, n_rejected=0, njev=0, nlu=0),
+        dense=DenseOutput(xp, shape, t0, 1.0) if settings.dense_output else None,
+        t_final=t0,
+        y_final=xp.reshape(y0, shape),
+        t_events=None if events is None else [xp.zeros((0,), dtype=xp.float64, device=device_of(y0))] * n_events,
+        y_events=None if events is None else [xp.zeros((0, *shape), dtype=y0.dtype, device=device_of(y0))] * n_events,
+        step_proposal=math.nan,
+    )
 
 
 def _step_interpolant(xp: Any, t_start: float, h: float, y_start: Any, coefficients: Any) -> Callable[[float], Any]:

@@ -27,7 +27,9 @@ class Settings:
     rtol, atol : float, or array of shape (n,) in the state's namespace
         Relative and absolute tolerances on the flat state.
     step_size : float or None
-        Fixed step size; ``None`` for adaptive steps.
+        Fixed step size; ``None`` for adaptive steps, or, for a method
+        without an error estimate, for steps from each landing time (output
+        times, ``step_t``, ``jump_t``) to the next (torchdiffeq's grid).
     first_step : float or None
         First adaptive step; ``None`` for Hairer's heuristic.
     max_step, min_step : float
@@ -67,5 +69,10 @@ class Settings:
 
     @property
     def adaptive(self) -> bool:
-        """Whether steps are chosen by error control (no ``step_size``)."""
-        return self.step_size is None
+        """Whether steps are chosen by error control (no ``step_size``, a method with an error estimate)."""
+        return self.step_size is None and self.method.adaptive
+
+    @property
+    def gridded(self) -> bool:
+        """Whether the steps go from landing time to landing time (no ``step_size``, no error estimate)."""
+        return self.step_size is None and not self.method.adaptive

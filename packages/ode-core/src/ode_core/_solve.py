@@ -80,7 +80,9 @@ def solve(
     step_size : float, optional
         Fixed step: every method, adaptive ones included, takes steps of this
         size (the last before a landing time is shortened) with no error
-        control. Required for methods without an error estimate.
+        control. A method without an error estimate given none steps from
+        each output time (and ``step_t``, ``jump_t``) to the next, one step
+        per interval, as torchdiffeq does on the grid of ``t``.
     first_step : float, optional
         First adaptive step; by default Hairer's heuristic (one extra
         evaluation of ``f``).

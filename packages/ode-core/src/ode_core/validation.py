@@ -22,7 +22,7 @@ from array_api_compat import array_namespace, device, is_array_api_obj
 
 from ._settings import Settings
 from ._tableau import ButcherTableau
-from ._tableaux import TABLEAUX
+from ._tableaux import ALIASES, TABLEAUX
 
 __all__ = [
     "check_callable",
@@ -62,7 +62,7 @@ def check_callable(value: Any, name: str) -> Callable[..., Any]:
 
 
 def check_method(method: Any, name: str = "method") -> ButcherTableau:
-    """The tableau for a registry name, or a user tableau as is.
+    """The tableau for a registry name (or one of its :data:`ode_core.ALIASES`), or a user tableau as is.
 
     Parameters
     ----------
@@ -79,9 +79,12 @@ def check_method(method: Any, name: str = "method") -> ButcherTableau:
     if not isinstance(method, str):
         raise TypeError(f"{name}: expected a method name or a ButcherTableau, got {type(method).__name__}")
     try:
-        return TABLEAUX[method]
+        return TABLEAUX[ALIASES.get(method, method)]
     except KeyError:
-        raise ValueError(f"{name}: unknown method {method!r}; valid names are {', '.join(TABLEAUX)}") from None
+        aliases = ", ".join(f"{alias} ({own})" for alias, own in ALIASES.items())
+        raise ValueError(
+            f"{name}: unknown method {method!r}; valid names are {', '.join(TABLEAUX)}, and the aliases {aliases}"
+        ) from None
 
 
 def working_dtype(xp: Any, dtype: Any) -> Any:
@@ -186,7 +189,9 @@ def check_times(t: Any, name: str = "t") -> tuple[list[float], float]:
 
     Parameters
     ----------
-    t : 1-D array or sequence of real numbers, at least two, strictly monotonic
+    t : 1-D array or sequence of real numbers, at least one, strictly monotonic
+        A single time asks for the initial state alone (as torchdiffeq
+        allows): the solve takes no step.
     name : str
         The argument's name in error messages.
 
@@ -194,11 +199,12 @@ def check_times(t: Any, name: str = "t") -> tuple[list[float], float]:
     -------
     times : list of float
     direction : float
+        +1 for a single time.
     """
     times = _as_float_list(t, name)
-    if len(times) < 2:
-        raise ValueError(f"{name}: expected at least two output times (start and end), got {len(times)}")
-    direction = 1.0 if times[1] > times[0] else -1.0
+    if not times:
+        raise ValueError(f"{name}: expected at least one output time (the initial time), got none")
+    direction = 1.0 if len(times) == 1 or times[1] > times[0] else -1.0
     if all(map(operator.lt if direction > 0 else operator.gt, times, times[1:])):
         return times, direction
     for i in range(1, len(times)):  # find the first pair out of order, to name it
@@ -506,13 +512,7 @@ def check_settings(
 
     tableau = check_method(method, called("method"))
     rtol, atol = check_tolerances(rtol, atol, xp, y0, (called("rtol"), called("atol")))
-    if step_size is None:
-        if not tableau.adaptive:
-            raise ValueError(
-                f"{called('step_size')}: method {tableau.name!r} has no error estimate; give {called('step_size')}=h "
-                "for fixed steps or choose an adaptive method"
-            )
-    else:
+    if step_size is not None:
         step_size = check_positive(step_size, called("step_size"))
     if first_step is not None:
         first_step = check_positive(first_step, called("first_step"))

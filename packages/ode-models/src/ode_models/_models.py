@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 import ode_adjoint
-import ode_core
 import torch
 from ode_adjoint import BackwardCounter
 from ode_core import Stats
+from ode_core.validation import check_method
 from torch import nn
 
 __all__ = [
@@ -208,11 +208,9 @@ class ODEBlock(nn.Module):
         seminorm: bool = False,
     ) -> None:
         super().__init__()
-        if method not in ode_core.TABLEAUX:
-            raise ValueError(f"method: unknown method {method!r}; valid names are {', '.join(ode_core.METHODS)}")
+        tableau = check_method(method)  # ode-core's names and aliases, its message
         if gradient not in ode_adjoint.GRADIENTS:
             raise ValueError(f"gradient: expected one of {', '.join(ode_adjoint.GRADIENTS)}, got {gradient!r}")
-        tableau = ode_core.TABLEAUX[method]
         for name, value in (("rtol", rtol), ("atol", atol)):
             if not value > 0:
                 raise ValueError(f"{name}: expected a positive number, got {value!r}")
@@ -444,7 +442,7 @@ def build_model(
         features = ResBlock(WIDTH)
     elif name == "rknet":
         method = "rk4" if method is None else method
-        if method in ode_core.TABLEAUX and ode_core.TABLEAUX[method].adaptive:
+        if check_method(method).adaptive:
             raise ValueError(f"method: rknet uses a fixed-step method, got the adaptive {method!r}")
         features = ODEBlock(
             ODEFunc(WIDTH),

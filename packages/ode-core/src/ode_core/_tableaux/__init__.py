@@ -14,6 +14,7 @@ from .dopri87 import DOPRI87
 from .euler import EULER
 from .fehlberg2 import FEHLBERG2
 from .heun import HEUN
+from .heun3 import HEUN3
 from .heun_euler import HEUN_EULER
 from .implicit_midpoint import IMPLICIT_MIDPOINT
 from .kvaerno3 import KVAERNO3
@@ -31,6 +32,7 @@ _ALL: tuple[ButcherTableau, ...] = (
     MIDPOINT,
     HEUN,
     RALSTON,
+    HEUN3,
     RK4,
     RK38,
     HEUN_EULER,
@@ -53,6 +55,18 @@ TABLEAUX: MappingProxyType[str, ButcherTableau] = MappingProxyType({t.name: t fo
 """Read-only mapping from method name to its :class:`ButcherTableau`."""
 
 METHODS: tuple[str, ...] = tuple(TABLEAUX)
-"""Every method name that :func:`ode_core.solve` accepts."""
+"""Every method's own name (:data:`ALIASES` adds other libraries' names for some)."""
 
-__all__ = ["METHODS", "TABLEAUX"]
+ALIASES: MappingProxyType[str, str] = MappingProxyType(
+    {
+        # torchdiffeq's names for the same tableaux (torchdiffeq/_impl/odeint.py's SOLVERS):
+        # its heun2 and adaptive_heun have Heun's coefficients, the latter with Euler embedded;
+        # its implicit_euler is the backward Euler method.
+        "heun2": "heun",
+        "adaptive_heun": "heun_euler",
+        "implicit_euler": "backward_euler",
+    }
+)
+"""Other names :func:`ode_core.solve` accepts, each for one method of :data:`METHODS`."""
+
+__all__ = ["ALIASES", "METHODS", "TABLEAUX"]

@@ -1,0 +1,115 @@
+"""torchdiffeq's grid semantics under every engine: a single output time, fixed steps on the grid
+of ``t`` or of ``grid_constructor``, and torchdiffeq's method names."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import ode_adjoint
+import ode_core
+import pytest
+import torch
+from _adjoint_problems import DTYPE, GRADIENTS, TimeMLP
+
+
+@pytest.mark.parametrize("gradient", GRADIENTS)
+@pytest.mark.parametrize("method", ["dopri5", "rk4", "implicit_euler", "radau5"])
+def test_a_single_time_is_the_initial_state_with_its_gradient(gradient: str, method: str) -> None:
+    func = TimeMLP()
+    y0 = torch.tensor([[0.3, -0.2], [0.1, 0.4]], dtype=DTYPE, requires_grad=True)
+    t = torch.tensor([0.5], dtype=DTYPE, requires_grad=True)
+    solution = ode_adjoint.solve(func, y0, t, method=method, gradient=gradient)
+    assert solution.ys.shape == (1, 2, 2) and torch.equal(solution.ys.detach(), y0.detach()[None])
+    assert solution.stats.n_steps == 0
+    weights = torch.arange(4, dtype=DTYPE).reshape(1, 2, 2)
+    (solution.ys * weights).sum().backward()
+    assert torch.equal(y0.grad, weights[0])  # type: ignore[arg-type]
+    assert t.grad is not None and float(t.grad) == 0.0
+    for parameter in func.parameters():
+        assert parameter.grad is None or not parameter.grad.any()
+
+
+def test_odeint_of_a_single_time_is_y0_stacked() -> None:
+    y0 = (torch.ones(3, dtype=DTYPE), torch.zeros(2, dtype=DTYPE))
+    ys = ode_adjoint.odeint(lambda t, y: (-y[0], y[1]), y0, torch.tensor([1.0], dtype=DTYPE))
+    assert [tuple(y.shape) for y in ys] == [(1, 3), (1, 2)]
+    assert torch.equal(ys[0][0], y0[0]) and torch.equal(ys[1][0], y0[1])
+
+
+def _grid_problem() -> tuple[TimeMLP, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    return TimeMLP(), torch.tensor([0.3, -0.2], dtype=DTYPE), torch.tensor([0.0, 0.2, 0.25, 0.6, 1.0], dtype=DTYPE)
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4", "heun2", "heun3", "trapezoid", "implicit_euler"])
+def test_fixed_steps_without_step_size_are_the_grid_of_t(method: str) -> None:
+    """The forward solution is ode-core's on NumPy, one step per interval of t."""
+    func, y0, t = _grid_problem()
+    solution = ode_adjoint.solve(func, y0, t, method=method)
+    assert solution.stats.n_accepted == len(t) - 1
+
+    def numpy_func(time: float, y: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return func(torch.tensor(time, dtype=DTYPE), torch.from_numpy(y)).numpy()
+
+    reference = ode_core.solve(numpy_func, y0.numpy(), t.numpy(), method=method, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(solution.ys.detach().numpy(), reference.ys, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["rk4", "trapezoid"])
+def test_every_engine_differentiates_the_grid_solve(method: str) -> None:
+    """Backprop and the checkpoint differentiate the discrete solve (to round-off); the adjoint
+    the continuous one, off by the discretisation error of these few steps."""
+    grads = {}
+    for gradient in GRADIENTS:
+        func, y0, t = _grid_problem()
+        y0.requires_grad_(True)
+        ys = ode_adjoint.solve(func, y0, t, method=method, gradient=gradient).ys
+        ys.square().sum().backward()
+        grads[gradient] = torch.cat([y0.grad.reshape(-1), *(p.grad.reshape(-1) for p in func.parameters())])  # type: ignore[union-attr]
+    # An implicit step's Newton iteration stops at its tolerance (rtol here), and backprop
+    # differentiates those iterations where the checkpoint differentiates the converged step.
+    exact = ode_core.TABLEAUX[method].explicit
+    torch.testing.assert_close(
+        grads["checkpoint"], grads["backprop"], rtol=1e-12 if exact else 1e-5, atol=1e-14 if exact else 1e-9
+    )
+    # Relative to the gradient's norm; measured 1.5e-4 (rk4, order 4) and 1.1e-2 (trapezoid, order 2).
+    bound = {"rk4": 1e-3, "trapezoid": 0.05}[method]
+    difference = float(torch.linalg.vector_norm(grads["adjoint"] - grads["backprop"]))
+    assert difference < bound * float(torch.linalg.vector_norm(grads["backprop"]))
+
+
+def test_grid_constructor_gives_the_steps() -> None:
+    func, y0, t = _grid_problem()
+    fine = torch.linspace(0.0, 1.0, 9, dtype=DTYPE)  # multiples of 1/8, exact in binary
+    calls = []
+
+    def grid(f: object, y: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        calls.append((f, y, times))
+        return fine
+
+    by_grid = ode_adjoint.solve(func, y0, t, method="euler", options={"grid_constructor": grid})
+    assert calls == [(func, y0, t)]
+    # The grid's 8 steps, two of them cut by the output times 0.2 and 0.6 (0.25 is on the grid).
+    assert by_grid.stats.n_accepted == 10
+    by_step_t = ode_adjoint.solve(func, y0, t, method="euler", options={"step_t": fine[1:-1]})
+    torch.testing.assert_close(by_grid.ys, by_step_t.ys, rtol=0, atol=0)
+
+
+def test_grid_constructor_is_ignored_with_a_warning_by_an_adaptive_method() -> None:
+    func, y0, t = _grid_problem()
+    with pytest.warns(UserWarning, match=r"options\['grid_constructor'\]: method 'dopri5' chooses its own steps"):
+        with_grid = ode_adjoint.odeint(func, y0, t, options={"grid_constructor": lambda f, y, s: s})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = ode_adjoint.odeint(func, y0, t)
+    torch.testing.assert_close(with_grid, plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("alias", "own"), sorted(ode_core.ALIASES.items()))
+def test_torchdiffeq_names_are_the_same_methods(alias: str, own: str) -> None:
+    func, y0, t = _grid_problem()
+    torch.testing.assert_close(
+        ode_adjoint.odeint(func, y0, t, method=alias), ode_adjoint.odeint(func, y0, t, method=own), rtol=0, atol=0
+    )

@@ -1,0 +1,175 @@
+"""A single output time, fixed steps on the grid of ``t``, and other libraries' method names."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+import ode_core
+import pytest
+from ode_core import ALIASES, METHODS, TABLEAUX, Status
+
+EXPLICIT_FIXED = [name for name in METHODS if not TABLEAUX[name].adaptive and TABLEAUX[name].explicit]
+IMPLICIT_FIXED = [name for name in METHODS if not TABLEAUX[name].adaptive and TABLEAUX[name].implicit]
+
+
+class Counted:
+    """``dy/dt = -y`` that counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return -y
+
+
+# --- a single output time --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["dopri5", "rk4", "euler", "radau5", "kvaerno5", "trapezoid"])
+def test_a_single_time_returns_the_initial_state_and_takes_no_step(method: str) -> None:
+    y0 = np.array([[1.0, -2.0], [3.0, 0.5]])
+    f = Counted()
+    solution = ode_core.solve(f, y0, [0.25], method=method)
+    assert solution.status is Status.SUCCESS and solution.success
+    assert "single output time" in solution.message
+    np.testing.assert_array_equal(solution.ys, y0[None])
+    np.testing.assert_array_equal(solution.ts, [0.25])
+    assert solution.t_final == 0.25
+    np.testing.assert_array_equal(solution.y_final, y0)
+    assert (solution.stats.n_steps, solution.stats.n_accepted, solution.stats.njev) == (0, 0, 0)
+    assert solution.stats.nfev == f.calls == 1  # solve's check of f's output, nothing more
+
+
+def test_a_single_time_through_integrate_evaluates_nothing() -> None:
+    f = Counted()
+    settings = ode_core.validation.check_settings("dopri5", 1e-6, 1e-9, xp=np, y0=np.ones(3))
+    solution = ode_core.integrate(f, np.ones(3), [2.0], settings)
+    assert f.calls == 0 and solution.stats.nfev == 0
+    np.testing.assert_array_equal(solution.ys, np.ones((1, 3)))
+
+
+def test_a_single_time_with_events_and_dense_output() -> None:
+    def crossing(t: float, y: np.ndarray) -> float:
+        return float(y[0]) - 0.5
+
+    solution = ode_core.solve(Counted(), np.ones(2), [1.0], events=[crossing, crossing], dense_output=True)
+    assert solution.status is Status.SUCCESS
+    assert solution.t_events is not None and solution.y_events is not None
+    assert [e.shape for e in solution.t_events] == [(0,), (0,)]
+    assert [e.shape for e in solution.y_events] == [(0, 2), (0, 2)]
+    assert solution.dense is not None
+
+
+def test_a_single_time_on_torch(torch: ModuleType) -> None:
+    y0 = torch.tensor([1.0, 2.0], dtype=torch.float32)
+    solution = ode_core.solve(lambda t, y: -y, y0, [0.0])
+    assert solution.ys.dtype == torch.float32 and torch.equal(solution.ys, y0[None])
+
+
+def test_no_output_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="t: expected at least one output time"):
+        ode_core.solve(Counted(), np.ones(1), [])
+
+
+# --- fixed steps on the grid of t ------------------------------------------------------
+
+
+def test_euler_on_the_grid_of_t_is_the_closed_form() -> None:
+    """y' = -y by Euler with steps h_i = t_{i+1} - t_i: y_n = prod (1 - h_i)."""
+    t = np.array([0.0, 0.1, 0.15, 0.4, 0.45, 1.0])
+    solution = ode_core.solve(Counted(), np.ones(1), t, method="euler")
+    expected = np.concatenate(([1.0], np.cumprod(1.0 - np.diff(t))))
+    np.testing.assert_allclose(solution.ys[:, 0], expected, rtol=1e-15)
+    assert solution.stats.n_steps == solution.stats.n_accepted == len(t) - 1
+    assert solution.stats.n_rejected == 0
+
+
+def test_trapezoid_on_the_grid_of_t_is_the_closed_form() -> None:
+    """The trapezoidal rule on y' = -y: y_{i+1} = y_i (1 - h/2) / (1 + h/2)."""
+    t = np.linspace(0.0, 2.0, 9)
+    solution = ode_core.solve(Counted(), np.ones(1), t, method="trapezoid", rtol=1e-12, atol=1e-14)
+    h = t[1] - t[0]
+    np.testing.assert_allclose(solution.ys[:, 0], ((1 - h / 2) / (1 + h / 2)) ** np.arange(9), rtol=1e-10)
+    assert solution.stats.n_accepted == 8
+
+
+@pytest.mark.parametrize("method", EXPLICIT_FIXED + IMPLICIT_FIXED)
+def test_each_step_is_one_interval_of_the_grid(method: str) -> None:
+    t = [0.0, 0.3, 0.35, 1.0]
+    steps: list[tuple[float, float]] = []
+    ode_core.solve(Counted(), np.ones(2), t, method=method, on_step=lambda s: steps.append((s.t, s.t_next)))
+    assert steps == [(0.0, 0.3), (0.3, 0.35), (0.35, 1.0)]
+
+
+def test_step_t_and_jump_t_add_points_to_the_grid() -> None:
+    steps: list[tuple[float, float]] = []
+    solution = ode_core.solve(
+        Counted(),
+        np.ones(1),
+        [0.0, 1.0],
+        method="rk4",
+        step_t=[0.25, 0.75],
+        jump_t=[0.5],
+        on_step=lambda s: steps.append((s.t, s.t_next)),
+    )
+    assert [end for _, end in steps] == [0.25, 0.5, 0.75, 1.0]
+    np.testing.assert_allclose(solution.ys[-1, 0], np.exp(-1.0), rtol=1e-4)
+
+
+def test_a_reversed_grid() -> None:
+    t = np.array([1.0, 0.5, 0.0])
+    solution = ode_core.solve(Counted(), np.ones(1), t, method="euler")
+    np.testing.assert_allclose(solution.ys[:, 0], [1.0, 1.5, 2.25], rtol=1e-15)  # y_{i+1} = y_i (1 + 0.5)
+
+
+def test_a_step_size_still_means_fixed_steps_of_that_size() -> None:
+    steps: list[float] = []
+    ode_core.solve(
+        Counted(), np.ones(1), [0.0, 0.3], method="euler", step_size=0.1, on_step=lambda s: steps.append(s.h)
+    )
+    np.testing.assert_allclose(steps, [0.1, 0.1, 0.1])
+
+
+def test_the_settings_say_which_mode() -> None:
+    y0 = np.ones(1)
+
+    def settings(method: str, step_size: float | None = None) -> ode_core.Settings:
+        return ode_core.validation.check_settings(method, 1e-6, 1e-9, xp=np, y0=y0, step_size=step_size)
+
+    assert settings("dopri5").adaptive and not settings("dopri5").gridded
+    assert settings("rk4").gridded and not settings("rk4").adaptive
+    assert not settings("rk4", 0.1).gridded and not settings("dopri5", 0.1).adaptive
+
+
+# --- other libraries' names ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("alias", "own"), sorted(ALIASES.items()))
+def test_an_alias_is_its_method(alias: str, own: str) -> None:
+    assert own in METHODS and alias not in METHODS
+    assert ode_core.validation.check_method(alias) is TABLEAUX[own]
+    y0 = np.array([1.0, 0.5])
+    options = {} if TABLEAUX[own].adaptive else {"step_size": 0.05}
+    by_alias = ode_core.solve(Counted(), y0, [0.0, 0.5, 1.0], method=alias, **options)
+    by_name = ode_core.solve(Counted(), y0, [0.0, 0.5, 1.0], method=own, **options)
+    np.testing.assert_array_equal(by_alias.ys, by_name.ys)
+    assert by_alias.stats == by_name.stats
+
+
+def test_an_unknown_name_lists_the_aliases_too() -> None:
+    with pytest.raises(
+        ValueError, match=r"valid names are euler, .*and the aliases .*implicit_euler \(backward_euler\)"
+    ):
+        ode_core.solve(Counted(), np.ones(1), [0.0, 1.0], method="implicit_eulr")
+
+
+def test_heun3_converges_at_third_order() -> None:
+    """Halving the step divides the global error by about 2**3 (y' = -y, y(1) = e^-1)."""
+    errors = []
+    for n in (10, 20, 40):
+        solution = ode_core.solve(Counted(), np.ones(1), np.linspace(0.0, 1.0, n + 1), method="heun3")
+        errors.append(abs(float(solution.ys[-1, 0]) - np.exp(-1.0)))
+    rates = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    np.testing.assert_allclose(rates, 3.0, atol=0.1)

@@ -113,3 +113,104 @@ def test_torchdiffeq_names_are_the_same_methods(alias: str, own: str) -> None:
     torch.testing.assert_close(
         ode_adjoint.odeint(func, y0, t, method=alias), ode_adjoint.odeint(func, y0, t, method=own), rtol=0, atol=0
     )
+
+
+# --- torchdiffeq's event_fn and odeint_event -------------------------------------------
+
+
+class Decay(torch.nn.Module):
+    """``y' = -k y``: from y0 it reaches ``level`` at ``t0 + ln(y0 / level) / k``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.k = torch.nn.Parameter(torch.tensor(1.3, dtype=DTYPE))
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return -self.k * y
+
+
+@pytest.mark.parametrize("gradient", GRADIENTS)
+def test_event_fn_gives_the_event_time_and_state_with_their_gradients(gradient: str) -> None:
+    func = Decay()
+    y0 = torch.tensor([2.0], dtype=DTYPE, requires_grad=True)
+    t = torch.tensor([0.25, 1.0], dtype=DTYPE, requires_grad=True)  # only t[0] (and the direction) count
+    event_t, ys = ode_adjoint.odeint(
+        func, y0, t, event_fn=lambda t, y: y[0] - 0.5, gradient=gradient, rtol=1e-10, atol=1e-12
+    )
+    k = 1.3
+    assert ys.shape == (2, 1) and torch.equal(ys[0].detach(), y0.detach())
+    torch.testing.assert_close(ys[1].detach(), torch.tensor([0.5], dtype=DTYPE), rtol=1e-8, atol=0)
+    torch.testing.assert_close(event_t.detach(), torch.tensor(0.25 + np.log(4.0) / k, dtype=DTYPE), rtol=1e-9, atol=0)
+    event_t.backward()
+    # t_e = t0 + ln(y0 / 0.5) / k: dt_e/dt0 = 1, dt_e/dy0 = 1 / (k y0), dt_e/dk = -ln(y0 / 0.5) / k^2.
+    torch.testing.assert_close(t.grad, torch.tensor([1.0, 0.0], dtype=DTYPE), rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(y0.grad, torch.tensor([1 / (k * 2.0)], dtype=DTYPE), rtol=1e-7, atol=0)
+    torch.testing.assert_close(func.k.grad, torch.tensor(-np.log(4.0) / k**2, dtype=DTYPE), rtol=1e-7, atol=0)
+
+
+def test_odeint_adjoint_takes_event_fn() -> None:
+    event_t, _ = ode_adjoint.odeint_adjoint(
+        Decay(), torch.ones(1, dtype=DTYPE), torch.tensor([0.0, 1.0]), event_fn=lambda t, y: y - 0.5
+    )
+    assert event_t.dtype == torch.float32  # t's dtype, as torchdiffeq returns it
+    torch.testing.assert_close(
+        event_t.detach(), torch.tensor(np.log(2.0) / 1.3, dtype=torch.float32), rtol=1e-6, atol=0
+    )
+
+
+def test_event_fn_of_several_elements_stops_at_the_first_to_reach_zero() -> None:
+    """torchdiffeq's rule: each element, made positive at the start, until the smallest reaches zero."""
+
+    def event_fn(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.stack((y[0] - 0.25, 0.5 - y[0], t - 10.0))  # starts +, -, -: y reaches 0.5 first
+
+    event_t, ys = ode_adjoint.odeint(
+        lambda t, y: -y, torch.ones(1, dtype=DTYPE), torch.tensor([0.0, 1.0]), event_fn=event_fn
+    )
+    torch.testing.assert_close(event_t, torch.tensor(np.log(2.0), dtype=torch.float32), rtol=1e-6, atol=0)
+    torch.testing.assert_close(ys[1], torch.tensor([0.5], dtype=DTYPE), rtol=1e-6, atol=0)
+
+
+def test_odeint_event_forward_and_reversed_and_on_a_tuple_state() -> None:
+    event_t, (position, velocity) = ode_adjoint.odeint_event(
+        lambda t, y: (y[1], -y[0]), (torch.ones(1), torch.zeros(1)), torch.tensor(0.0), event_fn=lambda t, y: y[0]
+    )
+    torch.testing.assert_close(event_t, torch.tensor(np.pi / 2, dtype=torch.float32), rtol=1e-5, atol=0)
+    assert position.shape == velocity.shape == (2, 1)
+    torch.testing.assert_close(velocity[1], torch.tensor([-1.0]), rtol=1e-5, atol=0)
+    # Backwards in time from y(0) = 1/4, y' = -y grows towards 1/2 at t = -ln 2.
+    event_t, _ = ode_adjoint.odeint_event(
+        lambda t, y: -y,
+        torch.tensor([0.25], dtype=DTYPE),
+        torch.tensor(0.0, dtype=DTYPE),
+        event_fn=lambda t, y: y[0] - 0.5,
+        reverse_time=True,
+        odeint_interface=ode_adjoint.odeint_adjoint,
+        adjoint_params=(),
+    )
+    torch.testing.assert_close(event_t.detach(), torch.tensor(-np.log(2.0), dtype=DTYPE), rtol=1e-6, atol=0)
+
+
+def test_event_fn_with_fixed_steps_needs_a_step_size_and_no_event_is_an_error() -> None:
+    half = lambda t, y: y - 0.5  # noqa: E731
+    event_t, _ = ode_adjoint.odeint(
+        lambda t, y: -y,
+        torch.ones(1),
+        torch.tensor([0.0, 1.0]),
+        event_fn=half,
+        method="rk4",
+        options={"step_size": 0.01},
+    )
+    torch.testing.assert_close(event_t, torch.tensor(np.log(2.0), dtype=torch.float32), rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match="without a step size steps on the grid"):
+        ode_adjoint.odeint(lambda t, y: -y, torch.ones(1), torch.tensor([0.0, 1.0]), event_fn=half, method="rk4")
+    with pytest.raises(ode_adjoint.SolverError, match="max_steps"):
+        ode_adjoint.odeint(
+            lambda t, y: -y,
+            torch.ones(1),
+            torch.tensor([0.0, 1.0]),
+            event_fn=lambda t, y: y + 1.0,
+            options={"max_num_steps": 100},
+        )
+    with pytest.raises(ValueError, match="event_fn: give torchdiffeq's event_fn or our events"):
+        ode_adjoint.odeint(lambda t, y: -y, torch.ones(1), torch.tensor([0.0, 1.0]), event_fn=half, events=half)

@@ -173,3 +173,43 @@ def test_heun3_converges_at_third_order() -> None:
         errors.append(abs(float(solution.ys[-1, 0]) - np.exp(-1.0)))
     rates = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
     np.testing.assert_allclose(rates, 3.0, atol=0.1)
+
+
+# --- an infinite end time --------------------------------------------------------------
+
+
+def _half(t: float, y: np.ndarray) -> float:
+    return float(y[0]) - 0.5
+
+
+_half.terminal = True  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("end", "rate"), [(np.inf, 1.0), (-np.inf, -1.0)])
+def test_an_infinite_end_runs_until_the_terminal_event(end: float, rate: float) -> None:
+    """y' = -rate y from y(0) = 1 reaches 1/2 at t = ln 2 / rate (forward, or backward in time)."""
+    solution = ode_core.solve(lambda t, y: -rate * y, np.ones(1), [0.0, end], events=_half, rtol=1e-10, atol=1e-12)
+    assert solution.status is Status.EVENT
+    assert solution.t_events is not None
+    np.testing.assert_allclose(solution.t_events[0], [np.log(2.0) / rate], rtol=1e-8)
+    np.testing.assert_allclose(solution.y_final, [0.5], rtol=1e-8)
+    np.testing.assert_array_equal(solution.ts, [0.0])  # the infinite output time is never reached
+
+
+def test_an_infinite_end_with_fixed_steps_needs_a_step_size() -> None:
+    solution = ode_core.solve(lambda t, y: -y, np.ones(1), [0.0, np.inf], events=_half, method="rk4", step_size=0.01)
+    assert solution.status is Status.EVENT and solution.t_events is not None
+    np.testing.assert_allclose(solution.t_events[0], [np.log(2.0)], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"t: ends at inf, and method 'rk4' without a step size steps on the grid"):
+        ode_core.solve(lambda t, y: -y, np.ones(1), [0.0, np.inf], events=_half, method="rk4")
+
+
+def test_an_infinite_end_without_an_event_stops_at_max_steps() -> None:
+    solution = ode_core.solve(lambda t, y: -y, np.ones(1), [0.0, np.inf], max_steps=50)
+    assert solution.status is Status.MAX_STEPS_REACHED and "max_steps=50" in solution.message
+
+
+@pytest.mark.parametrize("t", [[0.0, np.inf, 3.0], [np.inf, 1.0], [0.0, np.nan]])
+def test_only_the_last_time_may_be_infinite(t: list[float]) -> None:
+    with pytest.raises(ValueError, match="t: contains inf or nan"):
+        ode_core.solve(lambda t, y: -y, np.ones(1), t)

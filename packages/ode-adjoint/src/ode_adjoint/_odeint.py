@@ -20,6 +20,7 @@ from ode_core.validation import (
     check_optional_times,
     check_positive,
     check_settings,
+    check_span,
     check_times,
 )
 
@@ -37,7 +38,7 @@ from ._engines import (
 from ._solution import Solution, SolverError
 from ._state import FlatFunction, FlatState
 
-__all__ = ["GRADIENTS", "odeint", "odeint_adjoint", "solve"]
+__all__ = ["GRADIENTS", "odeint", "odeint_adjoint", "odeint_event", "solve"]
 
 GRADIENTS = ("backprop", "adjoint", "checkpoint")
 """The gradient engines ``gradient=`` accepts by name (or pass an engine object)."""
@@ -466,6 +467,7 @@ def solve(
         dense_output=dense_output,
         progress=progress,
     )
+    check_span(times, settings)
     parameters, probed = _parameters(func, adjoint_params, engine, flat_func, times[0], y0_flat)
     flat_events, differentiable_events = (None, None) if events is None else _event_functions(events, state, flat_func)
 
@@ -604,6 +606,93 @@ def _grid_options(
     return rest
 
 
+def _until_event(func: Callable[..., Any], y0: Any, t: Any, event_fn: Any, kwargs: dict[str, Any]) -> Any:
+    """torchdiffeq's ``event_fn``: solve from ``t[0]`` until ``event_fn(t, y)`` reaches zero.
+
+    As torchdiffeq does, the elements of ``event_fn``'s value are made
+    positive at the start (multiplied by their initial signs) and the solve
+    stops where the smallest reaches zero; only ``t[0]`` (and ``t[1]``, for
+    the direction) is used. The event time and state are differentiable
+    with every engine (ode-adjoint's events).
+    """
+    check_callable(event_fn, "event_fn")
+    if kwargs.get("events") is not None:
+        raise ValueError("event_fn: give torchdiffeq's event_fn or our events, not both")
+    times, direction = check_times(t)
+    if not isinstance(t, torch.Tensor):
+        t = torch.tensor(times, dtype=torch.float64)
+    t = t.reshape(-1)
+    state = FlatState(y0)
+    with torch.no_grad():
+        signs = torch.sign(torch.as_tensor(event_fn(t[0].to(state.dtype), y0)))
+
+    def event(time: torch.Tensor, y: Any) -> torch.Tensor:
+        return torch.min(event_fn(time, y) * signs)
+
+    event.terminal = True  # type: ignore[attr-defined]
+    span = torch.cat((t[:1], t.new_tensor([direction * math.inf]).detach()))
+    solution = solve(func, y0, span, events=event, **kwargs)
+    if solution.status is not Status.EVENT or not solution.t_events:  # on_failure="return" and no event
+        raise SolverError(solution.status, f"event_fn: the solve ended without the event: {solution.message}")
+    event_t = solution.t_events[0][0].to(t.dtype)
+    if isinstance(y0, tuple):
+        return event_t, tuple(torch.stack((first, last)) for first, last in zip(y0, solution.y_final))
+    return event_t, torch.stack((y0, solution.y_final))
+
+
+def odeint_event(
+    func: Callable[..., Any],
+    y0: Any,
+    t0: Any,
+    *,
+    event_fn: Callable[..., Any],
+    reverse_time: bool = False,
+    odeint_interface: Callable[..., Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """torchdiffeq's ``odeint_event``: solve from ``t0`` until ``event_fn(t, y)`` reaches zero.
+
+    Parameters
+    ----------
+    func : callable or nn.Module
+        ``func(t, y)``, as in :func:`solve`.
+    y0 : Tensor or tuple of Tensor
+        Initial state.
+    t0 : Tensor or float
+        Initial time (0-d or one element); may require grad.
+    event_fn : callable
+        ``event_fn(t, y) -> Tensor``; the solve stops where an element of
+        it, starting away from zero, first reaches zero.
+    reverse_time : bool
+        Integrate towards decreasing time.
+    odeint_interface : callable, optional
+        :func:`odeint` (the default) or :func:`odeint_adjoint`.
+    **kwargs
+        ``rtol``, ``atol``, ``method``, ``options`` and the rest, as
+        :func:`odeint` takes them.
+
+    Returns
+    -------
+    event_t : 0-d Tensor
+        The event time, differentiable with respect to ``y0``, ``t0`` and
+        the parameters of ``func``.
+    solution : Tensor of shape (2, *y0.shape), or a tuple of them
+        The initial state and the state at the event.
+
+    Examples
+    --------
+    >>> import torch, ode_adjoint
+    >>> t, ys = ode_adjoint.odeint_event(lambda t, y: -y, torch.ones(1), torch.tensor(0.0),
+    ...                                  event_fn=lambda t, y: y[0] - 0.5)
+    >>> round(float(t), 4), ys.shape  # ln 2
+    (0.6931, torch.Size([2, 1]))
+    """
+    start = torch.as_tensor(t0).reshape(-1)[:1]
+    t = torch.cat((start, start.detach() + (-1.0 if reverse_time else 1.0)))
+    interface = odeint if odeint_interface is None else odeint_interface
+    return interface(func, y0, t, event_fn=event_fn, **kwargs)
+
+
 def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
     """torchdiffeq's ``odeint``: the solution at ``t``, stacked along time first.
 
@@ -635,6 +724,9 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
     >>> y.shape
     torch.Size([2, 2])
     """
+    event_fn = kwargs.pop("event_fn", None)
+    if event_fn is not None:
+        return _until_event(func, y0, t, event_fn, kwargs)
     return solve(func, y0, t, **kwargs).ys
 
 
@@ -675,4 +767,4 @@ def odeint_adjoint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> 
     gradient = kwargs.setdefault("gradient", "adjoint")
     if gradient != "adjoint" and not isinstance(gradient, Adjoint):
         raise ValueError(f"gradient: odeint_adjoint uses the adjoint engine, got {gradient!r}")
-    return solve(func, y0, t, **kwargs).ys
+    return odeint(func, y0, t, **kwargs)

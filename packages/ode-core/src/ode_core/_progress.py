@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -30,7 +31,11 @@ class ProgressMeter:
             warnings.warn("progress: needs tqdm (pip install tqdm); solving without a meter", UserWarning, stacklevel=4)
             return
         # The total is the span of time, not a count of steps, which nobody knows in advance.
-        self._bar = tqdm(total=abs(t_end - t0), bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+        if math.isinf(t_end):  # until an event: no total to fill
+            self._bar = tqdm(total=None, bar_format="{desc} {elapsed}")
+        else:
+            bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"
+            self._bar = tqdm(total=abs(t_end - t0), bar_format=bar_format)
         self._bar.set_description_str(f"t={t0:.6g}", refresh=False)
 
     def update(self, t: float) -> None:

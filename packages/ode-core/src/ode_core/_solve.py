@@ -15,6 +15,7 @@ from .validation import (
     check_callable,
     check_f_output,
     check_settings,
+    check_span,
     check_state,
     check_times,
     flat_jacobian,
@@ -196,6 +197,7 @@ def solve(
         progress=progress,
         state_dtype=state_dtype if dtype != state_dtype else None,
     )
+    check_span(times, settings)
     first_value = f(times[0], y0)
     check_f_output(first_value, y0, xp)
     if len(shape) == 1 and dtype == state_dtype:

@@ -34,6 +34,7 @@ __all__ = [
     "check_optional_times",
     "check_positive",
     "check_settings",
+    "check_span",
     "check_state",
     "check_times",
     "check_tolerances",
@@ -168,7 +169,7 @@ def check_state(y0: Any, name: str = "y0") -> tuple[Any, Any]:
     return xp, y0
 
 
-def _as_float_list(values: Any, name: str) -> list[float]:
+def _as_float_list(values: Any, name: str, *, infinite_end: bool = False) -> list[float]:
     if hasattr(values, "tolist") and hasattr(values, "shape"):
         if len(values.shape) != 1:
             raise ValueError(f"{name}: expected a 1-D sequence of times, got shape {tuple(values.shape)}")
@@ -179,8 +180,10 @@ def _as_float_list(values: Any, name: str) -> list[float]:
         times = [float(v) for v in values]
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name}: expected a 1-D sequence of real numbers, got {type(values).__name__}") from exc
-    if not all(map(math.isfinite, times)):
-        raise ValueError(f"{name}: contains inf or nan")
+    finite = times[:-1] if infinite_end and len(times) > 1 and math.isinf(times[-1]) else times
+    if not all(map(math.isfinite, finite)):
+        where = " (only the last time may be infinite)" if infinite_end else ""
+        raise ValueError(f"{name}: contains inf or nan{where}")
     return times
 
 
@@ -191,7 +194,9 @@ def check_times(t: Any, name: str = "t") -> tuple[list[float], float]:
     ----------
     t : 1-D array or sequence of real numbers, at least one, strictly monotonic
         A single time asks for the initial state alone (as torchdiffeq
-        allows): the solve takes no step.
+        allows): the solve takes no step. The last of several may be
+        ``inf`` or ``-inf``: the solve runs until a terminal event (or
+        ``max_steps``).
     name : str
         The argument's name in error messages.
 
@@ -201,7 +206,7 @@ def check_times(t: Any, name: str = "t") -> tuple[list[float], float]:
     direction : float
         +1 for a single time.
     """
-    times = _as_float_list(t, name)
+    times = _as_float_list(t, name, infinite_end=True)
     if not times:
         raise ValueError(f"{name}: expected at least one output time (the initial time), got none")
     direction = 1.0 if len(times) == 1 or times[1] > times[0] else -1.0
@@ -215,6 +220,24 @@ def check_times(t: Any, name: str = "t") -> tuple[list[float], float]:
                 f"and t[{i}]={times[i]!r} are {kind}"
             )
     return times, direction
+
+
+def check_span(times: list[float], settings: Settings, name: str = "t") -> None:
+    """Refuse an infinite end time where the steps come from the grid of ``t`` (a fixed-step method, no step size).
+
+    Parameters
+    ----------
+    times : list of float
+        From :func:`check_times`.
+    settings : Settings
+    name : str
+        The argument's name in error messages.
+    """
+    if settings.gridded and math.isinf(times[-1]):
+        raise ValueError(
+            f"{name}: ends at {times[-1]}, and method {settings.method.name!r} without a step size steps on the grid "
+            "of t; give a step size (or an adaptive method) to run until an event"
+        )
 
 
 def check_optional_times(values: Any, name: str) -> list[float]:

@@ -214,3 +214,66 @@ def test_event_fn_with_fixed_steps_needs_a_step_size_and_no_event_is_an_error() 
         )
     with pytest.raises(ValueError, match="event_fn: give torchdiffeq's event_fn or our events"):
         ode_adjoint.odeint(lambda t, y: -y, torch.ones(1), torch.tensor([0.0, 1.0]), event_fn=half, events=half)
+
+
+# --- torchdiffeq's step callbacks on func ----------------------------------------------
+
+
+class Watched(torch.nn.Module):
+    """TimeMLP with torchdiffeq's callbacks, counting their calls and keeping their arguments."""
+
+    def __init__(self, adaptive: bool) -> None:
+        super().__init__()
+        self.inner = TimeMLP()
+        self.calls: dict[str, list[tuple[torch.Tensor, object, torch.Tensor]]] = {}
+        names = ["callback_step", "callback_step_adjoint"]
+        if adaptive:
+            names += ["callback_accept_step", "callback_reject_step"]
+            names += ["callback_accept_step_adjoint", "callback_reject_step_adjoint"]
+        for name in names:
+            self.calls[name] = []
+            setattr(self, name, lambda t, y, dt, name=name: self.calls[name].append((t, y, dt)))
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.inner(t, y)
+
+
+@pytest.mark.parametrize("method", ["rk4", "dopri5"])
+def test_callbacks_on_func_are_called_forward_and_in_the_adjoint(method: str) -> None:
+    func = Watched(adaptive=method == "dopri5")
+    y0 = torch.tensor([0.3, -0.2], dtype=DTYPE)
+    options = {"step_size": 0.1} if method == "rk4" else {}
+    solution = ode_adjoint.solve(
+        func, y0, torch.tensor([0.0, 1.0], dtype=DTYPE), method=method, options=options, gradient="adjoint"
+    )
+    forward = func.calls["callback_step"]
+    assert len(forward) == solution.stats.n_steps
+    if method == "rk4":
+        assert len(forward) == 10
+    else:
+        assert len(func.calls["callback_accept_step"]) == solution.stats.n_accepted
+        assert len(func.calls["callback_reject_step"]) == solution.stats.n_rejected
+    t, y, dt = forward[0]
+    assert float(t) == 0.0 and t.dtype == DTYPE and torch.equal(y, y0) and float(dt) > 0
+    assert not func.calls["callback_step_adjoint"]
+    solution.ys[-1].sum().backward()
+    backward = func.calls["callback_step_adjoint"]
+    assert solution.backward_stats is not None and len(backward) == solution.backward_stats.n_steps > 0
+    t, augmented, dt = backward[0]
+    assert float(t) == 1.0 and float(dt) < 0 and augmented.shape == (2 + 2 + sum(p.numel() for p in func.parameters()),)
+
+
+def test_accept_and_reject_callbacks_of_fixed_steps_warn() -> None:
+    func = Watched(adaptive=True)
+    with pytest.warns(
+        UserWarning,
+        match=r"method 'rk4' takes fixed steps.*func.callback_accept_step and func.callback_reject_step will not",
+    ):
+        ode_adjoint.odeint(
+            func,
+            torch.ones(2, dtype=DTYPE),
+            torch.tensor([0.0, 1.0], dtype=DTYPE),
+            method="rk4",
+            options={"step_size": 0.5},
+        )
+    assert len(func.calls["callback_step"]) == 2 and not func.calls["callback_accept_step"]

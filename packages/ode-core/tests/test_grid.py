@@ -213,3 +213,44 @@ def test_an_infinite_end_without_an_event_stops_at_max_steps() -> None:
 def test_only_the_last_time_may_be_infinite(t: list[float]) -> None:
     with pytest.raises(ValueError, match="t: contains inf or nan"):
         ode_core.solve(lambda t, y: -y, np.ones(1), t)
+
+
+# --- the step observer -----------------------------------------------------------------
+
+
+class Recorder:
+    """A StepObserver that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float, float]] = []
+
+    def attempt(self, t: float, y: np.ndarray, h: float) -> None:
+        self.calls.append(("attempt", t, h))
+
+    def accept(self, t: float, y: np.ndarray, h: float) -> None:
+        self.calls.append(("accept", t, h))
+
+    def reject(self, t: float, y: np.ndarray, h: float) -> None:
+        self.calls.append(("reject", t, h))
+
+
+def test_the_observer_hears_every_attempt_acceptance_and_rejection() -> None:
+    """A stiff decay with a large first step: dopri5 rejects steps, and each attempt ends in one verdict."""
+    settings = ode_core.validation.check_settings("dopri5", 1e-6, 1e-9, xp=np, y0=np.ones(1), first_step=0.5)
+    recorder = Recorder()
+    solution = ode_core.integrate(lambda t, y: -50.0 * y, np.ones(1), [0.0, 1.0], settings, observer=recorder)
+    kinds = [kind for kind, _, _ in recorder.calls]
+    assert kinds.count("attempt") == solution.stats.n_steps
+    assert kinds.count("accept") == solution.stats.n_accepted
+    assert kinds.count("reject") == solution.stats.n_rejected > 0
+    for (kind, t, h), (verdict, t_verdict, h_verdict) in zip(recorder.calls[::2], recorder.calls[1::2]):
+        assert kind == "attempt" and verdict in ("accept", "reject") and (t, h) == (t_verdict, h_verdict)
+    assert recorder.calls[0] == ("attempt", 0.0, 0.5) and recorder.calls[1][0] == "reject"
+
+
+def test_the_observer_of_fixed_steps() -> None:
+    settings = ode_core.validation.check_settings("rk4", 1e-6, 1e-9, xp=np, y0=np.ones(1), step_size=0.1)
+    recorder = Recorder()
+    ode_core.integrate(lambda t, y: -y, np.ones(1), [0.0, 1.0], settings, observer=recorder)
+    assert [kind for kind, _, _ in recorder.calls] == ["attempt", "accept"] * 10
+    np.testing.assert_allclose([t for kind, t, _ in recorder.calls if kind == "accept"], np.arange(10) / 10)

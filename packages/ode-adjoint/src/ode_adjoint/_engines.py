@@ -115,6 +115,9 @@ class Problem:
         The same on tensors (``t`` a 0-d tensor), differentiable.
     backward_settings : ode_core.Settings, optional
         The adjoint's backward solve's.
+    observer, backward_observer : ode_core.StepObserver, optional
+        Told of the forward solve's steps, and of the adjoint's backward
+        solve's (torchdiffeq's ``callback_*`` and ``callback_*_adjoint``).
     backward : BackwardCounter
     """
 
@@ -126,6 +129,8 @@ class Problem:
     events: list[Callable[..., Any]] | None = None
     event_gradients: list[Callable[..., Any]] | None = None
     backward_settings: Settings | None = None
+    observer: ode_core.StepObserver | None = None
+    backward_observer: ode_core.StepObserver | None = None
     backward: BackwardCounter = field(default_factory=BackwardCounter)
 
     @property
@@ -146,7 +151,9 @@ class Problem:
         ode_core.Solution
             Flat: ``ys`` of shape (m, n).
         """
-        return ode_core.integrate(self.func, y0, self.times, self.settings, events=self.events, on_step=on_step)
+        return ode_core.integrate(
+            self.func, y0, self.times, self.settings, events=self.events, on_step=on_step, observer=self.observer
+        )
 
 
 @dataclass
@@ -452,7 +459,13 @@ class _AdjointRun(_Run):
                     continued = None
                 with torch.no_grad():
                     result = ode_core.integrate(
-                        augmented, start, [t_last, t0], settings, first_step=continued, impulses=impulses
+                        augmented,
+                        start,
+                        [t_last, t0],
+                        settings,
+                        first_step=continued,
+                        impulses=impulses,
+                        observer=problem.backward_observer,
                     )
                 problem.backward.add(result.stats)
                 if result.status is not Status.SUCCESS:

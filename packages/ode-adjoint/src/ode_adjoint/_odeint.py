@@ -492,8 +492,10 @@ def solve(
         events=flat_events,
         event_gradients=differentiable_events,
     )
+    problem.observer = _callbacks(func, "", settings, state.unflatten, y0_flat)
     if isinstance(engine, Adjoint):
         problem.backward_settings = _backward_settings(engine, method, rtol, atol, options, flat_func, y0_flat)
+        problem.backward_observer = _callbacks(func, "_adjoint", problem.backward_settings, None, y0_flat)
     result = engine.differentiate(problem)
     solution = result.solution
     ys_flat = result.ys
@@ -572,6 +574,63 @@ def _differentiable_events(
         for found in states
     ]
     return t_events, y_events, last
+
+
+_CALLBACKS = ("callback_step", "callback_accept_step", "callback_reject_step")
+
+
+class _Callbacks:
+    """torchdiffeq's step callbacks on ``func``, as an ode-core :class:`~ode_core.StepObserver`.
+
+    Each gets ``(t0, y0, dt)``: tensors of the state's dtype, ``y0`` in the
+    user's structure for the forward solve and the flat augmented state
+    ``(z, a_z, a_theta)`` for the adjoint's backward one.
+    """
+
+    def __init__(self, callbacks: list[Any], unflatten: Callable[[torch.Tensor], Any] | None, like: torch.Tensor):
+        self._step, self._accept, self._reject = callbacks
+        self._unflatten = unflatten
+        self._like = like
+
+    def _call(self, callback: Any, t: float, y: torch.Tensor, h: float) -> None:
+        if callback is not None:
+            time, size = (self._like.new_tensor(value) for value in (t, h))
+            callback(time, y if self._unflatten is None else self._unflatten(y), size)
+
+    def attempt(self, t: float, y: torch.Tensor, h: float) -> None:
+        self._call(self._step, t, y, h)
+
+    def accept(self, t: float, y: torch.Tensor, h: float) -> None:
+        self._call(self._accept, t, y, h)
+
+    def reject(self, t: float, y: torch.Tensor, h: float) -> None:
+        self._call(self._reject, t, y, h)
+
+
+def _callbacks(
+    func: Any, suffix: str, settings: Settings, unflatten: Callable[[torch.Tensor], Any] | None, like: torch.Tensor
+) -> _Callbacks | None:
+    """``func``'s ``callback_step``, ``callback_accept_step``, ``callback_reject_step`` (with ``suffix``), if any.
+
+    Fixed steps are never accepted or rejected: as torchdiffeq does, their
+    callbacks for that warn and are not called.
+    """
+    found = [getattr(func, name + suffix, None) for name in _CALLBACKS]
+    if not any(found):
+        return None
+    for name, callback in zip(_CALLBACKS, found):
+        if callback is not None and not callable(callback):
+            raise TypeError(f"func.{name}{suffix}: expected a callable, got {type(callback).__name__}")
+    if not settings.adaptive and (found[1] is not None or found[2] is not None):
+        unused = [name + suffix for name, callback in zip(_CALLBACKS[1:], found[1:]) if callback is not None]
+        warnings.warn(
+            f"method {settings.method.name!r} takes fixed steps, which are never accepted or rejected: "
+            f"func.{' and func.'.join(unused)} will not be called",
+            UserWarning,
+            stacklevel=4,
+        )
+        found[1] = found[2] = None
+    return _Callbacks(found, unflatten, like)
 
 
 def _grid_options(

@@ -24,7 +24,7 @@ from ._controllers import (
 )
 from ._dense import DenseOutput
 from ._initial_step import select_initial_step
-from ._loop import AcceptedStep, integrate, make_stepper
+from ._loop import AcceptedStep, StepObserver, integrate, make_stepper
 from ._norms import max_norm, rms_norm
 from ._settings import Settings
 from ._solution import Solution, Stats, Status
@@ -53,6 +53,7 @@ __all__ = [
     "Solution",
     "Stats",
     "Status",
+    "StepObserver",
     "Stepper",
     "StepperBase",
     "integrate",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from array_api_compat import array_namespace, is_numpy_namespace
 from array_api_compat import device as device_of
@@ -37,7 +37,7 @@ from ._solution import Solution, Stats, Status
 from ._stepper import Stepper, StepperBase, provided_stepper
 from .validation import is_finite
 
-__all__ = ["AcceptedStep", "integrate", "make_stepper"]
+__all__ = ["AcceptedStep", "StepObserver", "integrate", "make_stepper"]
 
 RightHandSide = Callable[[float, Any], Any]
 
@@ -48,6 +48,60 @@ _LANDING_SLACK = 1e-10
 
 # scipy's and torchdiffeq's integral controller; frozen, so one serves every solve.
 _DEFAULT_CONTROLLER = IController()
+
+
+class StepObserver(Protocol):
+    """What :func:`integrate` tells of every step it tries, for the caller's own bookkeeping.
+
+    torchdiffeq's ``callback_step``, ``callback_accept_step`` and
+    ``callback_reject_step`` on ode-adjoint's side. The loop's decisions
+    never depend on the observer; it holds no state the loop reads.
+
+    Attributes
+    ----------
+    attempt, accept, reject : callable
+        ``(t, y, h) -> None``: before each step is tried, after it is
+        accepted, after it is rejected (its error, or its stage equations).
+    """
+
+    def attempt(self, t: float, y: Any, h: float) -> None:
+        """Before each step is tried.
+
+        Parameters
+        ----------
+        t : float
+            Where the step starts.
+        y : array, shape (n,)
+            The flat state there.
+        h : float
+            The step's signed size.
+        """
+
+    def accept(self, t: float, y: Any, h: float) -> None:
+        """After a step is accepted, before the next is tried.
+
+        Parameters
+        ----------
+        t : float
+            Where the step started.
+        y : array, shape (n,)
+            The flat state there.
+        h : float
+            The step's signed size.
+        """
+
+    def reject(self, t: float, y: Any, h: float) -> None:
+        """After a step is rejected, before it is retried with a smaller size.
+
+        Parameters
+        ----------
+        t : float
+            Where the step started.
+        y : array, shape (n,)
+            The flat state there.
+        h : float
+            The rejected size.
+        """
 
 
 class AcceptedStep(NamedTuple):
@@ -153,6 +207,7 @@ def integrate(
     shape: tuple[int, ...] | None = None,
     events: Any = None,
     on_step: Callable[[AcceptedStep], None] | None = None,
+    observer: StepObserver | None = None,
     first_step: float | None = None,
     stepper: Stepper | None = None,
     impulses: Mapping[float, Callable[[Any], Any]] | None = None,
@@ -189,6 +244,8 @@ def integrate(
         ``on_step(step)`` after every accepted step, with an
         :class:`AcceptedStep` (ode-adjoint's checkpointing engine records
         the steps to replay).
+    observer : StepObserver, optional
+        Told of every step tried, accepted and rejected.
     first_step : float, optional
         For this solve instead of ``settings.first_step``: a solve that
         continues another starts from its ``step_proposal`` (ode-adjoint's
@@ -341,6 +398,8 @@ def integrate(
             t_new = t_land if landed else t_current + h
             # Landing on a jump of f: the step must see f's left-hand limit.
             t_end_eval = one_sided_time(t_new, -direction) if landed and t_new in jumps else None
+            if observer is not None:
+                observer.attempt(t_current, y, h)
             y_new, stages, evaluations = step(f, t_current, y, f_current, h, t_end_eval)
             nfev += evaluations
             n_steps += 1
@@ -358,6 +417,8 @@ def integrate(
                     )
                     break
                 n_rejected += 1
+                if observer is not None:
+                    observer.reject(t_current, y, h)
                 last_rejection_non_finite = False
                 h = 0.5 * h
                 # As after any rejection, the next accepted step may not grow.
@@ -368,6 +429,8 @@ def integrate(
                 accepted, h_next, control_state = adapt(h, ratio, control_state)
                 if not accepted:
                     n_rejected += 1
+                    if observer is not None:
+                        observer.reject(t_current, y, h)
                     last_rejection_non_finite = not math.isfinite(ratio)
                     if last_rejection_non_finite and f0_unchecked and n_accepted == 0:
                         f0_unchecked = False
@@ -389,6 +452,8 @@ def integrate(
                 h_next = h if gridded else direction * settings.step_size  # type: ignore[operator]
             n_accepted += 1
             last_rejection_non_finite = False
+            if observer is not None:
+                observer.accept(t_current, y, h)
             if on_step is not None:
                 on_step(AcceptedStep(t_current, t_new, h, y, t_start_eval, t_end_eval))
 

@@ -23,15 +23,19 @@ from ode_core._tableaux.implicit_midpoint import IMPLICIT_MIDPOINT
 from ode_core._tableaux.kvaerno3 import KVAERNO3
 from ode_core._tableaux.kvaerno5 import KVAERNO5
 from ode_core._tableaux.radau5 import RADAU5
+from ode_core._tableaux.sdirk2 import SDIRK2
 from ode_core._tableaux.trapezoid import TRAPEZOID
+from ode_core._tableaux.trbdf2 import TRBDF2
 
 DECIMAL_TOLERANCE = 1e-12
 """Allowed order-condition residual for tableaux of published decimals (as in test_order_conditions)."""
 
-IMPLICIT = {t.name: t for t in (BACKWARD_EULER, TRAPEZOID, IMPLICIT_MIDPOINT, KVAERNO3, KVAERNO5, RADAU5)}
-L_STABLE = ("backward_euler", "kvaerno3", "kvaerno5", "radau5")
+IMPLICIT = {
+    t.name: t for t in (BACKWARD_EULER, TRAPEZOID, IMPLICIT_MIDPOINT, SDIRK2, TRBDF2, KVAERNO3, KVAERNO5, RADAU5)
+}
+L_STABLE = ("backward_euler", "sdirk2", "trbdf2", "kvaerno3", "kvaerno5", "radau5")
 NOT_L_STABLE = ("trapezoid", "implicit_midpoint")
-ESDIRK = ("trapezoid", "kvaerno3", "kvaerno5")
+ESDIRK = ("trapezoid", "trbdf2", "kvaerno3", "kvaerno5")
 
 FAR_LEFT = Fraction(-(10**20))
 """Where ``R(-inf)`` is read off; the ``O(1/z)`` remainder is far below every tolerance used."""
@@ -39,7 +43,15 @@ FAR_LEFT = Fraction(-(10**20))
 # kvaerno3's gamma is a cubic's root published to 10 digits (off by ~8e-12), so
 # its R(-inf) is ~6e-11, not 0; kvaerno5's 17-digit coefficients give ~1e-16.
 # radau5's 40-digit coefficients give ~1e-38.
-L_STABLE_TOLERANCE = {"backward_euler": 0.0, "kvaerno3": 1e-9, "kvaerno5": 1e-13, "radau5": 1e-30}
+# sdirk2, trbdf2 and radau5 carry 40-digit decimals of irrational coefficients.
+L_STABLE_TOLERANCE = {
+    "backward_euler": 0.0,
+    "sdirk2": 1e-30,
+    "trbdf2": 1e-30,
+    "kvaerno3": 1e-9,
+    "kvaerno5": 1e-13,
+    "radau5": 1e-30,
+}
 
 
 def _tolerance(tableau: ButcherTableau) -> float:
@@ -175,6 +187,8 @@ def test_expected_orders() -> None:
         "backward_euler": 1,
         "trapezoid": 2,
         "implicit_midpoint": 2,
+        "sdirk2": 2,
+        "trbdf2": 2,
         "kvaerno3": 3,
         "kvaerno5": 5,
         "radau5": 5,

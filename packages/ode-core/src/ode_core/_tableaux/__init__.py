@@ -24,7 +24,9 @@ from .radau5 import RADAU5
 from .ralston import RALSTON
 from .rk4 import RK4
 from .rk38 import RK38
+from .sdirk2 import SDIRK2
 from .trapezoid import TRAPEZOID
+from .trbdf2 import TRBDF2
 from .tsit5 import TSIT5
 
 _ALL: tuple[ButcherTableau, ...] = (
@@ -46,6 +48,8 @@ _ALL: tuple[ButcherTableau, ...] = (
     BACKWARD_EULER,
     TRAPEZOID,
     IMPLICIT_MIDPOINT,
+    SDIRK2,
+    TRBDF2,
     KVAERNO3,
     KVAERNO5,
     RADAU5,

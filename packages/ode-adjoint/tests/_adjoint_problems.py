@@ -146,9 +146,13 @@ GRADCHECK_SETTINGS: dict[str, GradcheckSetting] = {
     "trbdf2": _fixed(1e-2, atol=1e-4),
     # Order 3 with h = 0.02.
     "heun3": _fixed(2e-2, atol=1e-4),
+    "radau3": _fixed(2e-2, atol=1e-4),
     # Order 4 with h = 0.05.
     "rk4": _fixed(5e-2, atol=1e-5),
     "rk38": _fixed(5e-2, atol=1e-5),
+    "gl4": _fixed(5e-2, atol=1e-5),
+    # Order 6 with h = 0.1.
+    "gl6": _fixed(1e-1, atol=1e-5),
     # Adaptive: low orders need looser tolerances to stay cheap.
     "heun_euler": _adaptive(1e-6, atol=2e-5, fast_mode=True),
     "fehlberg2": _adaptive(1e-7, atol=2e-4),

@@ -19,9 +19,11 @@ import pytest
 from _rooted_trees import ElementaryWeights, trees_of_order
 from ode_core._tableau import ButcherTableau
 from ode_core._tableaux.backward_euler import BACKWARD_EULER
+from ode_core._tableaux.gauss_legendre import GL4, GL6
 from ode_core._tableaux.implicit_midpoint import IMPLICIT_MIDPOINT
 from ode_core._tableaux.kvaerno3 import KVAERNO3
 from ode_core._tableaux.kvaerno5 import KVAERNO5
+from ode_core._tableaux.radau3 import RADAU3
 from ode_core._tableaux.radau5 import RADAU5
 from ode_core._tableaux.sdirk2 import SDIRK2
 from ode_core._tableaux.trapezoid import TRAPEZOID
@@ -31,10 +33,23 @@ DECIMAL_TOLERANCE = 1e-12
 """Allowed order-condition residual for tableaux of published decimals (as in test_order_conditions)."""
 
 IMPLICIT = {
-    t.name: t for t in (BACKWARD_EULER, TRAPEZOID, IMPLICIT_MIDPOINT, SDIRK2, TRBDF2, KVAERNO3, KVAERNO5, RADAU5)
+    t.name: t
+    for t in (
+        BACKWARD_EULER,
+        TRAPEZOID,
+        IMPLICIT_MIDPOINT,
+        SDIRK2,
+        TRBDF2,
+        KVAERNO3,
+        KVAERNO5,
+        RADAU3,
+        RADAU5,
+        GL4,
+        GL6,
+    )
 }
-L_STABLE = ("backward_euler", "sdirk2", "trbdf2", "kvaerno3", "kvaerno5", "radau5")
-NOT_L_STABLE = ("trapezoid", "implicit_midpoint")
+L_STABLE = ("backward_euler", "sdirk2", "trbdf2", "kvaerno3", "kvaerno5", "radau3", "radau5")
+NOT_L_STABLE = ("trapezoid", "implicit_midpoint", "gl4", "gl6")  # |R(-inf)| = 1: the Gauss methods too
 ESDIRK = ("trapezoid", "trbdf2", "kvaerno3", "kvaerno5")
 
 FAR_LEFT = Fraction(-(10**20))
@@ -50,6 +65,7 @@ L_STABLE_TOLERANCE = {
     "trbdf2": 1e-30,
     "kvaerno3": 1e-9,
     "kvaerno5": 1e-13,
+    "radau3": 0.0,
     "radau5": 1e-30,
 }
 
@@ -191,7 +207,10 @@ def test_expected_orders() -> None:
         "trbdf2": 2,
         "kvaerno3": 3,
         "kvaerno5": 5,
+        "radau3": 3,
         "radau5": 5,
+        "gl4": 4,
+        "gl6": 6,
     }
     assert (KVAERNO3.embedded_order, KVAERNO5.embedded_order, RADAU5.embedded_order) == (2, 4, 3)
 
@@ -227,10 +246,11 @@ def test_l_stable(name: str) -> None:
 
 @pytest.mark.parametrize("name", NOT_L_STABLE)
 def test_not_l_stable(name: str) -> None:
-    """``|R(z)| -> 1`` as ``z -> -inf``: the trapezoidal and implicit midpoint rules do not damp stiff modes."""
+    """``|R(z)| -> 1`` as ``z -> -inf``: the trapezoidal and implicit midpoint rules, and the Gauss
+    methods (``R(-inf) = (-1)^s``), do not damp stiff modes."""
     r_far = _stability(IMPLICIT[name], FAR_LEFT)
-    assert r_far < 0
-    assert abs(abs(r_far) - 1) < 1e-18
+    expected = {"trapezoid": -1, "implicit_midpoint": -1, "gl4": 1, "gl6": -1}[name]
+    assert abs(r_far - expected) < 1e-18
 
 
 def test_midpoint_and_trapezoid_are_neutral_on_the_imaginary_axis() -> None:

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Protocol
 from array_api_compat import array_namespace, is_numpy_namespace
 from array_api_compat import device as device_of
 
+from ._collocation import FullyImplicitRungeKutta
 from ._controllers import IController
 from ._dense import DenseOutput, evaluate_polynomial
 from ._events import EventTracker
@@ -182,19 +183,14 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
         def norm(scaled: Any) -> float:
             return math.sqrt(float(scaled @ scaled) * inverse_n)
 
-    stepper_class = DiagonallyImplicitRungeKutta if tableau.diagonally_implicit else RadauIIA
-    return stepper_class(
-        tableau,
-        xp,
-        y0.dtype,
-        device_of(y0),
-        n,
-        settings.jac,
-        settings.atol,
-        settings.rtol,
-        norm,
-        fixed_step=not settings.adaptive,
-    )
+    common = (xp, y0.dtype, device_of(y0), n, settings.jac, settings.atol, settings.rtol, norm)
+    if tableau.diagonally_implicit:
+        return DiagonallyImplicitRungeKutta(tableau, *common, fixed_step=not settings.adaptive)
+    # Coupled stages: RADAU5's split system where the tableau has its
+    # structure (the adaptive radau5), the whole system for the rest.
+    if tableau.adaptive:
+        return RadauIIA(tableau, *common, fixed_step=not settings.adaptive)
+    return FullyImplicitRungeKutta(tableau, *common)
 
 
 def integrate(

@@ -13,6 +13,7 @@ from .dopri8 import DOPRI8
 from .dopri87 import DOPRI87
 from .euler import EULER
 from .fehlberg2 import FEHLBERG2
+from .gauss_legendre import GL4, GL6
 from .heun import HEUN
 from .heun3 import HEUN3
 from .heun_euler import HEUN_EULER
@@ -20,6 +21,7 @@ from .implicit_midpoint import IMPLICIT_MIDPOINT
 from .kvaerno3 import KVAERNO3
 from .kvaerno5 import KVAERNO5
 from .midpoint import MIDPOINT
+from .radau3 import RADAU3
 from .radau5 import RADAU5
 from .ralston import RALSTON
 from .rk4 import RK4
@@ -52,7 +54,10 @@ _ALL: tuple[ButcherTableau, ...] = (
     TRBDF2,
     KVAERNO3,
     KVAERNO5,
+    RADAU3,
     RADAU5,
+    GL4,
+    GL6,
 )
 
 TABLEAUX: MappingProxyType[str, ButcherTableau] = MappingProxyType({t.name: t for t in _ALL})
@@ -69,6 +74,8 @@ ALIASES: MappingProxyType[str, str] = MappingProxyType(
         "heun2": "heun",
         "adaptive_heun": "heun_euler",
         "implicit_euler": "backward_euler",
+        # its radauIIA3 is the two-stage Radau IIA method.
+        "radauIIA3": "radau3",
     }
 )
 """Other names :func:`ode_core.solve` accepts, each for one method of :data:`METHODS`."""

@@ -160,8 +160,11 @@ def _ode_adjoint_sources() -> list[tuple[Path, ast.Module]]:
 
 
 def test_ode_adjoint_sets_no_status() -> None:
-    """A status is the loop's decision: ode-adjoint only compares them."""
+    """A status is the loop's decision: ode-adjoint only compares them. The one exception is
+    torchdiffeq's scipy_solver (``_scipy.py``), which is scipy's loop: it names scipy's failure."""
     for path, tree in _ode_adjoint_sources():
+        if path.name == "_scipy.py":
+            continue
         compared = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.Compare) for inner in ast.walk(node)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "Status":

@@ -35,6 +35,7 @@ from ._engines import (
     autograd_jacobian,
     seminorm,
 )
+from ._scipy import SCIPY_SOLVER, scipy_odeint
 from ._solution import Solution, SolverError
 from ._state import FlatFunction, FlatState
 
@@ -428,6 +429,11 @@ def solve(
     """
     if on_failure not in ("raise", "return"):
         raise ValueError(f"on_failure: expected 'raise' or 'return', got {on_failure!r}")
+    if method == SCIPY_SOLVER:
+        raise ValueError(
+            "method: 'scipy_solver' hands the solve to scipy's solve_ivp, which has no statistics or gradients; "
+            "use it through odeint, as torchdiffeq does"
+        )
     check_callable(func, "func")
     options = check_mapping(options, "options")
     engine = _engine(gradient, adjoint_rtol, adjoint_atol, adjoint_method, adjoint_options, options.get("checkpoints"))
@@ -786,6 +792,13 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
     event_fn = kwargs.pop("event_fn", None)
     if event_fn is not None:
         return _until_event(func, y0, t, event_fn, kwargs)
+    if kwargs.get("method") == SCIPY_SOLVER:
+        extra = set(kwargs) - {"method", "rtol", "atol", "options", "gradient", "adjoint_params"}
+        if extra:
+            raise ValueError(f"method 'scipy_solver': {sorted(extra)} apply to ode-core's solves only")
+        return scipy_odeint(
+            func, y0, t, rtol=kwargs.get("rtol", 1e-7), atol=kwargs.get("atol", 1e-9), options=kwargs.get("options")
+        )
     return solve(func, y0, t, **kwargs).ys
 
 

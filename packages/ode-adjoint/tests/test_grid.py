@@ -277,3 +277,67 @@ def test_accept_and_reject_callbacks_of_fixed_steps_warn() -> None:
             options={"step_size": 0.5},
         )
     assert len(func.calls["callback_step"]) == 2 and not func.calls["callback_accept_step"]
+
+
+# --- torchdiffeq's perturb -------------------------------------------------------------
+
+
+class Recording(torch.nn.Module):
+    """TimeMLP that keeps the times it is evaluated at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = TimeMLP()
+        self.times: list[float] = []
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.times.append(float(t))
+        return self.inner(t, y)
+
+
+@pytest.mark.parametrize("method", ["rk4", "trapezoid"])
+@pytest.mark.parametrize("gradient", GRADIENTS)
+def test_perturb_keeps_every_evaluation_off_the_grid_forward_and_backward(method: str, gradient: str) -> None:
+    func = Recording()
+    y0 = torch.tensor([0.3, -0.2], dtype=DTYPE, requires_grad=True)
+    grid = {0.0, 0.5, 1.0}
+    ys = ode_adjoint.solve(
+        func,
+        y0,
+        torch.tensor([0.0, 1.0], dtype=DTYPE),
+        method=method,
+        gradient=gradient,
+        options={"step_size": 0.5, "perturb": True},
+    ).ys
+    assert not set(func.times) & grid
+    func.times.clear()
+    ys.square().sum().backward()
+    assert not set(func.times) & grid
+    assert y0.grad is not None and torch.isfinite(y0.grad).all()
+
+
+def test_perturb_changes_nothing_for_a_continuous_f_and_the_checkpoint_replays_it() -> None:
+    grads = {}
+    for gradient in ("backprop", "checkpoint"):
+        func = TimeMLP()
+        y0 = torch.tensor([0.3, -0.2], dtype=DTYPE, requires_grad=True)
+        ys = ode_adjoint.odeint(
+            func,
+            y0,
+            torch.tensor([0.0, 1.0], dtype=DTYPE),
+            method="rk4",
+            gradient=gradient,
+            options={"step_size": 0.25, "perturb": True},
+        )
+        plain = ode_adjoint.odeint(
+            func, y0, torch.tensor([0.0, 1.0], dtype=DTYPE), method="rk4", options={"step_size": 0.25}
+        )
+        torch.testing.assert_close(ys, plain, rtol=1e-12, atol=1e-14)
+        ys.sum().backward()
+        grads[gradient] = y0.grad
+    torch.testing.assert_close(grads["checkpoint"], grads["backprop"], rtol=1e-13, atol=1e-15)
+
+
+def test_perturb_with_an_adaptive_method_warns_and_is_ignored() -> None:
+    with pytest.warns(UserWarning, match=r"options\['perturb'\]: method 'dopri5' chooses its own steps"):
+        ode_adjoint.odeint(lambda t, y: -y, torch.ones(1), torch.tensor([0.0, 1.0]), options={"perturb": True})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import ModuleType
 
 import numpy as np
@@ -254,3 +255,54 @@ def test_the_observer_of_fixed_steps() -> None:
     ode_core.integrate(lambda t, y: -y, np.ones(1), [0.0, 1.0], settings, observer=recorder)
     assert [kind for kind, _, _ in recorder.calls] == ["attempt", "accept"] * 10
     np.testing.assert_allclose([t for kind, t, _ in recorder.calls if kind == "accept"], np.arange(10) / 10)
+
+
+# --- one-sided fixed steps (torchdiffeq's perturb) -------------------------------------
+
+
+class Times:
+    """``dy/dt = -y`` that keeps the times it is evaluated at."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        self.times.append(t)
+        return -y
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4", "heun3", "backward_euler", "trapezoid", "sdirk2", "gl4", "radau3"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_one_sided_steps_never_evaluate_f_on_a_step_boundary(method: str, reverse: bool) -> None:
+    boundaries = [0.0, 0.25, 0.5, 0.75, 1.0]
+    t = [1.0, 0.0] if reverse else [0.0, 1.0]
+    f = Times()
+    settings = ode_core.validation.check_settings(
+        method, 1e-8, 1e-10, xp=np, y0=np.ones(1), step_size=0.25, one_sided_steps=True
+    )
+    solution = ode_core.integrate(f, np.ones(1), t, settings)
+    assert solution.status is Status.SUCCESS
+    assert not set(f.times) & set(boundaries)
+    assert min(f.times) > 0.0 and max(f.times) < 1.0  # every evaluation inside [0, 1]
+    plain = ode_core.integrate(Times(), np.ones(1), t, dataclasses.replace(settings, one_sided_steps=False))
+    np.testing.assert_allclose(solution.ys, plain.ys, rtol=1e-12)  # f is continuous: the same solution
+
+
+def test_one_sided_steps_see_each_side_of_a_jump_at_every_boundary() -> None:
+    """f = 1 on [0, 1/2), 3 after: every step of 1/4 integrates its own side exactly."""
+
+    def step_function(t: float, y: np.ndarray) -> np.ndarray:
+        return np.array([1.0 if t < 0.5 else 3.0])
+
+    settings = ode_core.validation.check_settings(
+        "heun", 1e-8, 1e-10, xp=np, y0=np.zeros(1), step_size=0.25, one_sided_steps=True
+    )
+    solution = ode_core.integrate(step_function, np.zeros(1), [0.0, 1.0], settings)
+    np.testing.assert_allclose(solution.ys[-1], [0.5 + 1.5], rtol=1e-14)
+    exact_times = dataclasses.replace(settings, one_sided_steps=False)
+    assert float(ode_core.integrate(step_function, np.zeros(1), [0.0, 1.0], exact_times).ys[-1, 0]) != 2.0
+
+
+def test_one_sided_steps_do_not_touch_adaptive_steps() -> None:
+    settings = ode_core.validation.check_settings("dopri5", 1e-8, 1e-10, xp=np, y0=np.ones(1), one_sided_steps=True)
+    assert not settings.one_sided_steps

@@ -636,7 +636,10 @@ class _CheckpointRun(_Run):
         func = self.problem.func
         record = self.records[k]
         f0 = func(record.t if record.t_start_eval is None else record.t_start_eval, y)
-        y1, stages, evaluations = stepper.step(func, record.t, y, f0, record.h, record.t_end_eval)
+        # As the loop did: one-sided steps start just inside.
+        one_sided = self.problem.settings.one_sided_steps and record.t_start_eval is not None
+        t_step = record.t_start_eval if one_sided else record.t
+        y1, stages, evaluations = stepper.step(func, t_step, y, f0, record.h, record.t_end_eval)
         if y1 is None:
             raise RuntimeError(f"checkpoint replay: the step from t={record.t!r} did not converge as it did forward")
         evaluations += 1

@@ -48,6 +48,7 @@ _ENGINES: dict[str, type[GradientEngine]] = {"backprop": Backprop, "adjoint": Ad
 
 _TORCHDIFFEQ_OPTIONS = {
     "grid_constructor",
+    "perturb",
     "step_size",
     "first_step",
     "max_num_steps",
@@ -59,7 +60,7 @@ _TORCHDIFFEQ_OPTIONS = {
     "dfactor",
 }
 _OUR_OPTIONS = {"controller", "checkpoints", "max_step", "min_step"}
-_IGNORED_OPTIONS = {"perturb", "interp", "dtype"}
+_IGNORED_OPTIONS = {"interp", "dtype"}
 # torchdiffeq's names of the controller's settings, and ode-core's.
 _CONTROLLER_OPTIONS = {"safety": "safety", "ifactor": "max_factor", "dfactor": "min_factor"}
 
@@ -177,9 +178,17 @@ def _settings(
         jac=autograd_jacobian(func) if tableau.implicit else None,
         dense_output=dense_output,
         progress=progress,
+        one_sided_steps=bool(options.get("perturb", False)),
         state_dtype=dtype,
         names=_NAMES[where],
     )
+    if options.get("perturb") and not settings.one_sided_steps:
+        warnings.warn(
+            f"{where}options['perturb']: method {tableau.name!r} chooses its own steps; perturb applies to fixed "
+            "steps (use jump_t for known discontinuities)",
+            UserWarning,
+            stacklevel=4,
+        )
     # An implicit method's Jacobian is func's; a half precision state's rtol
     # may warn, every time.
     if key is not None and not settings.method.implicit and dtype is None:

@@ -279,7 +279,10 @@ def integrate(
     if len(times) == 1:
         return _initial_state_only(xp, y0, t0, shape, settings, events, f0 is not None)
 
-    if f0 is None:
+    one_sided = settings.one_sided_steps
+    if one_sided:  # f0 is the limit from inside the first step
+        f0 = f(one_sided_time(t0, direction), y0)
+    elif f0 is None:
         f0 = f(t0, y0)
     f_current = f0
     nfev = 1
@@ -351,7 +354,7 @@ def integrate(
 
         landing_index = 0
         t_land = landings[0]
-        t_start_eval: float | None = None
+        t_start_eval: float | None = one_sided_time(t0, direction) if one_sided else None
         last_rejection_non_finite = False
         forward_infinity = direction * math.inf
         # Bound once: the loop is plain Python over floats, and these are its
@@ -393,10 +396,12 @@ def integrate(
                 h = t_land - t_current
             t_new = t_land if landed else t_current + h
             # Landing on a jump of f: the step must see f's left-hand limit.
-            t_end_eval = one_sided_time(t_new, -direction) if landed and t_new in jumps else None
+            t_end_eval = one_sided_time(t_new, -direction) if (landed and t_new in jumps) or one_sided else None
             if observer is not None:
                 observer.attempt(t_current, y, h)
-            y_new, stages, evaluations = step(f, t_current, y, f_current, h, t_end_eval)
+            # One-sided steps start just inside too (an implicit method's Jacobian is taken there).
+            t_step = t_start_eval if one_sided and t_start_eval is not None else t_current
+            y_new, stages, evaluations = step(f, t_step, y, f_current, h, t_end_eval)
             nfev += evaluations
             n_steps += 1
             if y_new is None:  # the stage equations were not solved
@@ -497,6 +502,12 @@ def integrate(
 
             t_current, y = t_new, y_new
             t_start_eval = None
+            if one_sided and stop is None and not (landed and finished):
+                # The next step starts from the limit inside it, as after a jump of f.
+                t_start_eval = one_sided_time(t_new, direction)
+                if not (landed and (t_new in jumps or t_new in impulses)):
+                    f_new = f(t_start_eval, y_new)
+                    nfev += 1
             if meter is not None:
                 meter.update(t_current)
             if stop is not None:
@@ -520,7 +531,7 @@ def integrate(
                         # solve continuing from here would.
                         h_next = direction * step_proposal
                         control_state = controller.init(stepper.error_order)
-                if t_new in jumps:
+                if t_new in jumps or (one_sided and impulse is not None):
                     # f jumps here: the next step starts from its right-hand limit.
                     t_start_eval = one_sided_time(t_new, direction)
                     f_new = f(t_start_eval, y_new)

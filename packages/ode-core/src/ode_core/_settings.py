@@ -49,6 +49,11 @@ class Settings:
         ``jac(t, y) -> (n, n)`` on the flat state, implicit methods only.
     progress : bool
         Show a progress meter over time (tqdm, when installed).
+    one_sided_steps : bool
+        Fixed steps only: evaluate ``f`` at each step's ends as one-sided
+        limits from inside the step (the time one unit in the last place
+        inside), as if ``f`` jumped at every step boundary; torchdiffeq's
+        ``perturb``.
     """
 
     method: ButcherTableau
@@ -66,6 +71,7 @@ class Settings:
     dense_output: bool = False
     jac: Callable[[float, Any], Any] | None = None
     progress: bool = False
+    one_sided_steps: bool = False
 
     @property
     def adaptive(self) -> bool:

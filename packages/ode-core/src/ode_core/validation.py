@@ -498,6 +498,7 @@ def check_settings(
     dense_output: Any = False,
     jac: Callable[[float, Any], Any] | None = None,
     progress: Any = False,
+    one_sided_steps: Any = False,
     state_dtype: Any = None,
     names: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -509,6 +510,8 @@ def check_settings(
         As :func:`ode_core.solve` takes them.
     controller, step_t, jump_t, dense_output, progress
         As :func:`ode_core.solve` takes them.
+    one_sided_steps : bool
+        See :class:`ode_core.Settings` (fixed steps only; ignored otherwise).
     xp : array namespace
     y0 : array, shape (n,)
         The flat initial state, in the dtype the solver computes in: it
@@ -553,7 +556,7 @@ def check_settings(
             raise ValueError(
                 f"{called('jac')}: method {tableau.name!r} is explicit and uses no Jacobian; pass jac=None"
             )
-    for flag, value in (("dense_output", dense_output), ("progress", progress)):
+    for flag, value in (("dense_output", dense_output), ("progress", progress), ("one_sided_steps", one_sided_steps)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{called(flag)}: expected True or False, got {value!r}")
     if state_dtype is not None:
@@ -580,4 +583,5 @@ def check_settings(
         dense_output=bool(dense_output),
         jac=jac,
         progress=bool(progress),
+        one_sided_steps=bool(one_sided_steps) and (step_size is not None or not tableau.adaptive),
     )

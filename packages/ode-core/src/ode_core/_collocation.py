@@ -121,11 +121,6 @@ class FullyImplicitRungeKutta(NewtonStepper):
         self.iteration_inverse, self.factored_h = inverse, h
         return True
 
-    def _norm_of_stages(self, increments: Any, scale: Any) -> float:
-        """RMS over the stages of each stage's scaled norm."""
-        squares = sum(self.norm(increments[i] / scale) ** 2 for i in range(self.n_stages))
-        return math.sqrt(squares / self.n_stages)
-
     def _attempt(
         self,
         fun: RightHandSide,
@@ -160,18 +155,11 @@ class FullyImplicitRungeKutta(NewtonStepper):
             residual = increments - h * (self.matrix @ values)
             delta = -xp.reshape(self.iteration_inverse @ xp.reshape(residual, (s * n,)), (s, n))
             delta_norm = self._norm_of_stages(delta, scale)
-            if not math.isfinite(delta_norm):
+            verdict, rate = self._verdict(iteration, iterations, delta_norm, previous_norm, rate)
+            if verdict == "failed":
                 return None, None, evaluations, False, rate
-            if delta_norm <= self.roundoff_norm:
-                increments = increments + delta
-                converged, rate = True, 0.0
-                break
-            if iteration > 0:
-                rate = delta_norm / previous_norm if previous_norm > 0 else 0.0
-                if self._cannot_converge(rate, iterations - 1 - iteration, delta_norm):
-                    return None, None, evaluations, False, rate
             increments = increments + delta
-            if self._has_converged(iteration, rate, delta_norm):
+            if verdict == "converged":
                 converged = True
                 break
             previous_norm = delta_norm

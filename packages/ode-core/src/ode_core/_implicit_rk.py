@@ -187,6 +187,32 @@ class NewtonStepper(StepperBase):
         """Whether the error left after this correction is below the tolerance."""
         return delta_norm == 0.0 or (iteration > 0 and rate / (1.0 - rate) * delta_norm < self.newton_tolerance)
 
+    def _norm_of_stages(self, increments: Any, scale: Any) -> float:
+        """RMS over the stages (rows of ``increments``) of each stage's scaled error norm (for the
+        default norm, the RMS norm of the whole ``s n`` vector)."""
+        stages = increments.shape[0]
+        return math.sqrt(sum(self.norm(increments[i] / scale) ** 2 for i in range(stages)) / stages)
+
+    def _verdict(
+        self, iteration: int, iterations: int, delta_norm: float, previous_norm: float, rate: float
+    ) -> tuple[str, float]:
+        """Simplified Newton's verdict on the correction of ``iteration`` (of ``iterations``), whose
+        scaled norm is ``delta_norm``: ``("failed", rate)`` (not finite, or too slow to converge in
+        the iterations left), ``("converged", rate)`` (apply it and stop: below round-off, or the
+        error left below the tolerance) or ``("continue", rate)`` (apply it and iterate), with the
+        convergence rate so far. The coupled-stage steppers share it."""
+        if not math.isfinite(delta_norm):
+            return "failed", rate
+        if delta_norm <= self.roundoff_norm:
+            # Already at round-off (an exact guess, a linear f): the ratio of
+            # two round-off corrections is no convergence rate.
+            return "converged", 0.0
+        if iteration > 0:
+            rate = delta_norm / previous_norm if previous_norm > 0 else 0.0
+            if self._cannot_converge(rate, iterations - 1 - iteration, delta_norm):
+                return "failed", rate
+        return ("converged" if self._has_converged(iteration, rate, delta_norm) else "continue"), rate
+
     # -- the step -------------------------------------------------------------
 
     def _attempt(

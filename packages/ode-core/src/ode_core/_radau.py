@@ -205,12 +205,6 @@ class RadauIIA(NewtonStepper):
                 return xp.asarray(basis, dtype=self.dtype, device=self.device) @ increments
         return xp.zeros((3, self.n), dtype=self.dtype, device=self.device)
 
-    def _norm_of_stages(self, increments: Any, scale: Any) -> float:
-        """RMS over the stages of each stage's error norm (for the default
-        norm, the RMS norm of the whole ``3n`` vector)."""
-        squares = sum(self.norm(increments[i] / scale) ** 2 for i in range(3))
-        return math.sqrt(squares / 3.0)
-
     def _attempt(
         self,
         fun: RightHandSide,
@@ -253,20 +247,12 @@ class RadauIIA(NewtonStepper):
             delta_pair = -(self.pair_inverse @ residual_pair)
             delta = xp.stack((-(self.real_inverse @ residual_real), delta_pair[:n], delta_pair[n:]))
             delta_norm = self._norm_of_stages(delta, scale)
-            if not math.isfinite(delta_norm):
+            verdict, rate = self._verdict(iteration, iterations, delta_norm, previous_norm, rate)
+            if verdict == "failed":
                 return None, None, evaluations, False, rate
-            if delta_norm <= self.roundoff_norm:
-                transformed = transformed + delta
-                increments = self.transform @ transformed
-                converged, rate = True, 0.0
-                break
-            if iteration > 0:
-                rate = delta_norm / previous_norm if previous_norm > 0 else 0.0
-                if self._cannot_converge(rate, iterations - 1 - iteration, delta_norm):
-                    return None, None, evaluations, False, rate
             transformed = transformed + delta
             increments = self.transform @ transformed
-            if self._has_converged(iteration, rate, delta_norm):
+            if verdict == "converged":
                 converged = True
                 break
             previous_norm = delta_norm

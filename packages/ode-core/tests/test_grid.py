@@ -306,3 +306,15 @@ def test_one_sided_steps_see_each_side_of_a_jump_at_every_boundary() -> None:
 def test_one_sided_steps_do_not_touch_adaptive_steps() -> None:
     settings = ode_core.validation.check_settings("dopri5", 1e-8, 1e-10, xp=np, y0=np.ones(1), one_sided_steps=True)
     assert not settings.one_sided_steps
+
+
+@pytest.mark.parametrize("given_f0", [False, True])
+def test_one_sided_steps_count_every_evaluation_and_spend_none_at_the_ends(given_f0: bool) -> None:
+    """rk4 in 4 one-sided steps: f just inside 0, then 3 stages a step and f just inside each next start."""
+    f = Times()
+    settings = ode_core.validation.check_settings(
+        "rk4", 1e-8, 1e-10, xp=np, y0=np.ones(1), step_size=0.25, one_sided_steps=True
+    )
+    f0 = f(0.0, np.ones(1)) if given_f0 else None
+    solution = ode_core.integrate(f, np.ones(1), [0.0, 1.0], settings, f0=f0)
+    assert solution.stats.nfev == len(f.times) == 1 + 4 * 3 + 3 + int(given_f0)

@@ -105,13 +105,8 @@ class FullyImplicitRungeKutta(NewtonStepper):
         self.factored_h = math.nan
 
     def _ensure_iteration_matrix(self, h: float) -> bool:
-        """Invert ``I - h (A kron J)`` unless already done for this ``h``.
-
-        Steps on a grid of ``t`` differ in their last bits (``t_{i+1} - t_i``
-        of ``linspace``): a matrix for a step within 1e-10 of ``h`` serves,
-        since simplified Newton needs only an approximate one.
-        """
-        if abs(h - self.factored_h) <= 1e-10 * abs(h):
+        """Invert ``I - h (A kron J)`` unless already done for this ``h`` (see ``_same_step``)."""
+        if self._same_step(h, self.factored_h):
             return True
         xp, s = self.xp, self.n_stages
         rows = [xp.concat([(h * self.a[i][j]) * self.jacobian for j in range(s)], axis=1) for i in range(s)]

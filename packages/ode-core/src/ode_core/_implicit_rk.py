@@ -124,6 +124,16 @@ class NewtonStepper(StepperBase):
     def _forget_iteration_matrices(self) -> None:
         """The Jacobian changed: matrices built on the old one are stale."""
 
+    @staticmethod
+    def _same_step(h: float, factored: float) -> bool:
+        """Whether an iteration matrix built for step ``factored`` serves ``h``: within 1e-10.
+
+        Steps on a grid of ``t`` differ in their last bits (``t_{i+1} - t_i``
+        of ``linspace``), and simplified Newton needs only an approximate
+        matrix; a forgotten matrix (``nan``) serves nothing.
+        """
+        return abs(h - factored) <= 1e-10 * abs(h)
+
     def _evaluate_jacobian(self, fun: RightHandSide, t: float, y: Any, f0: Any) -> int:
         """Refresh ``J`` at ``(t, y)``; returns the evaluations of ``f`` spent."""
         xp = self.xp
@@ -320,7 +330,7 @@ class DiagonallyImplicitRungeKutta(NewtonStepper):
 
     def _ensure_iteration_matrix(self, h_gamma: float) -> bool:
         """Invert ``I - h gamma J`` unless already done for this ``h gamma``."""
-        if h_gamma == self.factored_h_gamma:
+        if self._same_step(h_gamma, self.factored_h_gamma):
             return True
         inverse = self._invert(self.identity - h_gamma * self.jacobian)
         if inverse is None:

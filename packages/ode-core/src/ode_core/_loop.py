@@ -280,12 +280,13 @@ def integrate(
         return _initial_state_only(xp, y0, t0, shape, settings, events, f0 is not None)
 
     one_sided = settings.one_sided_steps
-    if one_sided:  # f0 is the limit from inside the first step
+    nfev = 1
+    if one_sided:  # f0 is the limit from inside the first step; a caller's f(t0, y0) was spent too
+        nfev += f0 is not None
         f0 = f(one_sided_time(t0, direction), y0)
     elif f0 is None:
         f0 = f(t0, y0)
     f_current = f0
-    nfev = 1
     if stepper is None:
         stepper = make_stepper(tableau, xp, y0, f, settings)
     controller = settings.controller or getattr(stepper, "default_controller", None) or _DEFAULT_CONTROLLER
@@ -467,7 +468,11 @@ def integrate(
 
             if stepper.fsal:
                 f_new = stages[-1] if not finished or need_coefficients or interior else None
-            elif not finished or ((need_coefficients or interior) and not stepper.has_continuous_extension):
+            # One-sided steps start the next from the limit inside it (evaluated below): the
+            # left-hand one here only serves the interpolant.
+            elif (not finished and not one_sided) or (
+                (need_coefficients or interior) and not stepper.has_continuous_extension
+            ):
                 f_new = f(t_new if t_end_eval is None else t_end_eval, y_new)
                 nfev += 1
             else:

@@ -168,7 +168,7 @@ class RadauIIA(NewtonStepper):
         self.factored_h = math.nan
 
     def _ensure_iteration_matrices(self, h: float) -> bool:
-        if h == self.factored_h:
+        if self._same_step(h, self.factored_h):
             return True
         xp = self.xp
         real_inverse = self._invert((self.mu / h) * self.identity - self.jacobian)

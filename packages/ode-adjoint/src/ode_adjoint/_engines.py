@@ -415,6 +415,10 @@ class _AdjointRun(_Run):
                 pieces = [piece.to(dtype) for piece in pieces]
             return torch.cat(pieces)
 
+        # The backward solve's one-sided steps must land where func sees
+        # another time in the state's dtype, as the forward solve's do.
+        augmented.one_sided_time = func.one_sided_time  # type: ignore[attr-defined]
+
         settings = self.settings
         if not settings.method.explicit:
             # Newton on [z, a_z, a_theta] needs the couplings below the

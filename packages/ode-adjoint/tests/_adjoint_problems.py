@@ -151,8 +151,9 @@ GRADCHECK_SETTINGS: dict[str, GradcheckSetting] = {
     "rk4": _fixed(5e-2, atol=1e-5),
     "rk38": _fixed(5e-2, atol=1e-5),
     "gl4": _fixed(5e-2, atol=1e-5),
-    # Order 6 with h = 0.1.
+    # Orders 5 and 6 with h = 0.1.
     "gl6": _fixed(1e-1, atol=1e-5),
+    "radau5_fixed": _fixed(1e-1, atol=1e-5),
     # Adaptive: low orders need looser tolerances to stay cheap.
     "heun_euler": _adaptive(1e-6, atol=2e-5, fast_mode=True),
     "fehlberg2": _adaptive(1e-7, atol=2e-4),

@@ -1,4 +1,4 @@
-"""Fixed steps of fully implicit tableaux (gl4, gl6, radau3): the coupled Newton solve and what it gives."""
+"""Fixed steps of fully implicit tableaux (gl4, gl6, radau3, radau5_fixed): the coupled Newton solve."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from ode_core import TABLEAUX, Status
 from ode_core._collocation import FullyImplicitRungeKutta
 
-FULLY_IMPLICIT = ["radau3", "gl4", "gl6"]
+FULLY_IMPLICIT = ["radau3", "radau5_fixed", "gl4", "gl6"]
 
 
 def _decay(t: float, y: np.ndarray) -> np.ndarray:

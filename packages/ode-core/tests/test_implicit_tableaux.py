@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
+import ode_core
 import pytest
 from _rooted_trees import ElementaryWeights, trees_of_order
 from ode_core._tableau import ButcherTableau
@@ -24,7 +25,7 @@ from ode_core._tableaux.implicit_midpoint import IMPLICIT_MIDPOINT
 from ode_core._tableaux.kvaerno3 import KVAERNO3
 from ode_core._tableaux.kvaerno5 import KVAERNO5
 from ode_core._tableaux.radau3 import RADAU3
-from ode_core._tableaux.radau5 import RADAU5
+from ode_core._tableaux.radau5 import RADAU5, RADAU5_FIXED
 from ode_core._tableaux.sdirk2 import SDIRK2
 from ode_core._tableaux.trapezoid import TRAPEZOID
 from ode_core._tableaux.trbdf2 import TRBDF2
@@ -44,11 +45,12 @@ IMPLICIT = {
         KVAERNO5,
         RADAU3,
         RADAU5,
+        RADAU5_FIXED,
         GL4,
         GL6,
     )
 }
-L_STABLE = ("backward_euler", "sdirk2", "trbdf2", "kvaerno3", "kvaerno5", "radau3", "radau5")
+L_STABLE = ("backward_euler", "sdirk2", "trbdf2", "kvaerno3", "kvaerno5", "radau3", "radau5", "radau5_fixed")
 NOT_L_STABLE = ("trapezoid", "implicit_midpoint", "gl4", "gl6")  # |R(-inf)| = 1: the Gauss methods too
 ESDIRK = ("trapezoid", "trbdf2", "kvaerno3", "kvaerno5")
 
@@ -67,6 +69,7 @@ L_STABLE_TOLERANCE = {
     "kvaerno5": 1e-13,
     "radau3": 0.0,
     "radau5": 1e-30,
+    "radau5_fixed": 1e-30,
 }
 
 
@@ -182,6 +185,15 @@ def test_radau5_is_the_radau_iia_collocation_method() -> None:
     assert float(RADAU5.error_weights[0]) == pytest.approx(1 / real_mu, rel=1e-14)
 
 
+def test_radau5_fixed_is_radau5_without_its_error_stage() -> None:
+    """torchdiffeq's radauIIA5: the same collocation coefficients, no zeroth stage, no estimate."""
+    assert RADAU5_FIXED.c == RADAU5.c[1:]
+    assert RADAU5_FIXED.a == tuple(row[1:] for row in RADAU5.a[1:])
+    assert RADAU5_FIXED.b == RADAU5.b[1:]
+    assert not RADAU5_FIXED.adaptive and RADAU5.adaptive
+    assert ode_core.ALIASES["radauIIA5"] == "radau5_fixed"
+
+
 # -------------------------------------------------------------- order conditions
 
 
@@ -209,6 +221,7 @@ def test_expected_orders() -> None:
         "kvaerno5": 5,
         "radau3": 3,
         "radau5": 5,
+        "radau5_fixed": 5,
         "gl4": 4,
         "gl6": 6,
     }

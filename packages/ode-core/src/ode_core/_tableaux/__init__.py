@@ -22,7 +22,7 @@ from .kvaerno3 import KVAERNO3
 from .kvaerno5 import KVAERNO5
 from .midpoint import MIDPOINT
 from .radau3 import RADAU3
-from .radau5 import RADAU5
+from .radau5 import RADAU5, RADAU5_FIXED
 from .ralston import RALSTON
 from .rk4 import RK4
 from .rk38 import RK38
@@ -56,6 +56,7 @@ _ALL: tuple[ButcherTableau, ...] = (
     KVAERNO5,
     RADAU3,
     RADAU5,
+    RADAU5_FIXED,
     GL4,
     GL6,
 )
@@ -74,8 +75,11 @@ ALIASES: MappingProxyType[str, str] = MappingProxyType(
         "heun2": "heun",
         "adaptive_heun": "heun_euler",
         "implicit_euler": "backward_euler",
-        # its radauIIA3 is the two-stage Radau IIA method.
+        # Its radauIIA3 is the two-stage Radau IIA method.
         "radauIIA3": "radau3",
+        # Its radauIIA5 is Radau IIA of order 5 on fixed steps; our radau5 is
+        # Hairer's adaptive code for the same tableau.
+        "radauIIA5": "radau5_fixed",
     }
 )
 """Other names :func:`ode_core.solve` accepts, each for one method of :data:`METHODS`."""

@@ -74,6 +74,8 @@ def _coefficients() -> dict[str, object]:
         return tuple(text(v) for v in values)
 
     return {
+        "c_collocation": row(c),
+        "a_collocation": tuple(row(r) for r in a),
         "c": ("0", *row(c)),
         "a": ((), *(("0", *row(r)) for r in a)),
         "b": row(b),
@@ -99,4 +101,17 @@ RADAU5 = ButcherTableau(
         "E. Hairer, G. Wanner, Solving Ordinary Differential Equations II, 2nd ed., Springer 1996: "
         "Table IV.5.6 (Radau IIA, order 5) and section IV.8 (error estimate of RADAU5)."
     ),
+)
+
+# torchdiffeq's radauIIA5 steps this method on a fixed grid. Without the zeroth
+# stage and its error estimate the three stages are the plain collocation
+# tableau, stepped by the coupled-stage Newton of ode_core._collocation.
+RADAU5_FIXED = ButcherTableau(
+    name="radau5_fixed",
+    order=5,
+    c=_COEFFICIENTS["c_collocation"],
+    a=_COEFFICIENTS["a_collocation"],
+    b=_COEFFICIENTS["a_collocation"][2],
+    exact=False,
+    citation="E. Hairer, G. Wanner, Solving Ordinary Differential Equations II, 2nd ed., Springer 1996: Table IV.5.6.",
 )

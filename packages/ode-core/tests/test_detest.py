@@ -13,7 +13,8 @@ import numpy as np
 import ode_core
 import pytest
 from _detest import PROBLEMS, DetestProblem, RightHandSide, reference_solution
-from ode_core import METHODS, TABLEAUX
+from ode_core import METHODS
+from ode_core.validation import check_method
 from scipy.integrate import solve_ivp
 
 OUTPUT_TIMES: tuple[float, ...] = tuple(np.linspace(0.0, 20.0, 21).tolist())
@@ -21,7 +22,7 @@ OUTPUT_TIMES: tuple[float, ...] = tuple(np.linspace(0.0, 20.0, 21).tolist())
 
 # DETEST is the non-stiff set; the implicit methods, built for stiff problems,
 # are checked against it more loosely in test_stiff.py.
-ADAPTIVE_METHODS = [name for name in METHODS if TABLEAUX[name].adaptive and TABLEAUX[name].explicit]
+ADAPTIVE_METHODS = [name for name in METHODS if check_method(name).adaptive and check_method(name).explicit]
 HIGH_ORDER_METHODS = {"cash_karp", "dopri5", "tsit5", "dopri8", "dopri87"}
 """Methods of order >= 5, also checked at the tighter tolerance."""
 

@@ -8,10 +8,11 @@ from types import ModuleType
 import numpy as np
 import ode_core
 import pytest
-from ode_core import ALIASES, METHODS, TABLEAUX, Status
+from ode_core import ALIASES, METHODS, Status
+from ode_core.validation import check_method
 
-EXPLICIT_FIXED = [name for name in METHODS if not TABLEAUX[name].adaptive and TABLEAUX[name].explicit]
-IMPLICIT_FIXED = [name for name in METHODS if not TABLEAUX[name].adaptive and TABLEAUX[name].implicit]
+EXPLICIT_FIXED = [name for name in METHODS if not check_method(name).adaptive and check_method(name).explicit]
+IMPLICIT_FIXED = [name for name in METHODS if not check_method(name).adaptive and check_method(name).implicit]
 
 
 class Counted:
@@ -150,9 +151,9 @@ def test_the_settings_say_which_mode() -> None:
 @pytest.mark.parametrize(("alias", "own"), sorted(ALIASES.items()))
 def test_an_alias_is_its_method(alias: str, own: str) -> None:
     assert own in METHODS and alias not in METHODS
-    assert ode_core.validation.check_method(alias) is TABLEAUX[own]
+    assert ode_core.validation.check_method(alias) is check_method(own)
     y0 = np.array([1.0, 0.5])
-    options = {} if TABLEAUX[own].adaptive else {"step_size": 0.05}
+    options = {} if check_method(own).adaptive else {"step_size": 0.05}
     by_alias = ode_core.solve(Counted(), y0, [0.0, 0.5, 1.0], method=alias, **options)
     by_name = ode_core.solve(Counted(), y0, [0.0, 0.5, 1.0], method=own, **options)
     np.testing.assert_array_equal(by_alias.ys, by_name.ys)

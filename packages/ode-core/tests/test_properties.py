@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
+from ode_core.validation import check_method
 from scipy.linalg import expm
 
-ADAPTIVE = [name for name in ode_core.METHODS if ode_core.TABLEAUX[name].adaptive]
+ADAPTIVE = [name for name in ode_core.METHODS if check_method(name).adaptive]
 HIGH_ORDER = ["bosh3", "cash_karp", "dopri5", "tsit5", "dopri8", "dopri87"]
 finite = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False)
 

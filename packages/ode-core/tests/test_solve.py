@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import ode_core
 import pytest
-from ode_core import METHODS, TABLEAUX, Status
+from ode_core import METHODS, Status
+from ode_core.validation import check_method
 from scipy.integrate import solve_ivp
 
-ADAPTIVE = [name for name in METHODS if TABLEAUX[name].adaptive]
+ADAPTIVE = [name for name in METHODS if check_method(name).adaptive]
 
 
 def decay(t: float, y: np.ndarray) -> np.ndarray:
@@ -52,11 +53,11 @@ def test_exponential_decay_at_output_times() -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_solves_the_oscillator(method: str) -> None:
     t = np.linspace(0.0, 2.0, 5)
-    step = {} if TABLEAUX[method].adaptive else {"step_size": 1e-3}
+    step = {} if check_method(method).adaptive else {"step_size": 1e-3}
     sol = ode_core.solve(oscillator, np.array([1.0, 0.0]), t, method=method, rtol=1e-7, atol=1e-9, **step)
     assert sol.success, sol.message
     exact = np.stack((np.cos(t), -np.sin(t)), axis=1)
-    tolerance = 1e-2 if TABLEAUX[method].order == 1 else 1e-4
+    tolerance = 1e-2 if check_method(method).order == 1 else 1e-4
     np.testing.assert_allclose(sol.ys, exact, atol=tolerance)
 
 
@@ -121,7 +122,7 @@ def test_matches_scipy_rk45_step_for_step() -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_observed_convergence_order_matches_the_tableau(method: str) -> None:
     """Halving a fixed step divides the global error by about 2**order."""
-    order = TABLEAUX[method].order
+    order = check_method(method).order
     t_end = 1.0
     y0 = np.array([1.0, 0.5])
     exact = reference(forced_nonlinear, y0, t_end)[-1]
@@ -130,7 +131,7 @@ def test_observed_convergence_order_matches_the_tableau(method: str) -> None:
     errors = []
     # Implicit methods: Newton's iteration stops at a fraction of the
     # tolerance, so it must be far below the discretisation error measured.
-    tolerances = {} if TABLEAUX[method].explicit else {"rtol": 1e-13, "atol": 1e-15}
+    tolerances = {} if check_method(method).explicit else {"rtol": 1e-13, "atol": 1e-15}
     for n_steps in (n_coarse, 2 * n_coarse, 4 * n_coarse):
         sol = ode_core.solve(forced_nonlinear, y0, [0.0, t_end], method=method, step_size=t_end / n_steps, **tolerances)
         assert sol.stats.n_steps == n_steps

@@ -12,11 +12,12 @@ import ode_core
 import pytest
 from _stiff_problems import robertson, robertson_jacobian, van_der_pol, van_der_pol_jacobian
 from ode_core import TABLEAUX, Status
+from ode_core.validation import check_method
 from scipy.integrate import solve_ivp
 
-IMPLICIT = [name for name in ode_core.METHODS if TABLEAUX[name].implicit]
-IMPLICIT_FIXED = [name for name in IMPLICIT if not TABLEAUX[name].adaptive]
-IMPLICIT_ADAPTIVE = [name for name in IMPLICIT if TABLEAUX[name].adaptive]
+IMPLICIT = [name for name in ode_core.METHODS if check_method(name).implicit]
+IMPLICIT_FIXED = [name for name in IMPLICIT if not check_method(name).adaptive]
+IMPLICIT_ADAPTIVE = [name for name in IMPLICIT if check_method(name).adaptive]
 
 # name -> (f, jac, y0, output times, atol per unit of rtol)
 STIFF_PROBLEMS = {

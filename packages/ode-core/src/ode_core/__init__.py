@@ -1,6 +1,6 @@
 """ode-core: framework-agnostic ODE solvers.
 
-One set of Runge--Kutta tableaux, step-size controllers and dense output that
+One set of Runge--Kutta tableaux and Adams methods, step-size controllers and dense output that
 runs on NumPy arrays, torch tensors and other array API libraries.
 
 Examples
@@ -14,6 +14,7 @@ True
 from __future__ import annotations
 
 from . import validation
+from ._adams import AdamsMethod
 from ._controllers import (
     ControllerState,
     IController,
@@ -31,16 +32,18 @@ from ._solution import Solution, Stats, Status
 from ._solve import solve
 from ._stepper import STEPPER_ENTRY_POINTS, Stepper, StepperBase, register_stepper
 from ._tableau import ButcherTableau
-from ._tableaux import ALIASES, METHODS, TABLEAUX
+from ._tableaux import ALIASES, METHODS, MULTISTEP, TABLEAUX
 
 __version__ = "0.2.0"
 
 __all__ = [
     "ALIASES",
     "METHODS",
+    "MULTISTEP",
     "STEPPER_ENTRY_POINTS",
     "TABLEAUX",
     "AcceptedStep",
+    "AdamsMethod",
     "ButcherTableau",
     "ControllerState",
     "DenseOutput",

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Protocol
 from array_api_compat import array_namespace, is_numpy_namespace
 from array_api_compat import device as device_of
 
+from ._adams import AdamsMethod, AdamsStepper
 from ._collocation import FullyImplicitRungeKutta
 from ._controllers import IController
 from ._dense import DenseOutput, evaluate_polynomial
@@ -157,7 +158,7 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
 
     Parameters
     ----------
-    tableau : ButcherTableau
+    tableau : ButcherTableau or AdamsMethod
     xp : array namespace
     y0 : array, shape (n,)
         The flat initial state (dtype and device of the solve).
@@ -171,7 +172,7 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
     Stepper
     """
     n = y0.shape[0]
-    if tableau.explicit:
+    if tableau.explicit and not isinstance(tableau, AdamsMethod):
         stepper = provided_stepper(tableau, xp, y0, fun)
         if stepper is not None:
             return stepper
@@ -183,6 +184,8 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
         def norm(scaled: Any) -> float:
             return math.sqrt(float(scaled @ scaled) * inverse_n)
 
+    if isinstance(tableau, AdamsMethod):
+        return AdamsStepper(tableau, xp, y0, fun, settings.atol, settings.rtol, norm)
     common = (xp, y0.dtype, device_of(y0), n, settings.jac, settings.atol, settings.rtol, norm)
     if tableau.diagonally_implicit:
         return DiagonallyImplicitRungeKutta(tableau, *common, fixed_step=not settings.adaptive)
@@ -363,6 +366,9 @@ def integrate(
         step, error_ratio, adapt = stepper.step, stepper.error_ratio, controller.adapt
         adjusts = getattr(type(stepper), "adjust_step", StepperBase.adjust_step) is not StepperBase.adjust_step
         adjust_step = stepper.adjust_step if adjusts else None
+        # Steppers that keep slopes from earlier steps (Adams) forget them
+        # where f or the state jumps.
+        restart = getattr(stepper, "restart", None)
         while status is None:
             if n_steps >= max_steps:
                 status = Status.MAX_STEPS_REACHED
@@ -536,6 +542,8 @@ def integrate(
                         # solve continuing from here would.
                         h_next = direction * step_proposal
                         control_state = controller.init(stepper.error_order)
+                if restart is not None and (impulse is not None or t_new in jumps):
+                    restart()
                 if t_new in jumps or (one_sided and impulse is not None):
                     # f jumps here: the next step starts from its right-hand limit.
                     t_start_eval = one_sided_time(t_new, direction)

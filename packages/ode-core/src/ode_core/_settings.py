@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._adams import AdamsMethod
 from ._tableau import ButcherTableau
 
 __all__ = ["Settings"]
@@ -23,7 +24,7 @@ class Settings:
 
     Attributes
     ----------
-    method : ButcherTableau
+    method : ButcherTableau or AdamsMethod
     rtol, atol : float, or array of shape (n,) in the state's namespace
         Relative and absolute tolerances on the flat state.
     step_size : float or None
@@ -56,7 +57,7 @@ class Settings:
         ``perturb``.
     """
 
-    method: ButcherTableau
+    method: ButcherTableau | AdamsMethod
     rtol: Any = 1e-6
     atol: Any = 1e-9
     step_size: float | None = None

@@ -45,7 +45,9 @@ class Stepper(Protocol):
     States are flat 1-D arrays of size ``n``; ``fun(t, y)`` is the flat
     right-hand side. A stepper may keep state between steps (an implicit
     method keeps its Jacobian; ode-adjoint's torch stepper its stage buffer),
-    so the loop makes one per solve and calls :meth:`close` at the end.
+    so the loop makes one per solve and calls :meth:`close` at the end. A
+    stepper whose steps use earlier ones (an Adams method's slopes) may offer
+    ``restart()``: the loop calls it where ``f`` or the state jumps.
 
     Attributes
     ----------

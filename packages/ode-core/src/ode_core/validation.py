@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace, device, is_array_api_obj
 
+from ._adams import AdamsMethod
 from ._settings import Settings
 from ._tableau import ButcherTableau
-from ._tableaux import ALIASES, TABLEAUX
+from ._tableaux import ALIASES, METHODS, MULTISTEP, TABLEAUX
 
 __all__ = [
     "check_callable",
@@ -62,30 +63,33 @@ def check_callable(value: Any, name: str) -> Callable[..., Any]:
     return value  # type: ignore[no-any-return]
 
 
-def check_method(method: Any, name: str = "method") -> ButcherTableau:
-    """The tableau for a registry name (or one of its :data:`ode_core.ALIASES`), or a user tableau as is.
+def check_method(method: Any, name: str = "method") -> ButcherTableau | AdamsMethod:
+    """The method for a registry name (or one of its :data:`ode_core.ALIASES`), or a user's method as is.
 
     Parameters
     ----------
-    method : str or ButcherTableau
+    method : str, ButcherTableau or AdamsMethod
     name : str
         The argument's name in error messages.
 
     Returns
     -------
-    ButcherTableau
+    ButcherTableau or AdamsMethod
     """
-    if isinstance(method, ButcherTableau):
+    if isinstance(method, (ButcherTableau, AdamsMethod)):
         return method
     if not isinstance(method, str):
-        raise TypeError(f"{name}: expected a method name or a ButcherTableau, got {type(method).__name__}")
-    try:
-        return TABLEAUX[ALIASES.get(method, method)]
-    except KeyError:
+        raise TypeError(
+            f"{name}: expected a method name, a ButcherTableau or an AdamsMethod, got {type(method).__name__}"
+        )
+    own = ALIASES.get(method, method)
+    found = TABLEAUX.get(own) or MULTISTEP.get(own)
+    if found is None:
         aliases = ", ".join(f"{alias} ({own})" for alias, own in ALIASES.items())
         raise ValueError(
-            f"{name}: unknown method {method!r}; valid names are {', '.join(TABLEAUX)}, and the aliases {aliases}"
-        ) from None
+            f"{name}: unknown method {method!r}; valid names are {', '.join(METHODS)}, and the aliases {aliases}"
+        )
+    return found
 
 
 def working_dtype(xp: Any, dtype: Any) -> Any:

@@ -1,10 +1,12 @@
-"""The registry of Butcher tableaux, one module per method."""
+"""The registry of methods: Butcher tableaux and Adams methods, one module per method (or family)."""
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
+from .._adams import AdamsMethod
 from .._tableau import ButcherTableau
+from .adams import ADAMS_BASHFORTH, ADAMS_BASHFORTH_MOULTON
 from .backward_euler import BACKWARD_EULER
 from .bosh3 import BOSH3
 from .cash_karp import CASH_KARP
@@ -64,7 +66,12 @@ _ALL: tuple[ButcherTableau, ...] = (
 TABLEAUX: MappingProxyType[str, ButcherTableau] = MappingProxyType({t.name: t for t in _ALL})
 """Read-only mapping from method name to its :class:`ButcherTableau`."""
 
-METHODS: tuple[str, ...] = tuple(TABLEAUX)
+MULTISTEP: MappingProxyType[str, AdamsMethod] = MappingProxyType(
+    {m.name: m for m in (ADAMS_BASHFORTH, ADAMS_BASHFORTH_MOULTON)}
+)
+"""Read-only mapping from method name to its :class:`AdamsMethod`."""
+
+METHODS: tuple[str, ...] = (*TABLEAUX, *MULTISTEP)
 """Every method's own name (:data:`ALIASES` adds other libraries' names for some)."""
 
 ALIASES: MappingProxyType[str, str] = MappingProxyType(
@@ -80,8 +87,16 @@ ALIASES: MappingProxyType[str, str] = MappingProxyType(
         # Its radauIIA5 is Radau IIA of order 5 on fixed steps; our radau5 is
         # Hairer's adaptive code for the same tableau.
         "radauIIA5": "radau5_fixed",
+        # Its explicit_adams and implicit_adams (and 0.2's fixed_adams, the
+        # latter again) are Adams methods on fixed steps, started by the 3/8
+        # rule. torchdiffeq raises their order with every slope it keeps, up
+        # to 11 (and 12 for the corrector); ours keep order 4, whose region of
+        # absolute stability is some 20 times larger than order 11's.
+        "explicit_adams": "adams_bashforth",
+        "implicit_adams": "adams_bashforth_moulton",
+        "fixed_adams": "adams_bashforth_moulton",
     }
 )
 """Other names :func:`ode_core.solve` accepts, each for one method of :data:`METHODS`."""
 
-__all__ = ["ALIASES", "METHODS", "TABLEAUX"]
+__all__ = ["ALIASES", "METHODS", "MULTISTEP", "TABLEAUX"]

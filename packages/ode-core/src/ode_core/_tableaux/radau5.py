@@ -76,6 +76,7 @@ def _coefficients() -> dict[str, object]:
     return {
         "c_collocation": row(c),
         "a_collocation": tuple(row(r) for r in a),
+        "b_collocation": row(a[2]),
         "c": ("0", *row(c)),
         "a": ((), *(("0", *row(r)) for r in a)),
         "b": row(b),
@@ -111,7 +112,7 @@ RADAU5_FIXED = ButcherTableau(
     order=5,
     c=_COEFFICIENTS["c_collocation"],
     a=_COEFFICIENTS["a_collocation"],
-    b=_COEFFICIENTS["a_collocation"][2],
+    b=_COEFFICIENTS["b_collocation"],
     exact=False,
     citation="E. Hairer, G. Wanner, Solving Ordinary Differential Equations II, 2nd ed., Springer 1996: Table IV.5.6.",
 )

@@ -1,7 +1,8 @@
 """The ``methods-table`` directive: ode-core's methods, read from the registry.
 
-Every row is derived at build time from ``ode_core.TABLEAUX`` (in the order
-of ``ode_core.METHODS``), so a method added to the registry appears without
+Every row is derived at build time from ``ode_core.TABLEAUX`` and
+``ode_core.MULTISTEP`` (in the order of ``ode_core.METHODS``), so a method
+added to the registry appears without
 touching the docs. Only attributes every :class:`ode_core.ButcherTableau`
 has are required (``name``, ``order``, ``a``, ``b``, ``c``); anything else
 is read with a fallback, and a column that cannot be derived for a method
@@ -185,11 +186,14 @@ def method_rows(tableaux: Mapping[str, Any] | None = None, names: Sequence[str] 
 
     registered = tableaux is None
     if tableaux is None:
-        tableaux = ode_core.TABLEAUX
+        tableaux = {**ode_core.TABLEAUX, **getattr(ode_core, "MULTISTEP", {})}
         names = names if names is not None else getattr(ode_core, "METHODS", None)
     rows = []
     for name in names if names is not None else list(tableaux):
         tableau = tableaux[name]
+        if hasattr(tableau, "steps") and hasattr(tableau, "starter"):
+            rows.append(multistep_row(name, tableau))
+            continue
         rows.append(
             {
                 "method": name,
@@ -203,6 +207,29 @@ def method_rows(tableaux: Mapping[str, Any] | None = None, names: Sequence[str] 
             }
         )
     return rows
+
+
+def multistep_row(name: str, method: Any) -> dict[str, str]:
+    """The row of an :class:`ode_core.AdamsMethod`: fixed steps on its slopes, started by a one-step method.
+
+    Examples
+    --------
+    >>> import ode_core
+    >>> row = multistep_row("adams_bashforth", ode_core.MULTISTEP["adams_bashforth"])
+    >>> row["order"], row["stages"], row["kind"]
+    ('4', '4 slopes (rk38 starts)', 'explicit multistep (Adams-Bashforth)')
+    """
+    kind = "predictor-corrector, P(EC)^m E" if method.corrector else "Adams-Bashforth"
+    return {
+        "method": name,
+        "order": str(method.order),
+        "stages": f"{method.steps} slopes ({method.starter.name} starts)",
+        "adaptive": "no",
+        "kind": f"explicit multistep ({kind})",
+        "R(-inf)": "unbounded",
+        "dense output": "cubic Hermite",
+        "citation": str(method.citation or ""),
+    }
 
 
 def _methods_table_directive() -> type:

@@ -17,11 +17,14 @@ import torch
 DTYPE = torch.float64
 
 METHODS = list(ode_core.METHODS)
-EXPLICIT = [name for name in METHODS if ode_core.TABLEAUX[name].explicit]
-IMPLICIT = [name for name in METHODS if ode_core.TABLEAUX[name].implicit]
-ADAPTIVE = [name for name in METHODS if ode_core.TABLEAUX[name].adaptive]
-FIXED_STEP = [name for name in METHODS if not ode_core.TABLEAUX[name].adaptive]
-EXPLICIT_ADAPTIVE = [name for name in EXPLICIT if ode_core.TABLEAUX[name].adaptive]
+METHOD = {name: ode_core.validation.check_method(name) for name in METHODS}
+# Runge-Kutta methods only: each step stands alone (the checkpoint replays it so).
+MULTISTEP = list(ode_core.MULTISTEP)
+EXPLICIT = [name for name in ode_core.TABLEAUX if ode_core.TABLEAUX[name].explicit]
+IMPLICIT = [name for name in METHODS if METHOD[name].implicit]
+ADAPTIVE = [name for name in METHODS if METHOD[name].adaptive]
+FIXED_STEP = [name for name in METHODS if not METHOD[name].adaptive]
+EXPLICIT_ADAPTIVE = [name for name in EXPLICIT if METHOD[name].adaptive]
 GRADIENTS = ("backprop", "adjoint", "checkpoint")
 
 
@@ -153,6 +156,9 @@ GRADCHECK_SETTINGS: dict[str, GradcheckSetting] = {
     "gl4": _fixed(5e-2, atol=1e-5),
     # Orders 5 and 6 with h = 0.1.
     "gl6": _fixed(1e-1, atol=1e-5),
+    # Order 4 with h = 0.05, the first three steps by the 3/8 rule.
+    "adams_bashforth": _fixed(5e-2, atol=1e-5),
+    "adams_bashforth_moulton": _fixed(5e-2, atol=1e-5),
     "radau5_fixed": _fixed(1e-1, atol=1e-5),
     # Adaptive: low orders need looser tolerances to stay cheap.
     "heun_euler": _adaptive(1e-6, atol=2e-5, fast_mode=True),

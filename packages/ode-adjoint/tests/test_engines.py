@@ -21,6 +21,7 @@ from _adjoint_problems import (
     relative_difference,
     van_der_pol_inputs,
 )
+from ode_core.validation import check_method
 
 # Output times inside steps and at the end.
 OUTPUT_TIMES = (0.0, 0.35, 1.0, 1.6)
@@ -35,7 +36,7 @@ def _batch_y0() -> torch.Tensor:
 
 
 def _solve_kwargs(method: str) -> dict[str, Any]:
-    if ode_core.TABLEAUX[method].adaptive:
+    if check_method(method).adaptive:
         return {"rtol": RTOL, "atol": ATOL}
     return {"options": {"step_size": 0.05}}
 
@@ -92,7 +93,7 @@ def test_explicit_methods_take_ode_core_steps(method: str) -> None:
     field = forced_van_der_pol(theta)
     y0 = torch.tensor([0.6, -0.4], dtype=DTYPE, requires_grad=True)
     t = torch.linspace(0.0, 2.0, 9, dtype=DTYPE)
-    if ode_core.TABLEAUX[method].adaptive:
+    if check_method(method).adaptive:
         core_kwargs: dict[str, Any] = {"rtol": 1e-6, "atol": 1e-8}
         ours_kwargs: dict[str, Any] = dict(core_kwargs)
     else:

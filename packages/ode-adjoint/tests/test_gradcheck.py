@@ -11,7 +11,6 @@ import math
 import warnings
 
 import ode_adjoint
-import ode_core
 import pytest
 import torch
 from _adjoint_problems import (
@@ -22,9 +21,11 @@ from _adjoint_problems import (
     GRADIENTS,
     IMPLICIT,
     METHODS,
+    MULTISTEP,
     forced_van_der_pol,
     van_der_pol_inputs,
 )
+from ode_core.validation import check_method
 
 # Two output times after t0, one of them between steps for most settings.
 OUTPUT_TIMES = (0.0, 0.2, 0.5)
@@ -40,9 +41,15 @@ def _output_times() -> torch.Tensor:
 _FAST_GRADCHECK = {"dopri5", "rk4"}
 
 
-@pytest.mark.parametrize("gradient", GRADIENTS)
 @pytest.mark.parametrize(
-    "method", [m if m in _FAST_GRADCHECK else pytest.param(m, marks=pytest.mark.slow) for m in METHODS]
+    ("method", "gradient"),
+    [
+        (m, g) if m in _FAST_GRADCHECK else pytest.param(m, g, marks=pytest.mark.slow)
+        for m in METHODS
+        for g in GRADIENTS
+        # The checkpoint replays steps alone: it refuses multistep methods (test_engines).
+        if not (m in MULTISTEP and g == "checkpoint")
+    ],
 )
 def test_gradcheck_every_method_and_engine(method: str, gradient: str) -> None:
     setting = GRADCHECK_SETTINGS[method]
@@ -150,7 +157,7 @@ def test_fixed_step_adjoint_converges_at_the_method_order(method: str) -> None:
     """The adjoint of a fixed-step method integrates the adjoint equation with
     the same method and step, so its gradient approaches the exact one at the
     method's order as the step halves."""
-    order = ode_core.TABLEAUX[method].order
+    order = check_method(method).order
     t = torch.tensor([0.0, 0.5], dtype=DTYPE)
 
     def loss_gradient(gradient: str, **solve_kwargs: object) -> torch.Tensor:
@@ -170,3 +177,55 @@ def test_fixed_step_adjoint_converges_at_the_method_order(method: str) -> None:
     ]
     observed_order = math.log2(errors[0] / errors[1])
     assert observed_order > order - 0.3, f"errors {errors}: observed order {observed_order:.2f}, expected {order}"
+
+
+@pytest.mark.parametrize("method", MULTISTEP)
+def test_backprop_is_exact_for_an_adams_methods_discrete_solution(method: str) -> None:
+    """Backprop differentiates the steps through the slopes they share, so
+    gradcheck passes at steps of 0.1, far from the exact flow (as for the
+    one-step methods above), outputs between steps included."""
+    y0, theta = van_der_pol_inputs()
+    t = torch.tensor([0.0, 0.23, 0.5, 0.8], dtype=DTYPE)
+
+    def solution(y0: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        ys: torch.Tensor = ode_adjoint.odeint(
+            forced_van_der_pol(theta), y0, t, method=method, gradient="backprop", options={"step_size": 0.1}
+        )
+        return ys
+
+    assert torch.autograd.gradcheck(solution, (y0, theta), atol=1e-8, rtol=1e-7)
+
+
+@pytest.mark.parametrize("method", [*MULTISTEP, "explicit_adams"])
+def test_the_checkpoint_refuses_a_multistep_method_by_name(method: str) -> None:
+    y0, theta = van_der_pol_inputs()
+    with pytest.raises(ValueError, match=r"gradient: 'checkpoint' replays each step alone.*multistep method"):
+        ode_adjoint.odeint(
+            forced_van_der_pol(theta),
+            y0,
+            torch.tensor([0.0, 0.5], dtype=DTYPE),
+            method=method,
+            gradient="checkpoint",
+            options={"step_size": 0.1},
+        )
+
+
+@pytest.mark.parametrize("method", MULTISTEP)
+def test_adams_adjoint_keeps_its_order_across_output_times(method: str) -> None:
+    """At each output time the adjoint jumps by the output's cotangent (an
+    impulse of the backward solve); slopes from before it would cost the
+    method its order, so it restarts there."""
+    t = torch.tensor([0.0, 0.3, 0.6, 1.0], dtype=DTYPE)
+
+    def loss_gradient(gradient: str, **solve_kwargs: object) -> torch.Tensor:
+        y0, theta = van_der_pol_inputs()
+        ys = ode_adjoint.odeint(
+            forced_van_der_pol(theta), y0, t, gradient=gradient, adjoint_params=(theta,), **solve_kwargs
+        )
+        return torch.cat(torch.autograd.grad(ys.square().sum(), (y0, theta)))
+
+    exact = loss_gradient("backprop", method="dopri8", rtol=1e-13, atol=1e-13)
+    errors = [
+        float((loss_gradient("adjoint", method=method, options={"step_size": h}) - exact).norm()) for h in (0.02, 0.01)
+    ]
+    assert math.log2(errors[0] / errors[1]) > 3.7, errors

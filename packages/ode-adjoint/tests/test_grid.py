@@ -11,6 +11,7 @@ import ode_core
 import pytest
 import torch
 from _adjoint_problems import DTYPE, GRADIENTS, TimeMLP
+from ode_core.validation import check_method
 
 
 @pytest.mark.parametrize("gradient", GRADIENTS)
@@ -70,7 +71,7 @@ def test_every_engine_differentiates_the_grid_solve(method: str) -> None:
         grads[gradient] = torch.cat([y0.grad.reshape(-1), *(p.grad.reshape(-1) for p in func.parameters())])  # type: ignore[union-attr]
     # An implicit step's Newton iteration stops at its tolerance (rtol here), and backprop
     # differentiates those iterations where the checkpoint differentiates the converged step.
-    exact = ode_core.TABLEAUX[method].explicit
+    exact = check_method(method).explicit
     torch.testing.assert_close(
         grads["checkpoint"], grads["backprop"], rtol=1e-12 if exact else 1e-5, atol=1e-14 if exact else 1e-9
     )

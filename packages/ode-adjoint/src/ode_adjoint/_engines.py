@@ -584,7 +584,19 @@ class Checkpoint(GradientEngine):
         Returns
         -------
         Differentiated
+
+        Raises
+        ------
+        ValueError
+            For a multistep method, whose steps cannot be replayed alone.
         """
+        method = problem.settings.method
+        if isinstance(method, ode_core.AdamsMethod):
+            raise ValueError(
+                f"gradient: 'checkpoint' replays each step alone, from its start state, and method {method.name!r} "
+                "is a multistep method whose steps use the slopes of the steps before; use gradient='backprop' "
+                "(exact for its steps) or 'adjoint'"
+            )
         return _differentiate_in_function(problem, _CheckpointRun(problem, self.budget))
 
 

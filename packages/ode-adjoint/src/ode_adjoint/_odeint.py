@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 from array_api_compat import array_namespace
-from ode_core import ButcherTableau, PIDController, Settings, Status
+from ode_core import AdamsMethod, ButcherTableau, PIDController, Settings, Status
 from ode_core.validation import (
     check_callable,
     check_count,
@@ -146,14 +146,16 @@ def _settings(
             setting, _, reason = str(error).partition(": ")
             option = next(option for option, name in _CONTROLLER_OPTIONS.items() if name == setting)
             raise ValueError(f"{where}options[{option!r}]: {reason}") from None
-    if norm is not None and tableau.implicit:
-        # Newton's norms decide, they are not differentiated: measure detached values.
+    # Newton's norms and an Adams corrector's decide when to stop iterating;
+    # they are not differentiated: measure detached values.
+    iterated = tableau.implicit or (isinstance(tableau, AdamsMethod) and tableau.corrector)
+    if norm is not None and iterated:
         measure = norm
 
         def norm(scaled: torch.Tensor) -> float:
             return float(measure(scaled.detach()))
 
-    elif tableau.implicit:
+    elif iterated:
 
         def norm(scaled: torch.Tensor) -> float:
             detached = scaled.detach()

@@ -1,40 +1,42 @@
 """Adams methods: linear multistep methods on the history of ``f``, fixed steps on any grid.
 
-A ``k``-step Adams method integrates, over the step from ``t_n`` to ``t_n +
-h``, the polynomial ``p`` through the last slopes of the solution:
+An Adams method integrates, over the step from ``t_n`` to ``t_n + h``, the
+polynomial ``p`` through the last ``m`` slopes of the solution:
 
     y_{n+1} = y_n + int_{t_n}^{t_n + h} p(s) ds = y_n + h sum_j beta_j f_j.
 
-Adams--Bashforth (explicit) interpolates the ``k`` slopes at ``t_n, t_{n-1},
-..., t_{n-k+1}`` and has order ``k``; Adams--Moulton (implicit) interpolates
-``f_{n+1}, f_n, ..., f_{n-k+2}`` and has order ``k`` too, with a smaller
-error constant. With the nodes scaled as ``x_j = (t_j - t_n) / h``, the
-weights are ``beta_j = int_0^1 l_j(x) dx`` for the Lagrange basis ``l_j`` on
-those nodes. On equal steps (``x = 0, -1, -2, ...``) they are the classical
-rationals (Hairer, Norsett & Wanner, *Solving ODEs I*, section III.1, Tables
-1.1 and 1.2), computed exactly once; on unequal ones (a grid of output times,
-a last step cut short) they are computed afresh for the step from the same
-formula in float64: variable-coefficient Adams, exact on polynomials of degree
-``k - 1`` whatever the grid.
+Adams--Bashforth (explicit) interpolates the slopes at ``t_n, t_{n-1}, ...,
+t_{n-m+1}``: order ``m``. Adams--Moulton (implicit) interpolates ``f_{n+1}``
+and the same ``m`` slopes: order ``m + 1``. With the nodes scaled as ``x_j =
+(t_j - t_n) / h``, the weights are ``beta_j = int_0^1 l_j(x) dx`` for the
+Lagrange basis ``l_j`` on those nodes. On equal steps (``x = 0, -1, -2,
+...``) they are the classical rationals (Hairer, Norsett & Wanner, *Solving
+ODEs I*, section III.1, Tables 1.1 and 1.2), computed exactly once; on
+unequal ones (a grid of output times, a last step cut short) they are
+computed afresh for the step from the same formula in float64:
+variable-coefficient Adams, exact on polynomials of degree ``m - 1`` whatever
+the grid.
 
-The predictor-corrector is ``P(EC)^m E``: predict with Adams--Bashforth,
+The predictor-corrector is ``P(EC)^k E``: predict with Adams--Bashforth,
 evaluate ``f`` there, correct with Adams--Moulton, repeat while the
-correction moves ``y`` by more than the tolerances allow (at most
-``max_corrections`` times), and evaluate ``f`` at the result (the next step's
-first slope, which the loop computes). Its order is ``k`` however many
-corrections are made: the iteration is a functional one, with no Jacobian, so
-it is not a method for stiff problems.
+correction is above the tolerances (at most ``max_corrections`` times), and
+evaluate ``f`` at the result (the next step's first slope, which the loop
+computes). The iteration is a functional one, with no Jacobian, so it is not
+a method for stiff problems. Where it does not settle, the step keeps its
+last correction and the oldest slope is dropped (as torchdiffeq does).
 
-The first ``k - 1`` steps of a solve have too few slopes; a one-step starter
-of the same order takes them (Kutta's 3/8 rule for order 4, as torchdiffeq's
-Adams methods do). After a jump of ``f`` or an impulse on the state the loop
+A solve keeps up to ``steps`` slopes. Until it has ``min_steps`` of them a
+one-step starter takes the steps (Kutta's 3/8 rule, as in torchdiffeq); from
+there on each step uses every slope it has, so the order rises with the
+history up to ``steps`` (torchdiffeq's explicit_adams and implicit_adams do
+this up to 11 slopes; our adams_bashforth and adams_bashforth_moulton start
+at their full 4). After a jump of ``f`` or an impulse on the state the loop
 calls :meth:`AdamsStepper.restart`, and the slopes before it are forgotten.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,7 +95,7 @@ def integrated_lagrange_weights(nodes: Sequence[Number]) -> tuple[Number, ...]:
 
 @dataclass(frozen=True)
 class AdamsMethod:
-    """A ``steps``-step Adams method, with or without the Moulton corrector, as checked data.
+    """An Adams method, with or without the Moulton corrector, as checked data.
 
     It offers the attributes of :class:`~ode_core.ButcherTableau` that a
     solve asks of its method (``explicit``, ``implicit``, ``adaptive``, ...):
@@ -104,15 +106,22 @@ class AdamsMethod:
     ----------
     name : str
     steps : int
-        ``k``: slopes the Bashforth predictor interpolates; the order.
+        Most slopes a step uses (1 to 12).
     corrector : bool
-        Whether each step corrects with Adams--Moulton (``P(EC)^m E``).
+        Whether each step corrects with Adams--Moulton (``P(EC)^k E``).
     starter : ButcherTableau
-        Explicit one-step method of order at least ``steps - 1`` for the
-        first ``steps - 1`` steps.
+        Explicit one-step method for the steps before ``min_steps`` slopes exist.
     citation : str
     max_corrections : int
-        ``m``: corrector iterations at most per step.
+        Corrector iterations at most per step.
+    min_steps : int, optional
+        Slopes from which the Adams formula takes over from the starter
+        (default ``steps``: the full order from the first Adams step).
+    correction_test : {"state", "increment"}
+        When a correction is small enough: ``"state"``, the solve's norm of
+        its change over ``atol + rtol max(|y|)``, at most one;
+        ``"increment"``, every component of its change below ``atol + rtol
+        max(|y1 - y|)`` (torchdiffeq's rule, on the step's increment).
 
     Raises
     ------
@@ -126,6 +135,8 @@ class AdamsMethod:
     starter: ButcherTableau
     citation: str = ""
     max_corrections: int = 4
+    min_steps: int | None = None
+    correction_test: str = "state"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -133,34 +144,69 @@ class AdamsMethod:
         where = f"AdamsMethod {self.name!r}"
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= 12:
             raise ValueError(f"{where}: steps: expected an integer from 1 to 12, got {self.steps!r}")
+        if self.min_steps is not None and (
+            isinstance(self.min_steps, bool)
+            or not isinstance(self.min_steps, int)
+            or not 1 <= self.min_steps <= self.steps
+        ):
+            raise ValueError(
+                f"{where}: min_steps: expected an integer from 1 to steps={self.steps}, got {self.min_steps!r}"
+            )
         if not isinstance(self.starter, ButcherTableau) or not self.starter.explicit:
             raise TypeError(f"{where}: starter: expected an explicit ButcherTableau, got {self.starter!r}")
-        # The starter takes k - 1 steps, a number independent of h: local
-        # errors O(h^(p+1)) of order p = k - 1 keep the global order k.
-        if self.starter.order < self.steps - 1:
-            raise ValueError(
-                f"{where}: starter: {self.starter.name!r} has order {self.starter.order}; a {self.steps}-step "
-                f"method needs order {self.steps - 1} at least"
-            )
         if isinstance(self.max_corrections, bool) or not isinstance(self.max_corrections, int):
             raise TypeError(f"{where}: max_corrections: expected an integer, got {self.max_corrections!r}")
         if self.max_corrections < 1:
             raise ValueError(f"{where}: max_corrections: expected at least 1, got {self.max_corrections}")
+        if self.correction_test not in ("state", "increment"):
+            raise ValueError(f"{where}: correction_test: expected 'state' or 'increment', got {self.correction_test!r}")
 
-    @functools.cached_property
-    def bashforth(self) -> tuple[Fraction, ...]:
-        """Equal-step predictor weights on ``f_n, f_{n-1}, ..., f_{n-k+1}``."""
-        return integrated_lagrange_weights([Fraction(-j) for j in range(self.steps)])
+    @property
+    def first_adams_steps(self) -> int:
+        """Slopes from which the Adams formula takes the steps."""
+        return self.steps if self.min_steps is None else self.min_steps
 
-    @functools.cached_property
-    def moulton(self) -> tuple[Fraction, ...]:
-        """Equal-step corrector weights on ``f_{n+1}, f_n, ..., f_{n-k+2}``."""
-        return integrated_lagrange_weights([Fraction(1 - j) for j in range(self.steps)])
+    def bashforth(self, slopes: int) -> tuple[Fraction, ...]:
+        """Equal-step predictor weights, exact.
+
+        Parameters
+        ----------
+        slopes : int
+            Slopes the step uses.
+
+        Returns
+        -------
+        tuple of Fraction, length ``slopes``
+            The weights of ``f_n, f_{n-1}, ...``.
+        """
+        return _equal_step_weights(slopes, 0)
+
+    def moulton(self, slopes: int) -> tuple[Fraction, ...]:
+        """Equal-step corrector weights, exact.
+
+        Parameters
+        ----------
+        slopes : int
+            Past slopes the step uses (besides the new point's).
+
+        Returns
+        -------
+        tuple of Fraction, length ``slopes + 1``
+            The weights of ``f_{n+1}, f_n, f_{n-1}, ...``.
+        """
+        return _equal_step_weights(slopes + 1, 1)
 
     @property
     def order(self) -> int:
-        """Order of convergence, ``steps``."""
-        return self.steps
+        """Order of convergence with equal steps.
+
+        The full formula's (``steps``, one more with the corrector), unless a
+        fixed number of lower-order steps bounds it: those with the fewest
+        slopes (local error ``O(h^(min_steps + 2))`` with the corrector,
+        ``O(h^(min_steps + 1))`` without) or the starter's.
+        """
+        gain = 1 if self.corrector else 0
+        return min(self.steps + gain, self.first_adams_steps + 1 + gain, self.starter.order + 1)
 
     # What a solve asks of its method (as of a ButcherTableau): no stage
     # equations (the corrector is iterated, not solved), no error estimate.
@@ -174,11 +220,17 @@ class AdamsMethod:
     @property
     def controller_order(self) -> int:
         """The order (no controller drives fixed steps)."""
-        return self.steps
+        return self.order
 
     def __repr__(self) -> str:
         kind = "Bashforth-Moulton" if self.corrector else "Bashforth"
-        return f"AdamsMethod({self.name!r}, {kind}, order {self.steps})"
+        return f"AdamsMethod({self.name!r}, {kind}, order {self.order})"
+
+
+@functools.cache
+def _equal_step_weights(count: int, first_node: int) -> tuple[Fraction, ...]:
+    """Weights on the nodes ``first_node, first_node - 1, ...`` (``count`` of them), exactly."""
+    return integrated_lagrange_weights([Fraction(first_node - j) for j in range(count)])
 
 
 class AdamsStepper(StepperBase):
@@ -215,13 +267,13 @@ class AdamsStepper(StepperBase):
         self.xp = xp
         self.error_order = method.order
         self.atol, self.rtol, self.norm = atol, rtol, norm
-        k = method.steps
-        self.times: deque[float] = deque(maxlen=k)
-        self.slopes: deque[Any] = deque(maxlen=k)
+        self.times: deque[float] = deque(maxlen=method.steps)
+        self.slopes: deque[Any] = deque(maxlen=method.steps)
         starter = provided_stepper(method.starter, xp, y0, fun)
         self.starter = starter or explicit_stepper(method.starter, xp, y0.dtype, device_of(y0), y0.shape[0])
-        self.bashforth = [float(w) for w in method.bashforth]
-        self.moulton = [float(w) for w in method.moulton]
+        counts = range(method.first_adams_steps, method.steps + 1)
+        self.bashforth = {m: [float(w) for w in method.bashforth(m)] for m in counts}
+        self.moulton = {m: [float(w) for w in method.moulton(m)] for m in counts}
 
     def restart(self) -> None:
         """``f`` or the state jumped: the slopes before say nothing of what follows."""
@@ -245,35 +297,47 @@ class AdamsStepper(StepperBase):
             ``f0``, for the interpolant.
         evaluations : int
         """
-        times, slopes, k = self.times, self.slopes, self.method.steps
+        method, times, slopes = self.method, self.times, self.slopes
         if times and times[-1] == t:  # the same step again: its slope is known
             slopes[-1] = f0
         else:
             times.append(t)
             slopes.append(f0)
-        if len(times) < k:
+        m = len(times)
+        if m < method.first_adams_steps:
             y1, _, evaluations = self.starter.step(fun, t, y, f0, h, t_end_eval)
             return y1, f0, evaluations
         # Scaled nodes of the slopes, newest first.
-        nodes = [(times[-1 - j] - t) / h for j in range(k)]
+        nodes = [(times[-1 - j] - t) / h for j in range(m)]
+        newest_first = [slopes[-1 - j] for j in range(m)]
         equal = all(abs(node + j) <= _EQUAL_STEPS for j, node in enumerate(nodes))
-        predictor = self.bashforth if equal else integrated_lagrange_weights(nodes)
-        y1 = y + h * _combine(predictor, [slopes[-1 - j] for j in range(k)])
-        if not self.method.corrector:
+        predictor = self.bashforth[m] if equal else integrated_lagrange_weights(nodes)
+        y1 = y + h * _combine(predictor, newest_first)
+        if not method.corrector:
             return y1, f0, 0
-        corrector = self.moulton if equal else integrated_lagrange_weights([1.0, *nodes[: k - 1]])
-        known = y + h * _combine(corrector[1:], [slopes[-1 - j] for j in range(k - 1)]) if k > 1 else y
+        corrector = self.moulton[m] if equal else integrated_lagrange_weights([1.0, *nodes])
+        known = y + h * _combine(corrector[1:], newest_first)
         t1 = t + h if t_end_eval is None else t_end_eval
         xp, atol, rtol = self.xp, self.atol, self.rtol
         scaled_new = h * corrector[0]
+        on_increment = method.correction_test == "increment"
         evaluations = 0
-        for _ in range(self.method.max_corrections):
+        converged = False
+        for _ in range(method.max_corrections):
             corrected = known + scaled_new * fun(t1, y1)
             evaluations += 1
-            change = self.norm((corrected - y1) / (atol + rtol * xp.maximum(xp.abs(y1), xp.abs(corrected))))
+            if on_increment:
+                scale = atol + rtol * xp.maximum(xp.abs(y1 - y), xp.abs(corrected - y))
+                converged = float(xp.max(_read(xp.abs(corrected - y1) / scale))) < 1.0
+            else:
+                scale = atol + rtol * xp.maximum(xp.abs(y1), xp.abs(corrected))
+                converged = self.norm((corrected - y1) / scale) <= 1.0
             y1 = corrected
-            if change <= 1.0 or not math.isfinite(change):
+            if converged:
                 break
+        if not converged:
+            times.popleft()
+            slopes.popleft()
         return y1, f0, evaluations
 
     def error_ratio(
@@ -302,6 +366,14 @@ class AdamsStepper(StepperBase):
         """Forget the slopes and close the starter."""
         self.restart()
         self.starter.close()
+
+
+def _read(value: Any) -> Any:
+    """``value`` without its autograd history, where its library keeps one (a
+    decision on a value is not differentiated; torch warns at reading a
+    tensor that requires grad)."""
+    detach = getattr(value, "detach", None)
+    return detach() if callable(detach) else value
 
 
 def _combine(weights: Sequence[float], slopes: Sequence[Any]) -> Any:

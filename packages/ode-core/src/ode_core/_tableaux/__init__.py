@@ -6,7 +6,7 @@ from types import MappingProxyType
 
 from .._adams import AdamsMethod
 from .._tableau import ButcherTableau
-from .adams import ADAMS_BASHFORTH, ADAMS_BASHFORTH_MOULTON
+from .adams import ADAMS_BASHFORTH, ADAMS_BASHFORTH_MOULTON, EXPLICIT_ADAMS, IMPLICIT_ADAMS
 from .backward_euler import BACKWARD_EULER
 from .bosh3 import BOSH3
 from .cash_karp import CASH_KARP
@@ -67,7 +67,7 @@ TABLEAUX: MappingProxyType[str, ButcherTableau] = MappingProxyType({t.name: t fo
 """Read-only mapping from method name to its :class:`ButcherTableau`."""
 
 MULTISTEP: MappingProxyType[str, AdamsMethod] = MappingProxyType(
-    {m.name: m for m in (ADAMS_BASHFORTH, ADAMS_BASHFORTH_MOULTON)}
+    {m.name: m for m in (ADAMS_BASHFORTH, ADAMS_BASHFORTH_MOULTON, EXPLICIT_ADAMS, IMPLICIT_ADAMS)}
 )
 """Read-only mapping from method name to its :class:`AdamsMethod`."""
 
@@ -87,14 +87,8 @@ ALIASES: MappingProxyType[str, str] = MappingProxyType(
         # Its radauIIA5 is Radau IIA of order 5 on fixed steps; our radau5 is
         # Hairer's adaptive code for the same tableau.
         "radauIIA5": "radau5_fixed",
-        # Its explicit_adams and implicit_adams (and 0.2's fixed_adams, the
-        # latter again) are Adams methods on fixed steps, started by the 3/8
-        # rule. torchdiffeq raises their order with every slope it keeps, up
-        # to 11 (and 12 for the corrector); ours keep order 4, whose region of
-        # absolute stability is some 20 times larger than order 11's.
-        "explicit_adams": "adams_bashforth",
-        "implicit_adams": "adams_bashforth_moulton",
-        "fixed_adams": "adams_bashforth_moulton",
+        # 0.2's fixed_adams is its implicit_adams.
+        "fixed_adams": "implicit_adams",
     }
 )
 """Other names :func:`ode_core.solve` accepts, each for one method of :data:`METHODS`."""

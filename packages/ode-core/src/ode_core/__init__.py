@@ -26,7 +26,7 @@ from ._controllers import (
 from ._dense import DenseOutput
 from ._initial_step import select_initial_step
 from ._loop import AcceptedStep, StepObserver, integrate, make_stepper
-from ._norms import max_norm, rms_norm
+from ._norms import MixedNorm, max_norm, rms_norm
 from ._settings import Settings
 from ._solution import Solution, Stats, Status
 from ._solve import solve
@@ -48,6 +48,7 @@ __all__ = [
     "ControllerState",
     "DenseOutput",
     "IController",
+    "MixedNorm",
     "PIController",
     "PIDController",
     "PredictiveController",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ode_adjoint
+import ode_core
 import pytest
 import torch
 from _adjoint_problems import (
@@ -147,8 +148,12 @@ def test_tuple_state_matches_the_flat_formulation(gradient: str) -> None:
     flat_ys = torch.cat((ys[0], ys[1].reshape(3, 6)), dim=1)
     grads = torch.autograd.grad((flat_ys * weights).sum(), (*state, rate))
 
+    # A tuple state's default error norm is torchdiffeq's: the larger of each tensor's RMS.
     y0 = torch.cat((a0, b0.reshape(-1))).requires_grad_()
-    expected_ys = ode_adjoint.odeint(flat_field, y0, t, gradient=gradient, adjoint_params=(rate,), **TIGHT)
+    mixed = {"norm": ode_core.MixedNorm([2, 6])}
+    expected_ys = ode_adjoint.odeint(
+        flat_field, y0, t, gradient=gradient, adjoint_params=(rate,), options=mixed, **TIGHT
+    )
     expected_y0_grad, expected_rate_grad = torch.autograd.grad((expected_ys * weights).sum(), (y0, rate))
 
     torch.testing.assert_close(flat_ys, expected_ys, rtol=1e-12, atol=1e-14)
@@ -575,3 +580,55 @@ def test_a_solve_nested_in_func_of_the_same_shape_gets_its_own_buffers() -> None
     with torch.no_grad():
         nested = ode_adjoint.odeint(outer, y0, torch.tensor([0.0, 1.0], dtype=DTYPE), rtol=1e-8, atol=1e-10)
     torch.testing.assert_close(nested[-1], torch.full((3, 2), math.exp(-1.0), dtype=DTYPE), rtol=1e-7, atol=1e-9)
+
+
+def test_a_tuple_states_default_norm_weighs_each_tensor_on_its_own() -> None:
+    """torchdiffeq's default for tuple states: a one-element tensor is not
+    drowned in a thousand-element one's mean, so its error sets the steps."""
+    state = (torch.ones(1, dtype=DTYPE), torch.ones(1000, dtype=DTYPE))
+
+    def field(t: torch.Tensor, y: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return -5.0 * y[0], -0.1 * y[1]
+
+    t = torch.tensor([0.0, 1.0], dtype=DTYPE)
+    default = ode_adjoint.solve(field, state, t).stats.n_steps
+    mixed = ode_adjoint.solve(
+        field, state, t, options={"norm": lambda y: max(float(part.pow(2).mean().sqrt()) for part in y)}
+    ).stats.n_steps
+    flat_rms = ode_adjoint.solve(
+        field, state, t, options={"norm": lambda y: float(torch.cat(y).pow(2).mean().sqrt())}
+    ).stats.n_steps
+    assert default == mixed > flat_rms
+
+
+def test_a_callable_adjoint_norm_gets_torchdiffeqs_tuple() -> None:
+    """adjoint_options={"norm": f}: f gets (t, *y, *a_y, *a_theta) in the
+    shapes of the state's tensors and the parameters, as torchdiffeq gives it,
+    and its value controls the backward solve's steps."""
+    weight = torch.tensor([[0.3, -0.2], [0.1, 0.4]], dtype=DTYPE, requires_grad=True)
+    bias = torch.tensor(0.05, dtype=DTYPE, requires_grad=True)
+    state = (torch.tensor(1.0, dtype=DTYPE), torch.tensor([[0.5, 0.5], [0.1, 0.1]], dtype=DTYPE))
+    shapes: list[list[tuple[int, ...]]] = []
+
+    def field(t: torch.Tensor, y: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return -y[0] + bias, y[1] @ weight
+
+    def norm(parts: tuple[torch.Tensor, ...], scale: float = 1.0) -> torch.Tensor:
+        shapes.append([tuple(part.shape) for part in parts])
+        return scale * torch.stack([part.abs().max() for part in parts]).max()
+
+    t = torch.tensor([0.0, 1.0], dtype=DTYPE)
+    steps = []
+    for scale in (1.0, 100.0):
+        solution = ode_adjoint.solve(
+            field,
+            state,
+            t,
+            gradient="adjoint",
+            adjoint_params=(weight, bias),
+            adjoint_options={"norm": lambda parts, scale=scale: norm(parts, scale)},
+        )
+        solution.ys[1][-1].sum().backward()
+        steps.append(solution.backward_stats.n_steps)
+    assert shapes[0] == [(), (), (2, 2), (), (2, 2), (2, 2), ()]
+    assert steps[1] > steps[0]

@@ -22,6 +22,7 @@ from _adjoint_problems import (
     IMPLICIT,
     METHODS,
     MULTISTEP,
+    RISING_ORDER,
     forced_van_der_pol,
     van_der_pol_inputs,
 )
@@ -152,7 +153,9 @@ def test_backprop_through_implicit_methods_warns_nothing(method: str) -> None:
     assert torch.isfinite(theta.grad).all()
 
 
-@pytest.mark.parametrize("method", FIXED_STEP)
+# torchdiffeq's Adams methods raise their order with the history: no one
+# order to observe (test_torchdiffeq checks them against torchdiffeq itself).
+@pytest.mark.parametrize("method", [m for m in FIXED_STEP if m not in RISING_ORDER])
 def test_fixed_step_adjoint_converges_at_the_method_order(method: str) -> None:
     """The adjoint of a fixed-step method integrates the adjoint equation with
     the same method and step, so its gradient approaches the exact one at the
@@ -179,7 +182,8 @@ def test_fixed_step_adjoint_converges_at_the_method_order(method: str) -> None:
     assert observed_order > order - 0.3, f"errors {errors}: observed order {observed_order:.2f}, expected {order}"
 
 
-@pytest.mark.parametrize("method", MULTISTEP)
+# explicit_adams is unstable at these steps (order 11): its outputs grow too fast for finite differences.
+@pytest.mark.parametrize("method", [m for m in MULTISTEP if m != "explicit_adams"])
 def test_backprop_is_exact_for_an_adams_methods_discrete_solution(method: str) -> None:
     """Backprop differentiates the steps through the slopes they share, so
     gradcheck passes at steps of 0.1, far from the exact flow (as for the
@@ -196,7 +200,7 @@ def test_backprop_is_exact_for_an_adams_methods_discrete_solution(method: str) -
     assert torch.autograd.gradcheck(solution, (y0, theta), atol=1e-8, rtol=1e-7)
 
 
-@pytest.mark.parametrize("method", [*MULTISTEP, "explicit_adams"])
+@pytest.mark.parametrize("method", [*MULTISTEP, "fixed_adams"])
 def test_the_checkpoint_refuses_a_multistep_method_by_name(method: str) -> None:
     y0, theta = van_der_pol_inputs()
     with pytest.raises(ValueError, match=r"gradient: 'checkpoint' replays each step alone.*multistep method"):
@@ -210,7 +214,7 @@ def test_the_checkpoint_refuses_a_multistep_method_by_name(method: str) -> None:
         )
 
 
-@pytest.mark.parametrize("method", MULTISTEP)
+@pytest.mark.parametrize("method", [m for m in MULTISTEP if m not in RISING_ORDER])
 def test_adams_adjoint_keeps_its_order_across_output_times(method: str) -> None:
     """At each output time the adjoint jumps by the output's cotangent (an
     impulse of the backward solve); slopes from before it would cost the

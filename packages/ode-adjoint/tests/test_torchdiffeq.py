@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import ode_adjoint
 import ode_core
 import pytest
@@ -100,3 +102,46 @@ def test_dopri87_takes_torchdiffeqs_dopri8_steps(tolerance: float) -> None:
     assert abs(our_calls / their_calls - 1) <= 0.15, (our_calls, their_calls)
     scale = tolerance * (1 + theirs.abs())
     assert float(((ours - theirs).abs() / scale).max()) < 100
+
+
+@pytest.mark.parametrize("method", ["explicit_adams", "implicit_adams"])
+def test_adams_methods_take_torchdiffeqs_steps(method: str) -> None:
+    """torchdiffeq's Adams methods (two 3/8 steps, orders rising to 11 and 12,
+    its correction test): the same evaluations and, to round-off, the same values.
+    |h lambda| = 0.0022, inside explicit_adams's small region of stability."""
+    decay = torch.tensor([[-0.1, 0.2], [-0.2, -0.1]], dtype=torch.float64)
+
+    def counted(calls: list[int]) -> Any:
+        def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            calls.append(1)
+            return y @ decay.T + torch.sin(3 * t)
+
+        return field
+
+    y0 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    t = torch.linspace(0.0, 2.0, 5, dtype=torch.float64)
+    theirs_calls: list[int] = []
+    ours_calls: list[int] = []
+    theirs = torchdiffeq.odeint(counted(theirs_calls), y0, t, method=method, options={"step_size": 0.01})
+    ours = ode_adjoint.odeint(counted(ours_calls), y0, t, method=method, options={"step_size": 0.01})
+    assert len(ours_calls) == len(theirs_calls)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_odeint_dense_agrees_with_torchdiffeqs_and_is_differentiable() -> None:
+    net = torch.nn.Linear(2, 2).to(DTYPE)
+    torch.manual_seed(0)
+
+    def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(net(y))
+
+    y0 = torch.tensor([1.0, 0.5], dtype=DTYPE, requires_grad=True)
+    t0, t1 = torch.tensor(0.0, dtype=DTYPE), torch.tensor(1.0, dtype=DTYPE)
+    ours = ode_adjoint.odeint_dense(field, y0, t0, t1, rtol=1e-9, atol=1e-10)
+    theirs = torchdiffeq.odeint_dense(field, y0, t0, t1, rtol=1e-9, atol=1e-10)
+    times = torch.tensor([0.13, 0.5, 0.91], dtype=DTYPE)
+    torch.testing.assert_close(ours(times), torch.stack([theirs(time) for time in times]), rtol=1e-7, atol=1e-9)
+    at = torch.tensor(0.37, dtype=DTYPE)
+    ours_grad = torch.autograd.grad(ours(at).sum(), y0)[0]
+    theirs_grad = torch.autograd.grad(theirs(at).sum(), y0)[0]
+    torch.testing.assert_close(ours_grad, theirs_grad, rtol=1e-6, atol=1e-8)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ode_core
 
 from ._engines import Adjoint, Backprop, BackwardCounter, Checkpoint, GradientEngine
-from ._odeint import GRADIENTS, odeint, odeint_adjoint, odeint_event, solve
+from ._odeint import GRADIENTS, odeint, odeint_adjoint, odeint_dense, odeint_event, solve
 from ._solution import Solution, SolverError
 from ._stepper import TorchRungeKutta, provide_stepper
 
@@ -45,6 +45,7 @@ __all__ = [
     "TorchRungeKutta",
     "odeint",
     "odeint_adjoint",
+    "odeint_dense",
     "odeint_event",
     "solve",
 ]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from array_api_compat import array_namespace
-from ode_core import AdamsMethod, ButcherTableau, PIDController, Settings, Status
+from ode_core import AdamsMethod, ButcherTableau, MixedNorm, PIDController, Settings, Status
 from ode_core.validation import (
     check_callable,
     check_count,
@@ -313,15 +313,30 @@ def _event_functions(events: Any, state: FlatState, func: FlatFunction) -> tuple
 
 
 def _backward_settings(
-    engine: Adjoint, method: Any, rtol: Any, atol: Any, options: dict[str, Any], func: FlatFunction, y0: torch.Tensor
+    engine: Adjoint,
+    method: Any,
+    rtol: Any,
+    atol: Any,
+    options: dict[str, Any],
+    func: FlatFunction,
+    y0: torch.Tensor,
+    state: FlatState,
+    parameters: Sequence[torch.Tensor],
 ) -> Settings:
     """The adjoint's backward solve: its own settings, else the forward's
-    (as in torchdiffeq, without a norm made for the forward state)."""
+    (as in torchdiffeq, without a norm made for the forward state).
+
+    ``Adjoint(norm=f)`` gets the flat scaled error of ``[z, a_z, a_theta]``;
+    a callable ``adjoint_options['norm']`` gets what torchdiffeq gives it, the
+    tuple ``(t, *z, *a_z, *a_theta)`` in the shapes of the state's tensors and
+    the parameters, ``t`` a zero (the backward solve integrates no time
+    adjoint)."""
     backward_options = (
         check_mapping(engine.options, "adjoint_options")
         if engine.options is not None
         else {k: v for k, v in options.items() if k != "norm"}
     )
+    from_options = engine.norm is None
     norm_spec = engine.norm if engine.norm is not None else backward_options.pop("norm", None)
     n = y0.shape[0]
     if isinstance(norm_spec, str):
@@ -330,6 +345,8 @@ def _backward_settings(
         norm: Callable[[torch.Tensor], float] | None = seminorm(n)
     elif norm_spec is None:
         norm = None
+    elif from_options:
+        norm = _torchdiffeq_adjoint_norm(check_callable(norm_spec, "adjoint_options['norm']"), state, parameters)
     else:
         norm = check_callable(norm_spec, "adjoint_options['norm']")
     augmented_size = 2 * n  # the parameter adjoints only need dtype and device here
@@ -345,6 +362,30 @@ def _backward_settings(
         where="adjoint_",
         xp=array_namespace(example),
     )
+
+
+def _torchdiffeq_adjoint_norm(
+    user_norm: Callable[..., Any], state: FlatState, parameters: Sequence[torch.Tensor]
+) -> Callable[[torch.Tensor], float]:
+    """``user_norm`` on the flat scaled error of ``[z, a_z, a_theta]``, given as torchdiffeq's tuple."""
+    n = state.n
+    sizes = [p.numel() for p in parameters]
+    shapes = [p.shape for p in parameters]
+
+    def as_tuple(value: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return value if isinstance(value, tuple) else (value,)
+
+    def norm(scaled: torch.Tensor) -> float:
+        adjoints = torch.split(scaled[2 * n :], sizes) if sizes else ()
+        pieces = (
+            scaled.new_zeros(()),
+            *as_tuple(state.unflatten(scaled[:n], cast=False)),
+            *as_tuple(state.unflatten(scaled[n : 2 * n], cast=False)),
+            *(piece.view(shape) for piece, shape in zip(adjoints, shapes)),
+        )
+        return float(user_norm(pieces))
+
+    return norm
 
 
 def solve(
@@ -462,12 +503,17 @@ def solve(
             f"options['norm']: {user_norm!r} is not a norm of the state; 'seminorm' applies to the adjoint's "
             "backward solve (adjoint_options)"
         )
-    norm = None
+    norm: Callable[[torch.Tensor], float] | None = None
     if user_norm is not None:
         check_callable(user_norm, "options['norm']")
 
         def norm(scaled: torch.Tensor) -> float:
             return float(user_norm(state.unflatten(scaled, cast=False)))
+
+    elif state.is_tuple:
+        # torchdiffeq's default for a tuple state: each tensor's error counts
+        # on its own (a small tensor is not drowned in a large one's mean).
+        norm = MixedNorm(state.sizes)
 
     working = state.working_dtype
     settings = _settings(
@@ -511,7 +557,9 @@ def solve(
     )
     problem.observer = _callbacks(func, "", settings, state.unflatten, y0_flat)
     if isinstance(engine, Adjoint):
-        problem.backward_settings = _backward_settings(engine, method, rtol, atol, options, flat_func, y0_flat)
+        problem.backward_settings = _backward_settings(
+            engine, method, rtol, atol, options, flat_func, y0_flat, state, parameters
+        )
         problem.backward_observer = _callbacks(func, "_adjoint", problem.backward_settings, None, y0_flat)
     result = engine.differentiate(problem)
     solution = result.solution
@@ -767,6 +815,52 @@ def odeint_event(
     t = torch.cat((start, start.detach() + (-1.0 if reverse_time else 1.0)))
     interface = odeint if odeint_interface is None else odeint_interface
     return interface(func, y0, t, event_fn=event_fn, **kwargs)
+
+
+def odeint_dense(func: Callable[..., Any], y0: Any, t0: Any, t1: Any, **kwargs: Any) -> Callable[[Any], Any]:
+    """torchdiffeq's ``odeint_dense``: the solution on ``[t0, t1]`` as a function of time.
+
+    The dense output of one solve (:func:`solve` with ``dense_output=True``):
+    the method's own interpolant between its steps, differentiable by the
+    chosen engine. torchdiffeq takes only dopri5 here; any method works.
+
+    Parameters
+    ----------
+    func : callable or nn.Module
+        ``func(t, y)``, as in :func:`solve`.
+    y0 : Tensor or tuple of Tensor
+        Initial state.
+    t0, t1 : Tensor or float
+        The span, either way in time.
+    **kwargs
+        ``rtol``, ``atol``, ``method``, ``options`` and the rest, as
+        :func:`odeint` takes them.
+
+    Returns
+    -------
+    callable
+        ``y(t)`` for a time or a 1-D tensor of times in the span: the state
+        there (stacked along time first for several).
+
+    Raises
+    ------
+    SolverError
+        If the solve fails.
+
+    Examples
+    --------
+    >>> import torch, ode_adjoint
+    >>> y = ode_adjoint.odeint_dense(lambda t, y: -y, torch.ones(1), torch.tensor(0.0), torch.tensor(1.0))
+    >>> round(float(y(torch.tensor(0.5))[0]), 5)  # exp(-1/2)
+    0.60653
+    """
+    span = torch.stack([torch.as_tensor(t0).reshape(()), torch.as_tensor(t1).reshape(())])
+    solution = solve(func, y0, span, dense_output=True, **kwargs)
+    if solution.status is not Status.SUCCESS:
+        raise SolverError(solution.status, solution.message)
+    dense = solution.dense
+    assert dense is not None, "dense_output=True keeps the dense output"
+    return dense
 
 
 def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:

@@ -319,3 +319,13 @@ def test_one_sided_steps_count_every_evaluation_and_spend_none_at_the_ends(given
     f0 = f(0.0, np.ones(1)) if given_f0 else None
     solution = ode_core.integrate(f, np.ones(1), [0.0, 1.0], settings, f0=f0)
     assert solution.stats.nfev == len(f.times) == 1 + 4 * 3 + 3 + int(given_f0)
+
+
+def test_fixed_steps_end_on_the_output_times_of_their_grid() -> None:
+    """0.05 added up drifts off 0.4 and 0.7 by an ulp; the steps end on those
+    outputs, so they are step ends (Euler's (1 - h)^k), not interpolated."""
+    times = np.linspace(0.0, 1.0, 11)
+    solution = ode_core.solve(lambda t, y: -y, np.ones(1), times, method="euler", step_size=0.05)
+    assert set(times.tolist()) <= set(solution.dense.t_steps)
+    np.testing.assert_allclose(solution.ys[:, 0], 0.95 ** np.arange(0, 21, 2), rtol=1e-14)
+    assert solution.stats.n_steps == 20

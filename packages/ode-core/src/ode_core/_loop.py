@@ -369,6 +369,7 @@ def integrate(
         # Steppers that keep slopes from earlier steps (Adams) forget them
         # where f or the state jumps.
         restart = getattr(stepper, "restart", None)
+        snap_to_outputs = not adaptive and not gridded
         while status is None:
             if n_steps >= max_steps:
                 status = Status.MAX_STEPS_REACHED
@@ -401,7 +402,16 @@ def integrate(
             landed = direction * (t_current + h - t_land) > -_LANDING_SLACK * h_abs
             if landed:
                 h = t_land - t_current
-            t_new = t_land if landed else t_current + h
+                t_new = t_land
+            else:
+                t_new = t_current + h
+                if snap_to_outputs and n_outputs < len(times):
+                    # Fixed steps of step_size drift off the output times that
+                    # lie on their grid by an ulp a step; ending the step on
+                    # such an output saves interpolating there.
+                    t_out = times[n_outputs]
+                    if abs(t_new - t_out) <= _LANDING_SLACK * h_abs:
+                        h, t_new = t_out - t_current, t_out
             # Landing on a jump of f: the step must see f's left-hand limit.
             t_end_eval = one_sided_time(t_new, -direction) if (landed and t_new in jumps) or one_sided else None
             if observer is not None:

@@ -271,9 +271,17 @@ class AdamsStepper(StepperBase):
         self.slopes: deque[Any] = deque(maxlen=method.steps)
         starter = provided_stepper(method.starter, xp, y0, fun)
         self.starter = starter or explicit_stepper(method.starter, xp, y0.dtype, device_of(y0), y0.shape[0])
+        self.dtype, self.device = y0.dtype, device_of(y0)
+        # Equal-step weights as arrays of the solve: a step is one product of
+        # them with the stacked slopes (a few array operations whatever the
+        # number of slopes, where a sum of products would take two per slope).
         counts = range(method.first_adams_steps, method.steps + 1)
-        self.bashforth = {m: [float(w) for w in method.bashforth(m)] for m in counts}
-        self.moulton = {m: [float(w) for w in method.moulton(m)] for m in counts}
+        self.bashforth = {m: self._weights(method.bashforth(m)) for m in counts}
+        moulton = {m: method.moulton(m) for m in counts}
+        self.moulton = {m: (float(weights[0]), self._weights(weights[1:])) for m, weights in moulton.items()}
+
+    def _weights(self, weights: Sequence[Any]) -> Any:
+        return self.xp.asarray([float(w) for w in weights], dtype=self.dtype, device=self.device)
 
     def restart(self) -> None:
         """``f`` or the state jumped: the slopes before say nothing of what follows."""
@@ -307,19 +315,24 @@ class AdamsStepper(StepperBase):
         if m < method.first_adams_steps:
             y1, _, evaluations = self.starter.step(fun, t, y, f0, h, t_end_eval)
             return y1, f0, evaluations
+        xp = self.xp
         # Scaled nodes of the slopes, newest first.
         nodes = [(times[-1 - j] - t) / h for j in range(m)]
-        newest_first = [slopes[-1 - j] for j in range(m)]
+        stacked = xp.stack([slopes[-1 - j] for j in range(m)])  # (m, n)
         equal = all(abs(node + j) <= _EQUAL_STEPS for j, node in enumerate(nodes))
-        predictor = self.bashforth[m] if equal else integrated_lagrange_weights(nodes)
-        y1 = y + h * _combine(predictor, newest_first)
+        predictor = self.bashforth[m] if equal else self._weights(integrated_lagrange_weights(nodes))
+        y1 = y + h * (predictor @ stacked)
         if not method.corrector:
             return y1, f0, 0
-        corrector = self.moulton[m] if equal else integrated_lagrange_weights([1.0, *nodes])
-        known = y + h * _combine(corrector[1:], newest_first)
+        if equal:
+            new_weight, past_weights = self.moulton[m]
+        else:
+            corrector = integrated_lagrange_weights([1.0, *nodes])
+            new_weight, past_weights = corrector[0], self._weights(corrector[1:])
+        known = y + h * (past_weights @ stacked)
         t1 = t + h if t_end_eval is None else t_end_eval
-        xp, atol, rtol = self.xp, self.atol, self.rtol
-        scaled_new = h * corrector[0]
+        atol, rtol = self.atol, self.rtol
+        scaled_new = h * new_weight
         on_increment = method.correction_test == "increment"
         evaluations = 0
         converged = False
@@ -374,10 +387,3 @@ def _read(value: Any) -> Any:
     tensor that requires grad)."""
     detach = getattr(value, "detach", None)
     return detach() if callable(detach) else value
-
-
-def _combine(weights: Sequence[float], slopes: Sequence[Any]) -> Any:
-    total = weights[0] * slopes[0]
-    for weight, slope in zip(weights[1:], slopes[1:]):
-        total = total + weight * slope
-    return total

@@ -10,6 +10,12 @@ adjoint_vs_peers.json        ``python benchmarks/bench_adjoint_vs_peers.py --jso
 core_vs_scipy.json           ``python benchmarks/bench_core_vs_scipy.py --json ...``
 stiff_vs_scipy.json          ``python benchmarks/bench_stiff_vs_scipy.py --json ...``
 memory.json                  ``python benchmarks/bench_memory.py --json ...``
+torchdiffeq_methods.json     ``python benchmarks/bench_torchdiffeq_methods.py --torchdiffeq PATH --json ...``
+                             (optional: without it the page says so)
+torchdiffeq_suite.json       ``python benchmarks/torchdiffeq_suite.py TESTS_DIR --source-commit SHA --json ...``,
+                             and beside it ``torchdiffeq_suite_reference.json``: the same with ``--shim none
+                             --torchdiffeq PATH``, torchdiffeq's own counts (optional, like the next)
+torchdiffeq_examples.json    ``python benchmarks/torchdiffeq_examples.py EXAMPLES_DIR --niters 20 --json ...``
 quickstart/                  ``python benchmarks/reproduce.py quickstart``: the README's quick
                              start run into that folder, with ``command.json`` saying how
 mnist-full/{odenet,resnet1,  ``python benchmarks/reproduce.py mnist-full``: full MNIST, 5 epochs,
@@ -33,6 +39,7 @@ command and machine), then this script.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import re
 import sys
@@ -107,6 +114,131 @@ def stiff_vs_scipy() -> str:
 def memory() -> str:
     """Peak memory of forward + backward per engine."""
     return _titled_tables(_load("memory.json"), " (MiB)")
+
+
+def torchdiffeq_methods() -> str:
+    """Every torchdiffeq method through torchdiffeq and ode-adjoint, when the file is kept."""
+    if not (MEASURED / "torchdiffeq_methods.json").exists():
+        return (
+            "Not measured yet for this checkout: run `python benchmarks/bench_torchdiffeq_methods.py "
+            "--torchdiffeq PATH --json benchmarks/measured/torchdiffeq_methods.json` (`PATH` the folder holding "
+            "a torchdiffeq checkout's package; without `--torchdiffeq`, the installed torchdiffeq), then "
+            "`python benchmarks/tables.py`.\n"
+        )
+    data = _load("torchdiffeq_methods.json")
+    return _titled_tables(data) + "\n" + "".join(f"- {line}\n" for line in data["summary"])
+
+
+def _suite_caption(data: dict[str, Any]) -> str:
+    machine, commit = data["machine"], data["source"]["commit"]
+    tests = f"rtqichen/torchdiffeq at commit `{commit[:12]}`" if commit else "a torchdiffeq checkout, commit unknown"
+    return (
+        f"Measured {machine['date'][:10]} on {machine['cpu']} ({machine['cpus_usable']} usable cores), Python "
+        f"{machine['python']}, torch {machine['torch']}: torchdiffeq's tests ({tests}) against {data['tested']}, "
+        f"with `{data['command']}`"
+    )
+
+
+def _error_kind(message: str, width: int = 160) -> str:
+    """An error's line without its long lists (``[…]``), cut at ``width`` characters: the key failures group by."""
+    short = re.sub(r"\[[^\[\]]{24,}\]", "[…]", message)
+    return short if len(short) <= width else short[: width - 1] + "…"
+
+
+def _code(text: str) -> str:
+    """``text`` as inline code, whatever backticks it holds."""
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
+def torchdiffeq_suite(names_per_error: int = 10) -> str:
+    """torchdiffeq's own tests against ode-adjoint (and torchdiffeq itself, when that file is kept)."""
+    if not (MEASURED / "torchdiffeq_suite.json").exists():
+        return (
+            "Not measured yet for this checkout: run `python benchmarks/torchdiffeq_suite.py TESTS_DIR --source-commit "
+            "SHA --json benchmarks/measured/torchdiffeq_suite.json` (`TESTS_DIR` the `tests/` folder of a checkout of "
+            "rtqichen/torchdiffeq, `SHA` its commit), the same with `--shim none --torchdiffeq PATH --json "
+            "benchmarks/measured/torchdiffeq_suite_reference.json` (`PATH` the folder holding that checkout's "
+            "package) for torchdiffeq's own counts, then `python benchmarks/tables.py`.\n"
+        )
+    ours = _load("torchdiffeq_suite.json")
+    theirs = (
+        _load("torchdiffeq_suite_reference.json") if (MEASURED / "torchdiffeq_suite_reference.json").exists() else None
+    )
+    lines = [_suite_caption(ours) + "."]
+    if theirs is not None:
+        lines[0] += f" The reference: the same tests against {theirs['tested']}, with `{theirs['command']}`."
+        if theirs["source"]["sha256"] != ours["source"]["sha256"]:
+            lines[0] += " **The two runs' test files differ**: rerun both on the same tests."
+    columns = ["module", "passed", "failed", "total"]
+    if theirs is not None:
+        columns += ["torchdiffeq passed", "torchdiffeq total"]
+    lines += ["", "| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    for module, counts in [*ours["modules"].items(), ("**all**", ours["totals"])]:
+        cells = [module, str(counts["passed"]), str(counts["failed"]), str(counts["total"])]
+        if theirs is not None:
+            reference = theirs["totals"] if module == "**all**" else theirs["modules"].get(module)
+            cells += [str(reference["passed"]), str(reference["total"])] if reference else ["-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if theirs is not None:
+        ours_passed = collections.Counter(ours["passed"])
+        theirs_passed = collections.Counter(theirs["passed"])
+        both = sum((ours_passed & theirs_passed).values())
+        reference = sum(theirs_passed.values())
+        only_ours = sum((ours_passed - theirs_passed).values())
+        sentence = (
+            f"ode-adjoint passes {both:,} of the {reference:,} subtests torchdiffeq itself passes "
+            f"({both / reference:.1%})"
+        )
+        sentence += f", and {only_ours:,} that torchdiffeq fails." if only_ours else "."
+        lines += [sentence, ""]
+        if theirs["failures"]:
+            lines += ["torchdiffeq itself fails:", ""]
+            lines += [f"- {_code(row['name'])}: {_code(_error_kind(row['error']))}" for row in theirs["failures"]]
+            lines.append("")
+    groups: dict[str, list[str]] = {}
+    for row in ours["failures"]:
+        groups.setdefault(_error_kind(row["error"]), []).append(row["name"])
+    if not groups:
+        return "\n".join([*lines, "No subtest fails.", ""])
+    lines += [f"The {len(ours['failures']):,} failing subtests, by error:", ""]
+    for error, names in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+        lines.append(f"- {len(names)} x {_code(error)}")
+        lines += [f"  - {_code(name)}" for name in names[:names_per_error]]
+        if len(names) > names_per_error:
+            lines.append(f"  - and {len(names) - names_per_error} more (`benchmarks/measured/torchdiffeq_suite.json`)")
+    return "\n".join(lines) + "\n"
+
+
+def torchdiffeq_examples() -> str:
+    """torchdiffeq's published examples run with torchdiffeq and with ode-adjoint, when the file is kept."""
+    if not (MEASURED / "torchdiffeq_examples.json").exists():
+        return (
+            "Not measured yet for this checkout: run `python benchmarks/torchdiffeq_examples.py EXAMPLES_DIR "
+            "--niters 20 --json benchmarks/measured/torchdiffeq_examples.json` (`EXAMPLES_DIR` the `examples/` "
+            "folder of a checkout of rtqichen/torchdiffeq), then `python benchmarks/tables.py`.\n"
+        )
+    data = _load("torchdiffeq_examples.json")
+    settings = data["settings"]
+    lines = [
+        _caption(data),
+        "",
+        f"{settings['niters']} training iterations (`bouncing_ball.py`: {settings['nbounces']} bounces), seed "
+        f"{settings['seed']}, {settings['threads']} thread(s), best of {settings['repeats']} run(s) each; time = the "
+        "example's own code; ratio = ode_adjoint's time / torchdiffeq's (below 1: ode_adjoint is faster).",
+        "",
+        data["markdown"],
+    ]
+    errors = [
+        f"- {row['example']} {row['variant']}, {library}: {_code(_error_kind(row[f'{library}_error']))}"
+        for row in data["summary"]
+        for library in ("torchdiffeq", "ode_adjoint")
+        if row[f"{library}_status"] != "ok" and row.get(f"{library}_error")
+    ]
+    if errors:
+        lines += ["", "Failed runs:", "", *errors]
+    return "\n".join(lines) + "\n"
 
 
 def cuda() -> str:
@@ -223,6 +355,9 @@ DOCS_TABLES: dict[str, Callable[[], str]] = {
     "explicit-vs-scipy": explicit_vs_scipy,
     "stiff-vs-scipy": stiff_vs_scipy,
     "memory": memory,
+    "torchdiffeq-methods": torchdiffeq_methods,
+    "torchdiffeq-suite": torchdiffeq_suite,
+    "torchdiffeq-examples": torchdiffeq_examples,
     "quickstart": quickstart,
     "mnist-full": mnist_full,
     "cuda": cuda,

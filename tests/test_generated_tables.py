@@ -99,3 +99,73 @@ def test_a_hand_edit_is_caught(tables: ModuleType, tmp_path: Path, monkeypatch: 
     edited = generated / "memory.md"
     edited.write_text(edited.read_text(encoding="utf-8").replace("|", "| ", 1), encoding="utf-8")
     assert tables.main(["--check"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "script"),
+    [
+        ("torchdiffeq_methods.json", "bench_torchdiffeq_methods.py"),
+        ("torchdiffeq_suite.json", "torchdiffeq_suite.py"),
+        ("torchdiffeq_suite_reference.json", "torchdiffeq_suite.py"),
+        ("torchdiffeq_examples.json", "torchdiffeq_examples.py"),
+    ],
+)
+def test_optional_files_name_their_command_and_machine(name: str, script: str) -> None:
+    path = ROOT / "benchmarks" / "measured" / name
+    if not path.exists():
+        pytest.skip(f"{name} is not kept (its page says how to measure it)")
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    assert data["command"].startswith(f"python benchmarks/{script} "), data["command"]
+    for key in ("date", "cpu", "cpus_usable", "python", "torch"):
+        assert data["machine"][key], key
+
+
+def _suite_file(shim: str, passed: list[str], failures: list[tuple[str, str]]) -> dict[str, object]:
+    names = [name for name, _ in failures]
+    return {
+        "command": f"python benchmarks/torchdiffeq_suite.py tests --shim {shim}",
+        "machine": {
+            "date": "2026-01-01T00:00:00+00:00",
+            "cpu": "CPU",
+            "cpus_usable": 2,
+            "python": "3.11",
+            "torch": "2",
+        },
+        "source": {"tests_dir": "tests", "commit": "0123456789abcdef", "sha256": "same"},
+        "shim": shim,
+        "tested": "ode_adjoint 1.0, through the shim" if shim == "ode_adjoint" else "torchdiffeq 9",
+        "modules": {"api_tests": {"passed": len(passed), "failed": len(names), "total": len(passed) + len(names)}},
+        "totals": {"passed": len(passed), "failed": len(names), "total": len(passed) + len(names), "skipped": 0},
+        "failures": [{"name": name, "module": "api_tests", "error": error} for name, error in failures],
+        "passed": passed,
+    }
+
+
+def test_suite_table_compares_subtest_by_subtest(
+    tables: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tables, "MEASURED", tmp_path)
+    assert tables.torchdiffeq_suite().startswith("Not measured yet")
+    assert tables.torchdiffeq_examples().startswith("Not measured yet")
+    long = "AssertionError: 1.0 unexpectedly found in [" + ", ".join(["0.5"] * 20) + "]"
+    ours = _suite_file(
+        "ode_adjoint",
+        ["api_tests.T.a (m=1)", "api_tests.T.a (m=2)", "api_tests.T.c"],
+        [("api_tests.T.a (m=3)", "ValueError: no `m`"), ("api_tests.T.b (m=1)", long), ("api_tests.T.b (m=2)", long)],
+    )
+    theirs = _suite_file(
+        "none",
+        ["api_tests.T.a (m=1)", "api_tests.T.a (m=3)", "api_tests.T.b (m=1)", "api_tests.T.b (m=2)"],
+        [("api_tests.T.a (m=2)", "AssertionError: 1 != 2"), ("api_tests.T.c", "AssertionError: 1 != 2")],
+    )
+    (tmp_path / "torchdiffeq_suite.json").write_text(json.dumps(ours), encoding="utf-8")
+    text = tables.torchdiffeq_suite()
+    assert "| api_tests | 3 | 3 | 6 |" in text and "torchdiffeq passed" not in text
+    (tmp_path / "torchdiffeq_suite_reference.json").write_text(json.dumps(theirs), encoding="utf-8")
+    text = tables.torchdiffeq_suite()
+    assert "| **all** | 3 | 3 | 6 | 4 | 6 |" in text
+    assert "passes 1 of the 4 subtests torchdiffeq itself passes (25.0%), and 2 that torchdiffeq fails." in text
+    assert "- 2 x `AssertionError: 1.0 unexpectedly found in […]`" in text
+    assert "- 1 x `` ValueError: no `m` ``" in text
+    assert "commit `0123456789ab`" in text

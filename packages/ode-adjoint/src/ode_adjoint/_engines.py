@@ -395,25 +395,7 @@ class _AdjointRun(_Run):
         n = problem.y0.shape[0]
         dtype, device = problem.y0.dtype, problem.y0.device
         sizes = [p.numel() for p in parameters]
-        # Half precision parameters' gradients join the float32 augmented state.
-        cast = any(p.dtype != dtype for p in parameters)
-
-        def augmented(t: float, state: torch.Tensor) -> torch.Tensor:
-            z = state[:n]
-            adjoint = state[n : 2 * n]
-            with torch.enable_grad():
-                z = z.detach().requires_grad_(True)
-                dz = func(t, z)
-                # a' = -a df/dz and a_theta' = -a df/dtheta: vector-Jacobian
-                # products with -a. An f that depends on neither has none.
-                grads: Sequence[torch.Tensor | None] = (None,) * (1 + len(parameters))
-                if dz.requires_grad:
-                    grads = torch.autograd.grad(dz, (z, *parameters), -adjoint, allow_unused=True)
-            pieces = [dz.detach()]
-            pieces += [g.reshape(-1) for g in _grads_or_zeros(grads, (z, *parameters))]
-            if cast:
-                pieces = [piece.to(dtype) for piece in pieces]
-            return torch.cat(pieces)
+        augmented = adjoint_dynamics(func, parameters, n, dtype)
 
         # The backward solve's one-sided steps must land where func sees
         # another time in the state's dtype, as the forward solve's do.
@@ -481,6 +463,51 @@ class _AdjointRun(_Run):
         problem.backward.runs += 1
         parameter_grads = list(torch.split(parameter_adjoint, sizes)) if sizes else []
         return adjoint, [g.reshape(p.shape).to(p.dtype) for g, p in zip(parameter_grads, parameters)]
+
+
+def adjoint_dynamics(
+    func: Callable[[float, torch.Tensor], torch.Tensor], parameters: Sequence[torch.Tensor], n: int, dtype: torch.dtype
+) -> Callable[[float, torch.Tensor], torch.Tensor]:
+    """The right-hand side of the adjoint's backward solve on ``[z, a_z, a_theta]`` (flat).
+
+    ``z' = f(t, z)``, ``a_z' = -a_z df/dz``, ``a_theta' = -a_z df/dtheta``,
+    the last two as vector-Jacobian products.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(t, z)`` on the flat state (float time).
+    parameters : sequence of Tensor
+        The tensors ``a_theta`` is the adjoint of.
+    n : int
+        Size of the flat state.
+    dtype : torch.dtype
+        The augmented state's (half precision parameters' gradients join it).
+
+    Returns
+    -------
+    callable
+        ``(t, state) -> d state / dt``, shape ``(2 n + p,)``.
+    """
+    cast = any(p.dtype != dtype for p in parameters)
+
+    def augmented(t: float, state: torch.Tensor) -> torch.Tensor:
+        z = state[:n]
+        adjoint = state[n : 2 * n]
+        with torch.enable_grad():
+            z = z.detach().requires_grad_(True)
+            dz = func(t, z)
+            # An f that depends on neither z nor the parameters has no graph.
+            grads: Sequence[torch.Tensor | None] = (None,) * (1 + len(parameters))
+            if dz.requires_grad:
+                grads = torch.autograd.grad(dz, (z, *parameters), -adjoint, allow_unused=True)
+        pieces = [dz.detach()]
+        pieces += [g.reshape(-1) for g in _grads_or_zeros(grads, (z, *parameters))]
+        if cast:
+            pieces = [piece.to(dtype) for piece in pieces]
+        return torch.cat(pieces)
+
+    return augmented
 
 
 class _Seminorm:

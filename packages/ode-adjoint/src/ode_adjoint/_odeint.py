@@ -901,8 +901,16 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
         extra = set(kwargs) - {"method", "rtol", "atol", "options", "gradient", "adjoint_params"}
         if extra:
             raise ValueError(f"method 'scipy_solver': {sorted(extra)} apply to ode-core's solves only")
+        gradient = kwargs.get("gradient", "backprop")
         return scipy_odeint(
-            func, y0, t, rtol=kwargs.get("rtol", 1e-7), atol=kwargs.get("atol", 1e-9), options=kwargs.get("options")
+            func,
+            y0,
+            t,
+            rtol=kwargs.get("rtol", 1e-7),
+            atol=kwargs.get("atol", 1e-9),
+            options=kwargs.get("options"),
+            adjoint=gradient == "adjoint" or isinstance(gradient, Adjoint),
+            adjoint_params=kwargs.get("adjoint_params"),
         )
     return solve(func, y0, t, **kwargs).ys
 

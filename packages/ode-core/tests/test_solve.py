@@ -449,3 +449,22 @@ def test_mixed_norm_as_the_norm_of_a_solve() -> None:
     plain = ode_core.solve(field, y0, [0.0, 1.0], rtol=1e-6, atol=1e-9)
     mixed = ode_core.solve(field, y0, [0.0, 1.0], rtol=1e-6, atol=1e-9, norm=ode_core.MixedNorm([1, 100]))
     assert mixed.stats.n_steps > plain.stats.n_steps
+
+
+def test_accept_at_min_step_floors_the_steps_and_counts_what_it_forced() -> None:
+    def field(t: float, y: np.ndarray) -> np.ndarray:
+        return -3.0 * y + np.sin(5 * t)
+
+    times = [0.0, 8.0]
+    plain = ode_core.validation.check_settings("dopri5", 1e-9, 1e-12, xp=np, y0=np.ones(2), min_step=0.5)
+    floored = ode_core.validation.check_settings(
+        "dopri5", 1e-9, 1e-12, xp=np, y0=np.ones(2), min_step=0.5, accept_at_min_step=True, dense_output=True
+    )
+    underflow = ode_core.integrate(field, np.ones(2), times, plain)
+    assert underflow.status is Status.STEP_SIZE_UNDERFLOW
+    solution = ode_core.integrate(field, np.ones(2), times, floored)
+    assert solution.status is Status.SUCCESS
+    assert solution.stats.n_forced > 0
+    assert solution.stats.n_forced <= solution.stats.n_accepted == solution.stats.n_steps
+    assert solution.dense is not None
+    assert np.diff(solution.dense.t_steps)[:-1].min() >= 0.5 - 1e-12  # the last one lands on t_end

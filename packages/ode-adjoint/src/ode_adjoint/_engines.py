@@ -52,7 +52,7 @@ class BackwardCounter:
 
     Attributes
     ----------
-    nfev, n_steps, n_accepted, n_rejected, njev, nlu : int
+    nfev, n_steps, n_accepted, n_rejected, njev, nlu, n_forced : int
         As :class:`ode_core.Stats`.
     runs : int
         Backward passes taken so far.
@@ -64,6 +64,7 @@ class BackwardCounter:
     n_rejected: int = 0
     njev: int = 0
     nlu: int = 0
+    n_forced: int = 0
     runs: int = 0
 
     def add(self, stats: Stats) -> None:
@@ -79,6 +80,7 @@ class BackwardCounter:
         self.n_rejected += stats.n_rejected
         self.njev += stats.njev
         self.nlu += stats.nlu
+        self.n_forced += stats.n_forced
 
     def stats(self) -> Stats | None:
         """The counts as :class:`ode_core.Stats`, ``None`` before any backward pass.
@@ -89,7 +91,7 @@ class BackwardCounter:
         """
         if self.runs == 0:
             return None
-        return Stats(self.nfev, self.n_steps, self.n_accepted, self.n_rejected, self.njev, self.nlu)
+        return Stats(self.nfev, self.n_steps, self.n_accepted, self.n_rejected, self.njev, self.nlu, self.n_forced)
 
 
 @dataclass

@@ -172,6 +172,8 @@ def _settings(
         first_step=options.get("first_step"),
         max_step=float("inf") if options.get("max_step") is None else options["max_step"],
         min_step=0.0 if options.get("min_step") is None else options["min_step"],
+        # torchdiffeq's min_step: steps never shrink below it and are accepted there.
+        accept_at_min_step=True,
         max_steps=100_000 if max_steps is None else max_steps,
         controller=controller,
         norm=norm,

@@ -329,7 +329,7 @@ def integrate(
     message = ""
     y = y0
     t_current = t0
-    n_steps = n_accepted = n_rejected = 0
+    n_steps = n_accepted = n_rejected = n_forced = 0
     step_proposal = math.nan
     # Whether f(t0, y0) is finite is asked only when the first step fails:
     # a solve that goes well pays no read of it (no wait on an accelerator).
@@ -370,6 +370,7 @@ def integrate(
         # where f or the state jumps.
         restart = getattr(stepper, "restart", None)
         snap_to_outputs = not adaptive and not gridded
+        forced_floor = settings.accept_at_min_step and min_step > 0.0
         while status is None:
             if n_steps >= max_steps:
                 status = Status.MAX_STEPS_REACHED
@@ -382,6 +383,10 @@ def integrate(
                 smallest = 10.0 * abs(math.nextafter(t_current, forward_infinity) - t_current)
                 if smallest < min_step:
                     smallest = min_step
+                    if forced_floor and h_abs < min_step and not last_rejection_non_finite:
+                        # The step never shrinks below min_step; it is accepted there (below).
+                        h_abs = min_step
+                        h = direction * min_step
                 if h_abs < smallest:
                     if last_rejection_non_finite:
                         status = Status.NON_FINITE
@@ -445,6 +450,9 @@ def integrate(
             if adaptive:
                 ratio = error_ratio(h, y, y_new, stages, atol, rtol, norm)
                 accepted, h_next, control_state = adapt(h, ratio, control_state)
+                if not accepted and forced_floor and h_abs <= min_step and math.isfinite(ratio):
+                    accepted = True
+                    n_forced += 1
                 if not accepted:
                     n_rejected += 1
                     if observer is not None:
@@ -605,6 +613,7 @@ def integrate(
             n_rejected=n_rejected,
             njev=stepper.njev,
             nlu=stepper.nlu,
+            n_forced=n_forced,
         ),
         dense=dense,
         t_final=t_current,

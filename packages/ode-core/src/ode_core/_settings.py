@@ -55,6 +55,11 @@ class Settings:
         limits from inside the step (the time one unit in the last place
         inside), as if ``f`` jumped at every step boundary; torchdiffeq's
         ``perturb``.
+    accept_at_min_step : bool
+        Adaptive steps only: a step of ``min_step`` is accepted whatever its
+        error (torchdiffeq's ``min_step``), and counted in
+        :attr:`Stats.n_forced`, where otherwise a step that would shrink
+        below ``min_step`` ends the solve (:attr:`Status.STEP_SIZE_UNDERFLOW`).
     """
 
     method: ButcherTableau | AdamsMethod
@@ -73,6 +78,7 @@ class Settings:
     jac: Callable[[float, Any], Any] | None = None
     progress: bool = False
     one_sided_steps: bool = False
+    accept_at_min_step: bool = False
 
     @property
     def adaptive(self) -> bool:

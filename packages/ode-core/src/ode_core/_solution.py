@@ -45,6 +45,10 @@ class Stats:
         included, their evaluations of ``f`` counted in ``nfev``).
     nlu : int
         Inversions of the Newton iteration matrix ``I - h gamma J``.
+    n_forced : int
+        Accepted steps whose error was above the tolerance, taken at
+        ``min_step`` because the settings say so
+        (:attr:`Settings.accept_at_min_step`).
     """
 
     nfev: int
@@ -53,6 +57,7 @@ class Stats:
     n_rejected: int
     njev: int = 0
     nlu: int = 0
+    n_forced: int = 0
 
 
 @dataclass(frozen=True)

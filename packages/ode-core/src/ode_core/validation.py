@@ -503,6 +503,7 @@ def check_settings(
     jac: Callable[[float, Any], Any] | None = None,
     progress: Any = False,
     one_sided_steps: Any = False,
+    accept_at_min_step: Any = False,
     state_dtype: Any = None,
     names: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -516,6 +517,8 @@ def check_settings(
         As :func:`ode_core.solve` takes them.
     one_sided_steps : bool
         See :class:`ode_core.Settings` (fixed steps only; ignored otherwise).
+    accept_at_min_step : bool
+        See :class:`ode_core.Settings`.
     xp : array namespace
     y0 : array, shape (n,)
         The flat initial state, in the dtype the solver computes in: it
@@ -560,7 +563,13 @@ def check_settings(
             raise ValueError(
                 f"{called('jac')}: method {tableau.name!r} is explicit and uses no Jacobian; pass jac=None"
             )
-    for flag, value in (("dense_output", dense_output), ("progress", progress), ("one_sided_steps", one_sided_steps)):
+    flags = (
+        ("dense_output", dense_output),
+        ("progress", progress),
+        ("one_sided_steps", one_sided_steps),
+        ("accept_at_min_step", accept_at_min_step),
+    )
+    for flag, value in flags:
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{called(flag)}: expected True or False, got {value!r}")
     if state_dtype is not None:
@@ -588,4 +597,5 @@ def check_settings(
         jac=jac,
         progress=bool(progress),
         one_sided_steps=bool(one_sided_steps) and (step_size is not None or not tableau.adaptive),
+        accept_at_min_step=bool(accept_at_min_step),
     )

@@ -58,7 +58,7 @@ class Settings:
     accept_at_min_step : bool
         Adaptive steps only: a step of ``min_step`` is accepted whatever its
         error (torchdiffeq's ``min_step``), and counted in
-        :attr:`Stats.n_forced`, where otherwise a step that would shrink
+        ``n_forced`` of :class:`ode_core.Stats`, where otherwise a step that would shrink
         below ``min_step`` ends the solve (:attr:`Status.STEP_SIZE_UNDERFLOW`).
     """
 

@@ -48,7 +48,7 @@ class Stats:
     n_forced : int
         Accepted steps whose error was above the tolerance, taken at
         ``min_step`` because the settings say so
-        (:attr:`Settings.accept_at_min_step`).
+        (``accept_at_min_step`` of :class:`ode_core.Settings`).
     """
 
     nfev: int

@@ -37,6 +37,7 @@ def solve(
     first_step: float | None = None,
     max_step: float = math.inf,
     min_step: float = 0.0,
+    accept_at_min_step: bool = False,
     max_steps: int = 100_000,
     controller: PIDController | PredictiveController | None = None,
     norm: Callable[[Any], float] | None = None,
@@ -91,6 +92,10 @@ def solve(
         Bounds on the adaptive step size; a step below ``min_step`` (or below
         ten units in the last place of ``t``) ends the solve with
         ``Status.STEP_SIZE_UNDERFLOW``.
+    accept_at_min_step : bool
+        Instead, never step below ``min_step`` and accept a step there
+        whatever its error, counting it in ``stats.n_forced``
+        (torchdiffeq's ``min_step``).
     max_steps : int
         Attempted steps (accepted and rejected) before the solve returns with
         ``Status.MAX_STEPS_REACHED``. Default 100,000.
@@ -187,6 +192,7 @@ def solve(
         first_step=first_step,
         max_step=max_step,
         min_step=min_step,
+        accept_at_min_step=accept_at_min_step,
         max_steps=max_steps,
         controller=controller,
         norm=None if norm is None else flat_norm,

@@ -224,7 +224,10 @@ class TorchRungeKutta(StepperBase):
         evaluations : int
         """
         coefficients = self.coefficients
-        if torch.is_grad_enabled():
+        # A graph only where there is something to differentiate: a solve
+        # outside no_grad of tensors that need no grad (evaluation code) takes
+        # the buffered steps.
+        if torch.is_grad_enabled() and (y.requires_grad or f0.requires_grad):
             y1, stages = _recorded_step(fun, coefficients, t, y, f0, h, t_end_eval)
             return y1, stages, coefficients.n_stages - 1
         buffer = self.buffer
@@ -285,7 +288,7 @@ class TorchRungeKutta(StepperBase):
         -------
         float
         """
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and (stages.requires_grad or y1.requires_grad):
             with torch.no_grad():
                 return self.error_ratio(h, y, y1, stages.detach(), atol, rtol, norm)
         coefficients = self.coefficients

@@ -118,7 +118,7 @@ class Cubic(torch.nn.Module):
         return (y**3) @ self.matrix + 0.1 * torch.sin(t)
 
 
-@pytest.mark.parametrize("solver", ["LSODA", "DOP853", "Radau"])
+@pytest.mark.parametrize("solver", ["LSODA", "DOP853", pytest.param("Radau", marks=pytest.mark.slow)])
 def test_odeint_adjoint_differentiates_scipys_solve(solver: str) -> None:
     """The adjoint equations solved backwards by the same scipy solver give
     backprop's gradients through a tight ode-core solve: y0, every output

@@ -10,6 +10,7 @@ adjoint_vs_peers.json        ``python benchmarks/bench_adjoint_vs_peers.py --jso
 core_vs_scipy.json           ``python benchmarks/bench_core_vs_scipy.py --json ...``
 stiff_vs_scipy.json          ``python benchmarks/bench_stiff_vs_scipy.py --json ...``
 memory.json                  ``python benchmarks/bench_memory.py --json ...``
+heterogeneous.json           ``python benchmarks/bench_heterogeneous.py --json ...``
 torchdiffeq_methods.json     ``python benchmarks/bench_torchdiffeq_methods.py --torchdiffeq PATH --json ...``
                              (optional: without it the page says so)
 torchdiffeq_suite.json       ``python benchmarks/torchdiffeq_suite.py TESTS_DIR --source-commit SHA --json ...``,
@@ -114,6 +115,11 @@ def stiff_vs_scipy() -> str:
 def memory() -> str:
     """Peak memory of forward + backward per engine."""
     return _titled_tables(_load("memory.json"), " (MiB)")
+
+
+def heterogeneous() -> str:
+    """A batch of independent ODEs: the joint solve against torchode's per-sample steps."""
+    return _titled_tables(_load("heterogeneous.json"))
 
 
 def torchdiffeq_methods() -> str:
@@ -355,6 +361,7 @@ DOCS_TABLES: dict[str, Callable[[], str]] = {
     "explicit-vs-scipy": explicit_vs_scipy,
     "stiff-vs-scipy": stiff_vs_scipy,
     "memory": memory,
+    "heterogeneous": heterogeneous,
     "torchdiffeq-methods": torchdiffeq_methods,
     "torchdiffeq-suite": torchdiffeq_suite,
     "torchdiffeq-examples": torchdiffeq_examples,

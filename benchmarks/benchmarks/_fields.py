@@ -14,6 +14,20 @@ from torch import nn
 MEMORY_WIDTH = 16
 
 
+class VanDerPolBatch(nn.Module):
+    """Van der Pol oscillators, one ``mu`` per sample: ``y`` of shape (batch, 2), each row its own ODE."""
+
+    def __init__(self, mu: torch.Tensor) -> None:
+        super().__init__()
+        self.mu = mu
+        self.calls = 0
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        position, velocity = y[..., 0], y[..., 1]
+        return torch.stack((velocity, self.mu * (1 - position**2) * velocity - position), dim=-1)
+
+
 class MLPField(nn.Module):
     """``f(t, y) = Linear(tanh(Linear(y)))``, time ignored: the small MLP of the overhead benchmarks."""
 

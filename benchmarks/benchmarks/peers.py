@@ -23,7 +23,7 @@ import torchdiffeq
 from scipy.integrate import solve_ivp
 
 from ._common import CountingRhs, round_robin_times
-from ._fields import MLPField, torchode_dopri5
+from ._fields import MLPField, VanDerPolBatch, torchode_dopri5
 from ._problems import (
     EXPLICIT_PROBLEMS,
     STIFF_PROBLEMS,
@@ -199,6 +199,48 @@ class TorchPeers:
         return self._forward_backward()[1]
 
     track_backward_nfev.unit = "evaluations"  # type: ignore[attr-defined]
+
+
+class HeterogeneousBatch:
+    """A batch of independent van der Pol oscillators (``mu`` from 0.2 to 5, as
+    ``bench_heterogeneous.py``): ode-adjoint's joint solve and torchode's
+    per-sample steps; evaluations counted per sample."""
+
+    params = (["ode_adjoint joint", "torchode per sample"],)
+    param_names = ("implementation",)
+
+    def setup(self, implementation: str) -> None:
+        batch = 32
+        mu = torch.linspace(0.2, 5.0, batch, dtype=torch.float64)
+        self.func = VanDerPolBatch(mu)
+        y0 = torch.tensor([2.0, 0.0], dtype=torch.float64).expand(batch, 2).contiguous()
+        t = torch.linspace(0.0, 10.0, 11, dtype=torch.float64)
+        if implementation == "torchode per sample":
+            solver, problem = torchode_dopri5(self.func, y0, t, 1e-6, 1e-8)
+
+            def per_sample() -> float:
+                stats = solver.solve(problem).stats
+                return float((6 * stats["n_steps"] + stats["n_initialized"]).double().mean())
+
+            self.solve = per_sample
+        else:
+
+            def joint() -> float:
+                before = self.func.calls
+                ode_adjoint.odeint(self.func, y0, t, rtol=1e-6, atol=1e-8)
+                return float(self.func.calls - before)
+
+            self.solve = joint
+
+    def time_solve(self, implementation: str) -> None:
+        with torch.no_grad():
+            self.solve()
+
+    def track_evaluations_per_sample(self, implementation: str) -> float:
+        with torch.no_grad():
+            return self.solve()
+
+    track_evaluations_per_sample.unit = "evaluations"  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- ratios

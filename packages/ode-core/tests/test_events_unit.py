@@ -249,6 +249,28 @@ def test_discontinuous_g_located_at_the_jump() -> None:
     np.testing.assert_allclose(tracker.t_events[0], [1.234], rtol=0, atol=1e-14)
 
 
+def test_a_zero_at_the_step_end_after_a_crossing_inside_is_the_crossing() -> None:
+    """g crosses zero inside a step, then jumps onto zero and ends the step
+    there (torchdiffeq's examples stop at a time this way): the event is the
+    crossing, not the step's end."""
+
+    def g(t: float, y: np.ndarray) -> float:
+        return 0.0 if t > 2.0 else 1.0 - t
+
+    _, stop, _ = drive(event(g, terminal=True), [0.0, 0.1, 7.0])
+    assert stop is not None
+    assert abs(stop[0] - 1.0) < 1e-12
+
+
+def test_a_g_that_jumps_onto_zero_stops_where_it_jumps() -> None:
+    def g(t: float, y: np.ndarray) -> float:
+        return 0.0 if t > 2.0 else 1.0
+
+    _, stop, _ = drive(event(g, terminal=True), [0.0, 0.5, 7.0])
+    assert stop is not None
+    assert abs(stop[0] - 2.0) < 1e-12
+
+
 def test_state_reshaped_for_g_and_outputs() -> None:
     def solution(t: float) -> np.ndarray:
         return exact(t).reshape(2, 1)

@@ -21,7 +21,10 @@ a step's end twice (once in each of the two steps) and reports a zero at
 * a zero of ``g`` at ``t0`` is no event; a crossing later in the first step
   still is;
 * a zero exactly at a step's end is one event, recorded in the step that
-  reaches it, with the side ``g`` came from giving its direction;
+  reaches it, with the side ``g`` came from giving its direction; where
+  ``g`` left its sign earlier in that step (a crossing inside, or a jump
+  onto zero) the event is there, found by bisection on the sign, as
+  torchdiffeq finds it;
 * for a step that starts on a zero, the sign ``g`` has just after the start
   (one extra evaluation of ``g`` on the interpolant) is compared with the
   sign at the end, so the zero is not counted again and a crossing later in
@@ -169,6 +172,30 @@ def _brent(
             x_cur += delta if bisect > 0 else -delta
         f_cur = func(x_cur)
     return x_cur, f_cur
+
+
+def _sign_boundary(func: Callable[[float], float], a: float, sign_a: int, b: float, tolerance: float) -> float:
+    """Where ``func`` stops having the sign ``sign_a`` between ``a`` and ``b``, to within ``tolerance``.
+
+    Bisection on the sign (``func(a)`` has sign ``sign_a``, ``func(b)`` is
+    zero): the earliest boundary the halvings meet, which is ``b`` itself when
+    ``func`` keeps its sign all the way. ``a`` may exceed ``b``.
+
+    Returns
+    -------
+    float
+        The first time of the last bracket at which the sign is not ``sign_a``.
+    """
+    inside, outside = a, b
+    for _ in range(_MAX_ITERATIONS):
+        middle = 0.5 * (inside + outside)
+        if abs(outside - inside) <= max(tolerance, math.ulp(middle)) or middle in (inside, outside):
+            break
+        if _sign(func(middle)) == sign_a:
+            inside = middle
+        else:
+            outside = middle
+    return outside
 
 
 class EventTracker:
@@ -327,13 +354,17 @@ class EventTracker:
             # sign_left != 0 here, so the crossing goes from sign_left towards -sign_left.
             if self._directions[index] not in (0, -sign_left):
                 continue
-            if sign_new == 0:
-                found.append((t_new, index))
-                continue
 
             def along(t: float, index: int = index) -> float:
                 return self._value(index, t, interpolate(t))
 
+            if sign_new == 0:
+                # g reached zero exactly at the step's end: the zero is there,
+                # unless g left its sign earlier in the step (a crossing inside,
+                # or a g that jumps onto zero, as torchdiffeq's examples use to
+                # stop at a given time).
+                found.append((_sign_boundary(along, t_left, sign_left, t_new, tolerance), index))
+                continue
             root, _ = _brent(along, t_left, value_left, t_new, value_new, tolerance)
             found.append((root, index))
         self._g_old = g_new

@@ -3,7 +3,7 @@
     python benchmarks/torchdiffeq_examples.py EXAMPLES_DIR [--niters N] [--only NAME[:VARIANT]] [--json FILE]
 
 ``EXAMPLES_DIR`` holds torchdiffeq's ``examples/ode_demo.py``, ``latent_ode.py``,
-``bouncing_ball.py`` and ``cnf.py`` (for example ``git show
+``bouncing_ball.py``, ``cnf.py`` and ``learn_physics.py`` (for example ``git show
 HEAD:examples/ode_demo.py`` from a clone of rtqichen/torchdiffeq, kept outside
 this repository: their code is not part of the project). Each example runs in a
 fresh subprocess, twice per variant: once with the installed ``torchdiffeq``
@@ -17,7 +17,8 @@ variant); no plots unless ``--viz`` (then the examples' own ``--viz`` /
 temporary working directory for the files it writes. The sizes are the
 examples' own: ``--niters`` training iterations (``ode_demo.py`` also gets
 ``--test_freq niters // 2``), ``bouncing_ball.py`` ``--nbounces`` bounces
-(its positional argument, with its gradient check).
+(its positional argument, with its gradient check), ``learn_physics.py``
+``--num_iterations niters`` with events (its default).
 
 The examples do not seed themselves: a small wrapper seeds ``random``, NumPy
 and torch the same way for both, sets ``torch.set_num_threads`` (and the
@@ -148,6 +149,8 @@ class Example:
             sized = ["--niters", str(niters), "--test_freq", str(max(1, niters // 2))]
         elif self.name == "bouncing_ball":
             sized = [str(nbounces)]
+        elif self.name == "learn_physics":
+            sized = ["--num_iterations", str(niters), "--save", "figs"]
         else:
             sized = ["--niters", str(niters)]
         return [*sized, *self.variants[variant], *(self.viz if viz else ())]
@@ -183,6 +186,17 @@ EXAMPLES = {
             "last event time",
             None,
             {"metric": "event_times[-1]"},
+            ("matplotlib.pyplot",),
+        ),
+        Example(
+            "learn_physics",
+            # Its --no_events model's training at lr 0.1 amplifies round-off: its gradients here agree
+            # with torchdiffeq's to 6e-8 (relative, first iteration), its losses part by iteration 10.
+            {"events": ()},
+            "niters",
+            "loss",
+            r"(?m)^\d+ ([-+0-9.eE]+|nan|inf) \d+$",
+            {"final_loss": "loss"},
             ("matplotlib.pyplot",),
         ),
         Example(

@@ -27,8 +27,14 @@ def test_parses_the_last_loss_each_example_prints(script: ModuleType) -> None:
         "Iter: 1, running avg elbo: -19985.6981\nIter: 2, running avg elbo: -19985.7000\n"
         "Training complete after 2 iters.\n",
         "cnf": "Iter: 1, running avg loss: 2.6116\nIter: 2, running avg loss: nan\nTraining complete after 2 iters.\n",
+        "learn_physics": "0 17.726109089816237 1\n10 0.8983242093323366 3\n",
     }
-    expected = {"ode_demo": [1.212389, 0.937045], "latent_ode": [-19985.6981, -19985.7], "cnf": [2.6116]}
+    expected = {
+        "ode_demo": [1.212389, 0.937045],
+        "latent_ode": [-19985.6981, -19985.7],
+        "cnf": [2.6116],
+        "learn_physics": [17.726109089816237, 0.8983242093323366],
+    }
     for name, text in outputs.items():
         losses = script.parse_losses(text, script.EXAMPLES[name].pattern)
         assert losses[: len(expected[name])] == expected[name]
@@ -48,6 +54,7 @@ def test_flags_per_variant(script: ModuleType) -> None:
     assert examples["latent_ode"].argv("backprop", 4, 10) == ["--niters", "4", "--adjoint", "False"]
     assert examples["bouncing_ball"].argv("backprop", 4, 3) == ["3"]
     assert set(examples["bouncing_ball"].variants) == {"backprop"}
+    assert examples["learn_physics"].argv("events", 20, 3) == ["--num_iterations", "20", "--save", "figs"]
     assert [(e.name, v) for e, v in script.selected(["cnf:adjoint", "bouncing_ball"])] == [
         ("bouncing_ball", "backprop"),
         ("cnf", "adjoint"),

@@ -34,7 +34,9 @@ theirs (the project's target: 0.5 or less), the floor (the ratio ours would
 have at no cost beyond ``f``: our NFE times the best CPU time of one ``f``
 alone, ``FieldCost`` of ``bench_adjoint_vs_peers.py``, forward, or of one
 ``f`` and its vector-Jacobian product, forward + backward, over theirs'
-median time; a floor above 0.5 puts the target out of reach), the largest
+median time; a floor above 0.5 puts the target out of reach), the solver
+cost ratio (each side's time less its NFE times that cost of ``f``, ours over
+theirs: the two solvers' own work compared), the largest
 absolute difference of the two solutions, and each side's largest absolute
 error against a float64 torchdiffeq dopri5 solve at ``rtol = atol = 1e-12``
 (the gradient's too: relative to its largest element). Each side warms up, then the two run
@@ -307,6 +309,10 @@ def measure(row: Row, func: MLPField, mode: str, settings: dict[str, Any], refer
         # vector-Jacobian product (backprop through the solver differentiates each one once).
         per_evaluation = cost.f_ms if mode == "forward" else cost.fvjp_ms
         record["floor"] = record["ours"]["nfe"] * per_evaluation / record["theirs"]["median_ms"]
+        # The solvers' own cost, each side's time less its evaluations of f at that price.
+        own = {side: record[side]["median_ms"] - record[side]["nfe"] * per_evaluation for side in ("ours", "theirs")}
+        if own["theirs"] > 0 and own["ours"] > 0:
+            record["own_ratio"] = own["ours"] / own["theirs"]
         record["max_abs_diff_y"] = float((ys_ours - ys_theirs).abs().max())
         if grads_theirs is not None:
             record["rel_diff_grad"] = _grad_difference(grads_ours, grads_theirs, grad_scale)
@@ -373,6 +379,7 @@ def markdown(rows: list[Row], mode: str) -> str:
         "ms ours",
         "ours / theirs",
         "floor",
+        "solver cost ours / theirs",
         "max abs diff y",
         "err y theirs",
         "err y ours",
@@ -393,6 +400,7 @@ def markdown(rows: list[Row], mode: str) -> str:
             _ms(ours),
             f"{record['ratio']:.2f}" if "ratio" in record else "-",
             f"{record['floor']:.2f}" if "floor" in record else "-",
+            f"{record['own_ratio']:.2f}" if "own_ratio" in record else "-",
             _err(record.get("max_abs_diff_y")),
             _err(theirs.get("max_abs_err_y")),
             _err(ours.get("max_abs_err_y")),
@@ -409,7 +417,8 @@ def summary(rows: list[Row], torchdiffeq_version: str, cost: Any) -> list[str]:
     lines = [
         f"floor: our NFE x the time of f alone ({cost.f_ms:.4f} ms; forward + backward: of f and its "
         f"vector-Jacobian product, {cost.fvjp_ms:.4f} ms; best CPU times) over theirs' median, the ratio "
-        "ours / theirs would be if ode-adjoint cost nothing beyond f"
+        "ours / theirs would be if ode-adjoint cost nothing beyond f; solver cost: each side's time less its "
+        "NFE x that time of f, ours over theirs (the solvers' own work, f's taken out)"
     ]
     for mode, title in (("forward", "forward"), ("forward+backward", "forward + backward")):
         both = [row.results[mode] for row in rows if "ratio" in row.results[mode]]

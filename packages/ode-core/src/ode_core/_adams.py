@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 
 from array_api_compat import device as device_of
 
+from ._arrays import detached
 from ._dense import hermite_coefficients
 from ._explicit_rk import explicit_stepper
 from ._stepper import RightHandSide, StepperBase, provided_stepper
@@ -341,7 +342,7 @@ class AdamsStepper(StepperBase):
             evaluations += 1
             if on_increment:
                 scale = atol + rtol * xp.maximum(xp.abs(y1 - y), xp.abs(corrected - y))
-                converged = float(xp.max(_read(xp.abs(corrected - y1) / scale))) < 1.0
+                converged = float(xp.max(detached(xp.abs(corrected - y1) / scale))) < 1.0
             else:
                 scale = atol + rtol * xp.maximum(xp.abs(y1), xp.abs(corrected))
                 converged = self.norm((corrected - y1) / scale) <= 1.0
@@ -379,11 +380,3 @@ class AdamsStepper(StepperBase):
         """Forget the slopes and close the starter."""
         self.restart()
         self.starter.close()
-
-
-def _read(value: Any) -> Any:
-    """``value`` without its autograd history, where its library keeps one (a
-    decision on a value is not differentiated; torch warns at reading a
-    tensor that requires grad)."""
-    detach = getattr(value, "detach", None)
-    return detach() if callable(detach) else value

@@ -165,3 +165,35 @@ def test_odeint_adjoint_through_scipy_passes_gradcheck() -> None:
         matrix,
     )
     assert torch.autograd.gradcheck(solution, inputs, atol=1e-6, rtol=1e-5)
+
+
+def test_the_adjoint_through_scipy_takes_per_element_tolerances() -> None:
+    """rtol and atol of one value per state element reach the backward solve
+    for the state and its adjoint, one value for the parameters' part."""
+    func = Linear()
+    y0 = torch.tensor([1.0, 0.5], dtype=torch.float64, requires_grad=True)
+    tolerance = torch.tensor([1e-10, 1e-9], dtype=torch.float64)
+    ys = ode_adjoint.odeint_adjoint(
+        func,
+        y0,
+        torch.tensor([0.0, 1.0], dtype=torch.float64),
+        method="scipy_solver",
+        rtol=tolerance,
+        atol=tolerance,
+        adjoint_params=(),
+        options={"solver": "DOP853"},
+    )
+    ys[-1].sum().backward()
+    expected = torch.linalg.matrix_exp(func.matrix).sum(0)
+    torch.testing.assert_close(y0.grad, expected, rtol=1e-7, atol=1e-8)
+
+
+def test_an_adjoint_with_settings_of_its_own_is_refused_for_scipy() -> None:
+    with pytest.raises(ValueError, match="an Adjoint with settings of its own applies to ode-core's solves only"):
+        ode_adjoint.odeint(
+            lambda t, y: -y,
+            torch.ones(2),
+            torch.tensor([0.0, 1.0]),
+            method="scipy_solver",
+            gradient=ode_adjoint.Adjoint(rtol=1e-3),
+        )

@@ -904,6 +904,14 @@ def odeint(func: Callable[..., Any], y0: Any, t: Any, **kwargs: Any) -> Any:
         if extra:
             raise ValueError(f"method 'scipy_solver': {sorted(extra)} apply to ode-core's solves only")
         gradient = kwargs.get("gradient", "backprop")
+        if isinstance(gradient, Adjoint) and any(
+            value is not None
+            for value in (gradient.rtol, gradient.atol, gradient.method, gradient.options, gradient.norm)
+        ):
+            raise ValueError(
+                "gradient: method 'scipy_solver' solves the adjoint with the forward's scipy solver and tolerances; "
+                "an Adjoint with settings of its own applies to ode-core's solves only"
+            )
         return scipy_odeint(
             func,
             y0,

@@ -180,6 +180,15 @@ class _Solver:
         return torch.as_tensor(solution.y.T, device=self.device).to(working)
 
 
+def _augmented(tolerance: Any, n: int, p: int, pick: Any) -> Any:
+    """A tolerance of the state (a float, or one per element) for ``[y, a_y, a_theta]``: the state's
+    for ``y`` and ``a_y``, one value (``pick`` of them) for the parameter part."""
+    if not np.ndim(tolerance):
+        return tolerance
+    values = np.broadcast_to(tolerance, (n,))
+    return np.concatenate((values, values, np.full(p, float(pick(values)))))
+
+
 class _ScipyAdjoint(torch.autograd.Function):
     """scipy's solve forward; backward, the adjoint equations by the same solver, interval by interval."""
 
@@ -210,17 +219,13 @@ class _ScipyAdjoint(torch.autograd.Function):
         grad_times = ys.new_zeros(len(times))
         # The adjoint's components get the forward's tolerances, its parameter
         # part (which scipy cannot leave out of its norm) the absolute one.
-        rtol, atol = solver.rtol, solver.atol
-        scalar_atol = float(np.max(atol)) if np.ndim(atol) else atol
-        augmented_atol = np.concatenate(
-            (np.broadcast_to(atol, (n,)), np.broadcast_to(atol, (n,)), np.full(sum(sizes), scalar_atol))
-        )
+        rtol, atol = _augmented(solver.rtol, n, sum(sizes), np.min), _augmented(solver.atol, n, sum(sizes), np.max)
         with torch.no_grad():
             for i in range(len(times) - 1, 0, -1):
                 # y(t_i) moves with t_i at the slope there.
                 grad_times[i] = grad_times[i] + grad_ys[i] @ func(times[i], ys[i])
                 start = torch.cat((ys[i], adjoint, parameter_adjoint))
-                end = solver.solve(dynamics, start, [times[i], times[i - 1]], (rtol, augmented_atol))[-1]
+                end = solver.solve(dynamics, start, [times[i], times[i - 1]], (rtol, atol))[-1]
                 adjoint = end[n : 2 * n] + grad_ys[i - 1]
                 parameter_adjoint = end[2 * n :]
             # Starting later shifts every output back along the flow: -a(t0) f(t0, y0).

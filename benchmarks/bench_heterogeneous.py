@@ -44,14 +44,13 @@ import ode_core  # noqa: E402
 import torch  # noqa: E402
 import torchdiffeq  # noqa: E402
 import torchode  # noqa: E402
+from benchmarks._fields import HETEROGENEOUS_MU, HETEROGENEOUS_TOLERANCES, heterogeneous_batch, torchode_dopri5  # noqa: E402  # noqa: E402
 from benchmarks._fields import VanDerPolBatch as VanDerPol  # noqa: E402
-from benchmarks._fields import torchode_dopri5  # noqa: E402
 
 torch.set_num_threads(1)
 
-MU_LOW, MU_HIGH = 0.2, 5.0
-RTOL, ATOL = 1e-6, 1e-8
-DTYPE = torch.float64
+MU_LOW, MU_HIGH = HETEROGENEOUS_MU
+RTOL, ATOL = HETEROGENEOUS_TOLERANCES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick
         else {"min_time": 1.0, "min_repeats": 5, "max_repeats": 200, "max_case_time": 30.0}
     )
-    mu = torch.linspace(MU_LOW, MU_HIGH, batch, dtype=DTYPE)
-    y0 = torch.tensor([2.0, 0.0], dtype=DTYPE).expand(batch, 2).contiguous()
-    t = torch.linspace(0.0, 10.0, 11, dtype=DTYPE)
+    field, y0, t = heterogeneous_batch(batch)
+    mu = field.mu
     machine = _common.machine_info(
         {
             "torch": torch.__version__,
@@ -82,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     print(_common.machine_line(machine))
     print(f"# dopri5, rtol {RTOL:g}, atol {ATOL:g}, float64, 1 thread; time: min CPU time of one solve of the batch")
 
-    field = VanDerPol(mu)
     with torch.no_grad():
         reference = ode_adjoint.odeint(field, y0, t, method="dopri8", rtol=1e-12, atol=1e-12)
         solver, problem = torchode_dopri5(field, y0, t, RTOL, ATOL)

@@ -28,6 +28,19 @@ class VanDerPolBatch(nn.Module):
         return torch.stack((velocity, self.mu * (1 - position**2) * velocity - position), dim=-1)
 
 
+# The heterogeneous batch of bench_heterogeneous.py and peers.HeterogeneousBatch.
+HETEROGENEOUS_MU = (0.2, 5.0)
+HETEROGENEOUS_TOLERANCES = (1e-6, 1e-8)  # rtol, atol
+
+
+def heterogeneous_batch(batch: int = 32) -> tuple[VanDerPolBatch, torch.Tensor, torch.Tensor]:
+    """``(field, y0, t)``: van der Pol with ``mu`` spread over ``HETEROGENEOUS_MU``, from ``(2, 0)``,
+    outputs at ``t = 0, 1, ..., 10``, float64."""
+    mu = torch.linspace(*HETEROGENEOUS_MU, batch, dtype=torch.float64)
+    y0 = torch.tensor([2.0, 0.0], dtype=torch.float64).expand(batch, 2).contiguous()
+    return VanDerPolBatch(mu), y0, torch.linspace(0.0, 10.0, 11, dtype=torch.float64)
+
+
 class MLPField(nn.Module):
     """``f(t, y) = Linear(tanh(Linear(y)))``, time ignored: the small MLP of the overhead benchmarks."""
 

@@ -23,7 +23,7 @@ import torchdiffeq
 from scipy.integrate import solve_ivp
 
 from ._common import CountingRhs, round_robin_times
-from ._fields import MLPField, VanDerPolBatch, torchode_dopri5
+from ._fields import HETEROGENEOUS_TOLERANCES, MLPField, heterogeneous_batch, torchode_dopri5
 from ._problems import (
     EXPLICIT_PROBLEMS,
     STIFF_PROBLEMS,
@@ -210,13 +210,10 @@ class HeterogeneousBatch:
     param_names = ("implementation",)
 
     def setup(self, implementation: str) -> None:
-        batch = 32
-        mu = torch.linspace(0.2, 5.0, batch, dtype=torch.float64)
-        self.func = VanDerPolBatch(mu)
-        y0 = torch.tensor([2.0, 0.0], dtype=torch.float64).expand(batch, 2).contiguous()
-        t = torch.linspace(0.0, 10.0, 11, dtype=torch.float64)
+        self.func, y0, t = heterogeneous_batch()
+        rtol, atol = HETEROGENEOUS_TOLERANCES
         if implementation == "torchode per sample":
-            solver, problem = torchode_dopri5(self.func, y0, t, 1e-6, 1e-8)
+            solver, problem = torchode_dopri5(self.func, y0, t, rtol, atol)
 
             def per_sample() -> float:
                 stats = solver.solve(problem).stats
@@ -227,7 +224,7 @@ class HeterogeneousBatch:
 
             def joint() -> float:
                 before = self.func.calls
-                ode_adjoint.odeint(self.func, y0, t, rtol=1e-6, atol=1e-8)
+                ode_adjoint.odeint(self.func, y0, t, rtol=rtol, atol=atol)
                 return float(self.func.calls - before)
 
             self.solve = joint

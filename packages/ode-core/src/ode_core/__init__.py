@@ -27,6 +27,7 @@ from ._dense import DenseOutput
 from ._initial_step import select_initial_step
 from ._loop import AcceptedStep, StepObserver, integrate, make_stepper
 from ._norms import MixedNorm, max_norm, rms_norm
+from ._per_sample import DEFAULT_SYNC_EVERY, integrate_per_sample
 from ._settings import Settings
 from ._solution import Solution, Stats, Status
 from ._solve import solve
@@ -38,6 +39,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "ALIASES",
+    "DEFAULT_SYNC_EVERY",
     "METHODS",
     "MULTISTEP",
     "STEPPER_ENTRY_POINTS",
@@ -61,6 +63,7 @@ __all__ = [
     "Stepper",
     "StepperBase",
     "integrate",
+    "integrate_per_sample",
     "make_stepper",
     "max_norm",
     "register_stepper",

@@ -21,5 +21,6 @@ def detached(value: Any) -> Any:
     -------
     array
     """
+    # No callable() test: torch.compile cannot trace one on a bound method.
     detach = getattr(value, "detach", None)
-    return detach() if callable(detach) else value
+    return value if detach is None else detach()

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from array_api_compat import device as device_of
 
 __all__ = [
     "ControllerState",
@@ -147,6 +149,85 @@ class PIDController:
         # A zero ratio carries no information for the filter's memory.
         remembered = error_ratio if error_ratio > 0.0 else previous_ratio
         return True, h * factor, ControllerState(exponents, remembered, previous_ratio, False)
+
+    def adapt_per_sample(
+        self, xp: Any, h: Any, error_ratio: Any, state: ControllerState, active: Any = True
+    ) -> tuple[Any, Any, Any]:
+        """:meth:`adapt` for a batch of independent steps, on arrays: every decision a mask.
+
+        The same rule, element by element, as array operations that read
+        nothing on the host (the per-sample mode's control runs on the
+        device; see ``ode_core._per_sample``).
+
+        Parameters
+        ----------
+        xp : array namespace
+        h : array, shape (B,)
+            The steps just attempted (signed).
+        error_ratio : array, shape (B,)
+            Their error ratios; ``inf`` or ``nan`` rejects with the smallest factor.
+        state : ControllerState
+            With ``previous_ratio``, ``older_ratio`` and ``last_rejected``
+            arrays of shape (B,) (:meth:`init_per_sample`).
+        active : bool array, shape (B,), optional
+            The samples that stepped: the others are not accepted, and keep
+            their history.
+
+        Returns
+        -------
+        accepted : bool array, shape (B,)
+        h_next : array, shape (B,)
+        state : ControllerState
+        """
+        exponents, previous_ratio, older_ratio, last_rejected = state
+        accepted = (error_ratio <= 1.0) & active  # false for nan too
+        # A zero ratio as the smallest normal one: its factor is clipped to the
+        # largest; nan and inf stay, and take the smallest factor below.
+        ratio = xp.clip(error_ratio, _SMALLEST_RATIO, None)
+        factor = self.safety * ratio ** -exponents[0]
+        history = bool(exponents[1] or exponents[2])
+        if history:
+            # A rejection looks at this ratio only; an acceptance at the history too.
+            rejection = xp.clip(factor, self.min_factor, 1.0)
+            if exponents[1]:
+                factor = factor * previous_ratio ** -exponents[1]
+            if exponents[2]:
+                factor = factor * older_ratio ** -exponents[2]
+        # Accepted: up to max_factor (1 after a rejection); rejected: up to 1.
+        factor = xp.clip(factor, self.min_factor, self.max_factor)
+        factor = xp.where(accepted & ~last_rejected, factor, xp.clip(factor, None, 1.0))
+        if history:
+            factor = xp.where(accepted, factor, rejection)
+        factor = xp.where(ratio < math.inf, factor, self.min_factor)
+        if history:
+            remembered = xp.where(error_ratio > 0.0, error_ratio, previous_ratio)
+            previous_ratio, older_ratio = (
+                xp.where(accepted, remembered, previous_ratio),
+                xp.where(accepted, previous_ratio, older_ratio),
+            )
+        return (
+            accepted,
+            h * factor,
+            ControllerState(exponents, previous_ratio, older_ratio, xp.where(active, ~accepted, last_rejected)),
+        )
+
+    def init_per_sample(self, xp: Any, error_order: int, like: Any) -> ControllerState:
+        """:meth:`init` for :meth:`adapt_per_sample`: the history as arrays shaped like ``like`` (B,).
+
+        Parameters
+        ----------
+        xp : array namespace
+        error_order : int
+        like : array, shape (B,)
+            Gives the shape, dtype and device of the ratios.
+
+        Returns
+        -------
+        ControllerState
+        """
+        ones = xp.ones(like.shape, dtype=like.dtype, device=device_of(like))
+        rejected = xp.zeros(like.shape, dtype=xp.bool, device=device_of(like))
+        return self.init(error_order)._replace(previous_ratio=ones, older_ratio=ones, last_rejected=rejected)
 
 
 @dataclass(frozen=True)
@@ -304,6 +385,11 @@ class PredictiveController:
             factor = min(factor, 1.0)
         remembered = error_ratio if error_ratio > 0.0 else previous_ratio
         return True, h * factor, PredictiveState(exponent, h, remembered, False)
+
+
+# The per-sample rule's stand-in for a zero error ratio: small enough that its
+# factor reaches max_factor for every error order here, normal in float32.
+_SMALLEST_RATIO = 1e-37
 
 
 def _check_settings(controller: PIDController | PredictiveController, extra: tuple[str, ...]) -> None:

@@ -80,3 +80,65 @@ def select_initial_step(
     else:
         h1 = (0.01 / max(d1, d2)) ** (1.0 / (error_order + 1))
     return min(100.0 * h0, h1, max_step, span)
+
+
+def select_initial_steps(
+    xp: Any,
+    fun: Callable[[Any, Any], Any],
+    t0: Any,
+    y0: Any,
+    f0: Any,
+    direction: float,
+    error_order: int,
+    rtol: Any,
+    atol: Any,
+    norm: Callable[[Any], Any],
+    max_step: float,
+    span: Any,
+) -> Any:
+    """:func:`select_initial_step` for a batch of independent problems, one step per sample.
+
+    The same algorithm, row by row, as array operations (no value is read on
+    the host): the per-sample mode's first steps.
+
+    Parameters
+    ----------
+    xp : array namespace
+    fun : callable
+        ``fun(t, y)`` with ``t`` of shape (B,) and ``y`` of shape (B, n).
+    t0 : array, shape (B,)
+    y0, f0 : array, shape (B, n)
+    direction : float
+    error_order : int
+    rtol, atol : float or array, shape (n,)
+    norm : callable
+        Row norms: (B, n) -> (B,).
+    max_step : float
+    span : array, shape (B,)
+        ``|t_end - t0|`` per sample.
+
+    Returns
+    -------
+    array, shape (B,)
+        Positive steps, of ``y0``'s dtype.
+    """
+    scale = atol + xp.abs(y0) * rtol
+    d0 = norm(y0 / scale)
+    d1 = norm(f0 / scale)
+    finite = xp.isfinite(d0) & xp.isfinite(d1)
+    small = (d0 < 1e-5) | (d1 < 1e-5)
+    h0 = xp.where(small | ~finite, 1e-6, 0.01 * d0 / xp.where(small | ~finite, 1.0, d1))
+    h0 = xp.clip(xp.minimum(h0, span), None, max_step)
+    y1 = y0 + (direction * h0)[:, None] * f0
+    f1 = fun(t0 + direction * h0, y1)
+    d2 = norm((f1 - f0) / scale) / h0
+    largest = xp.maximum(d1, d2)
+    flat = (d1 <= 1e-15) & (d2 <= 1e-15)
+    h1 = xp.where(
+        flat, xp.clip(h0 * 1e-3, 1e-6, None), (0.01 / xp.where(flat, 1.0, largest)) ** (1.0 / (error_order + 1))
+    )
+    h = xp.clip(xp.minimum(xp.minimum(100.0 * h0, h1), span), None, max_step)
+    # Where y0 or f0 is not finite, the smallest guess; where only the second
+    # derivative is not, the first one (as the scalar rule).
+    h = xp.where(xp.isfinite(d2), h, h0)
+    return xp.where(finite, h, xp.clip(xp.minimum(xp.full_like(h0, 1e-6), span), None, max_step))

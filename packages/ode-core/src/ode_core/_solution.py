@@ -36,7 +36,10 @@ class Stats:
     Attributes
     ----------
     nfev : int
-        Evaluations of ``f``, the initial-step heuristic's included.
+        Evaluations of ``f``, the initial-step heuristic's included. In the
+        per-sample mode this and the step counts are arrays of shape
+        (*batch,): each sample's own (the evaluations of the batch's ``f``
+        calls made while it was running).
     n_steps : int
         Attempted steps, ``n_accepted + n_rejected``.
     n_accepted, n_rejected : int
@@ -79,7 +82,8 @@ class Solution:
         Continuous solution over everything solved (``None`` when
         ``dense_output=False``).
     t_final : float
-        Time of the last accepted step (the end time on success).
+        Time of the last accepted step (the end time on success); an array
+        of one per sample in the per-sample mode.
     y_final : array, shape y0.shape
         State at ``t_final``.
     t_events : list of arrays, shape (k_i,), or None
@@ -92,6 +96,12 @@ class Solution:
         before shortening it to land on an output, ``step_t`` or ``jump_t``
         time: a good ``first_step`` for a solve that continues from
         ``t_final``. ``nan`` for a solve that took no step.
+    sample_status : tuple of Status, or None
+        The per-sample mode's (``batch_dims``): each sample's own status, in
+        C order over the batch dimensions. There ``ts`` is (*batch, m),
+        ``ys`` (m, *batch, *state) with NaN at the outputs a failed sample
+        did not reach, ``t_final`` (*batch,) and the statistics arrays of
+        shape (*batch,); ``None`` in a joint solve.
     """
 
     ts: Any
@@ -100,11 +110,12 @@ class Solution:
     message: str
     stats: Stats
     dense: DenseOutput | None
-    t_final: float
+    t_final: Any
     y_final: Any
     t_events: list[Any] | None = None
     y_events: list[Any] | None = None
     step_proposal: float = math.nan
+    sample_status: tuple[Status, ...] | None = None
 
     @property
     def success(self) -> bool:

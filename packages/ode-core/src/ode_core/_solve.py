@@ -7,13 +7,21 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+from array_api_compat import device as device_of
+
 from ._controllers import PIDController, PredictiveController
 from ._loop import AcceptedStep, integrate
-from ._solution import Solution
+from ._per_sample import DEFAULT_SYNC_EVERY, integrate_per_sample
+from ._solution import Solution, Stats, Status
 from ._tableau import ButcherTableau
 from .validation import (
+    check_batch_dims,
     check_callable,
+    check_count,
     check_f_output,
+    check_per_sample,
+    check_sample_times,
     check_settings,
     check_span,
     check_state,
@@ -43,11 +51,14 @@ def solve(
     norm: Callable[[Any], float] | None = None,
     step_t: Any = None,
     jump_t: Any = None,
-    dense_output: bool = True,
+    dense_output: bool | None = None,
     jac: Callable[[float, Any], Any] | None = None,
     events: Any = None,
     on_step: Callable[[AcceptedStep], None] | None = None,
     progress: bool = False,
+    batch_dims: int = 0,
+    sync_every: int = DEFAULT_SYNC_EVERY,
+    compile_step: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
 ) -> Solution:
     """Solve ``dy/dt = f(t, y)`` from ``y(t[0]) = y0`` and report ``y`` at ``t``.
 
@@ -113,10 +124,11 @@ def solve(
     jump_t : 1-D sequence of float, optional
         Discontinuities of ``f`` in ``t``: the solver steps onto them and
         evaluates ``f`` afresh just past the jump.
-    dense_output : bool
+    dense_output : bool, optional
         Keep every step's interpolant in ``Solution.dense`` (memory grows
         with the number of steps). Output times between steps cost no
-        evaluations of ``f`` either way.
+        evaluations of ``f`` either way. Default: on, except in the
+        per-sample mode (which has none).
     jac : callable, optional
         Implicit methods only: ``jac(t, y) -> df/dy`` as an array of shape
         ``(n, n)`` or ``(*y0.shape, *y0.shape)`` (``n = y0.size``). By default
@@ -141,6 +153,26 @@ def solve(
     progress : bool
         Show a progress meter over time while solving (tqdm, when it is
         installed; a warning otherwise). Off by default, and free when off.
+    batch_dims : int
+        The per-sample mode when positive: the first ``batch_dims``
+        dimensions of ``y0`` index independent problems, each solved with
+        its own time, step sizes, acceptance, status and statistics (see
+        ``docs/guide/per-sample.md``). ``f(t, y)`` then gets ``t`` as an array of
+        shape ``y0.shape[:batch_dims]`` (float64, y0's namespace and
+        device), one time per sample, and must keep the samples apart (row
+        ``b`` of its value depends on row ``b`` of ``y`` and ``t[b]``
+        only). ``t`` may be (m,), shared, or (*batch, m), one row of output
+        times per sample. Explicit Runge--Kutta methods, fixed or adaptive;
+        tolerances are shared by the samples (scalars or of one sample's
+        shape), and ``norm`` maps scaled errors of y0's shape to an array
+        of shape (*batch,). Default 0: one joint problem.
+    sync_every : int
+        Per-sample mode: adaptive steps between the host's reads of whether
+        every sample is done, the only reads of values inside the solve
+        (none with fixed steps). Default 8.
+    compile_step : callable, optional
+        Per-sample mode: applied once to the step function, e.g.
+        ``functools.partial(torch.compile, fullgraph=True)``.
 
     Returns
     -------
@@ -168,6 +200,38 @@ def solve(
     """
     f = check_callable(f, "f")
     xp, y0 = check_state(y0)
+    if check_batch_dims(batch_dims, y0):
+        return _solve_per_sample(
+            f,
+            xp,
+            y0,
+            t,
+            batch_dims,
+            sync_every=check_count(sync_every, "sync_every"),
+            compile_step=None if compile_step is None else check_callable(compile_step, "compile_step"),
+            norm=norm,
+            events=events,
+            on_step=on_step,
+            jac=jac,
+            settings_arguments={
+                "method": method,
+                "rtol": rtol,
+                "atol": atol,
+                "step_size": step_size,
+                "first_step": first_step,
+                "max_step": max_step,
+                "min_step": min_step,
+                "accept_at_min_step": accept_at_min_step,
+                "max_steps": max_steps,
+                "controller": controller,
+                "step_t": step_t,
+                "jump_t": jump_t,
+                "dense_output": bool(dense_output),
+                "progress": progress,
+            },
+        )
+    if dense_output is None:
+        dense_output = True
     times, _ = check_times(t)
     shape = tuple(y0.shape)
     n = math.prod(shape)
@@ -221,6 +285,137 @@ def solve(
         y_final=xp.astype(solution.y_final, state_dtype),
         y_events=None if solution.y_events is None else [xp.astype(v, state_dtype) for v in solution.y_events],
     )
+
+
+def _solve_per_sample(
+    f: Callable[..., Any],
+    xp: Any,
+    y0: Any,
+    t: Any,
+    batch_dims: int,
+    *,
+    sync_every: int,
+    compile_step: Callable[[Callable[..., Any]], Callable[..., Any]] | None,
+    norm: Callable[[Any], Any] | None,
+    events: Any,
+    on_step: Any,
+    jac: Any,
+    settings_arguments: dict[str, Any],
+) -> Solution:
+    """:func:`solve` in the per-sample mode (``batch_dims > 0``)."""
+    batch_shape = tuple(y0.shape[:batch_dims])
+    state_shape = tuple(y0.shape[batch_dims:])
+    batch, n = math.prod(batch_shape), math.prod(state_shape)
+    times, _ = check_sample_times(t, batch_shape)
+    state_dtype = y0.dtype
+    dtype = working_dtype(xp, state_dtype)
+    y = xp.reshape(y0, (batch, n))
+    if dtype != state_dtype:
+        y = xp.astype(y, dtype)
+    flat_norm = None
+    if norm is not None:
+        user_norm = check_callable(norm, "norm")
+
+        def flat_norm(scaled: Any) -> Any:
+            return xp.reshape(user_norm(xp.reshape(scaled, y0.shape)), (batch,))
+
+    settings = check_settings(
+        xp=xp,
+        y0=y[0],
+        norm=flat_norm,
+        state_dtype=state_dtype if dtype != state_dtype else None,
+        **settings_arguments,
+    )
+    check_per_sample(settings, events=events, on_step=on_step, jac=jac)
+    shaped = PerSampleFunction(f, batch_shape, state_shape, xp, state_dtype, dtype)
+    fun: Callable[[Any, Any], Any] = shaped
+    shared_times = len(np.shape(t if not hasattr(t, "shape") else np.empty(tuple(t.shape)))) == 1
+    first_value = f(shaped.sample_times(xp.asarray(times[:, 0], dtype=xp.float64, device=device_of(y))), y0)
+    check_f_output(first_value, y0, xp)
+    if times.shape[1] == 1:
+        zeros = xp.zeros(batch_shape, dtype=xp.int64, device=device_of(y))
+        solution = Solution(
+            ts=xp.asarray(times, dtype=xp.float64, device=device_of(y)),
+            ys=xp.reshape(y, (1, batch, n)),
+            status=Status.SUCCESS,
+            message="a single output time: the initial state, no step taken",
+            stats=Stats(nfev=zeros + 1, n_steps=zeros, n_accepted=zeros, n_rejected=zeros, n_forced=zeros),
+            dense=None,
+            t_final=xp.asarray(times[:, 0], dtype=xp.float64, device=device_of(y)),
+            y_final=y,
+            sample_status=(Status.SUCCESS,) * batch,
+        )
+    else:
+        f0 = shaped.flatten(first_value)
+        if batch_dims == 1 and len(state_shape) == 1 and dtype == state_dtype:
+            fun = f  # already on (B, n) states and (B,) times: no wrapper per call
+        solution = integrate_per_sample(
+            fun, y, times, settings, f0=f0, sync_every=sync_every, compile_step=compile_step
+        )
+    stats = solution.stats
+    return dataclasses.replace(
+        solution,
+        ts=solution.ts[0] if shared_times else xp.reshape(solution.ts, (*batch_shape, times.shape[1])),
+        ys=xp.astype(xp.reshape(solution.ys, (times.shape[1], *y0.shape)), state_dtype),
+        t_final=xp.reshape(solution.t_final, batch_shape),
+        y_final=xp.astype(xp.reshape(solution.y_final, y0.shape), state_dtype),
+        stats=Stats(
+            nfev=xp.reshape(stats.nfev, batch_shape),
+            n_steps=xp.reshape(stats.n_steps, batch_shape),
+            n_accepted=xp.reshape(stats.n_accepted, batch_shape),
+            n_rejected=xp.reshape(stats.n_rejected, batch_shape),
+            n_forced=xp.reshape(stats.n_forced, batch_shape),
+        ),
+    )
+
+
+class PerSampleFunction:
+    """The user's ``f`` on (*batch, *state) states and (*batch,) times, called by the per-sample loop on (B, n).
+
+    Parameters
+    ----------
+    f : callable
+    batch_shape, state_shape : tuple of int
+    xp : array namespace
+    state_dtype, working : dtype
+        As :class:`ShapedFunction`.
+    """
+
+    __slots__ = ("batch", "batch_shape", "f", "n", "shape", "state_dtype", "working", "xp")
+
+    def __init__(
+        self,
+        f: Callable[[Any, Any], Any],
+        batch_shape: tuple[int, ...],
+        state_shape: tuple[int, ...],
+        xp: Any,
+        state_dtype: Any,
+        working: Any,
+    ) -> None:
+        self.f = f
+        self.batch_shape = batch_shape
+        self.shape = (*batch_shape, *state_shape)
+        self.batch = math.prod(batch_shape)
+        self.n = math.prod(state_shape)
+        self.xp = xp
+        self.state_dtype = state_dtype
+        self.working = working
+
+    def sample_times(self, t: Any) -> Any:
+        """Times (B,) as ``f`` takes them: (*batch,)."""
+        return self.xp.reshape(t, self.batch_shape)
+
+    def flatten(self, value: Any) -> Any:
+        """A value of ``f`` as (B, n) in the working dtype."""
+        flat = self.xp.reshape(value, (self.batch, self.n))
+        return flat if self.state_dtype == self.working else self.xp.astype(flat, self.working)
+
+    def __call__(self, t: Any, y: Any) -> Any:
+        xp = self.xp
+        state = xp.reshape(y, self.shape)
+        if self.state_dtype != self.working:
+            state = xp.astype(state, self.state_dtype)
+        return self.flatten(self.f(self.sample_times(t), state))
 
 
 class ShapedFunction:

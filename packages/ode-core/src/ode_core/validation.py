@@ -27,6 +27,7 @@ from ._tableau import ButcherTableau
 from ._tableaux import ALIASES, METHODS, MULTISTEP, TABLEAUX
 
 __all__ = [
+    "check_batch_dims",
     "check_callable",
     "check_controller",
     "check_count",
@@ -34,7 +35,9 @@ __all__ = [
     "check_mapping",
     "check_method",
     "check_optional_times",
+    "check_per_sample",
     "check_positive",
+    "check_sample_times",
     "check_settings",
     "check_span",
     "check_state",
@@ -602,3 +605,116 @@ def check_settings(
         one_sided_steps=bool(one_sided_steps) and (step_size is not None or not tableau.adaptive),
         accept_at_min_step=bool(accept_at_min_step),
     )
+
+
+def check_batch_dims(batch_dims: Any, y0: Any, name: str = "batch_dims") -> int:
+    """The per-sample mode's number of leading batch dimensions of ``y0`` (0: a joint solve).
+
+    Parameters
+    ----------
+    batch_dims : int
+    y0 : array
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(batch_dims, bool) or not isinstance(batch_dims, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {type(batch_dims).__name__}")
+    count = int(batch_dims)
+    if not 0 <= count <= len(y0.shape):
+        raise ValueError(
+            f"{name}: expected 0 to {len(y0.shape)} (the dimensions of y0, shape {tuple(y0.shape)}), got {count}"
+        )
+    return count
+
+
+def check_sample_times(t: Any, batch_shape: tuple[int, ...], name: str = "t") -> tuple[np.ndarray, float]:
+    """The per-sample mode's output times: shared (m,) or one row per sample (*batch, m).
+
+    Parameters
+    ----------
+    t : array or sequence, shape (m,) or (*batch_shape, m)
+        Every row strictly monotonic, all in one direction, finite.
+    batch_shape : tuple of int
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    times : ndarray of float64, shape (prod(batch_shape), m)
+    direction : float
+    """
+    try:
+        values = detached(t)
+        values = values.cpu() if callable(getattr(values, "cpu", None)) else values
+        array = np.asarray(values.tolist() if hasattr(values, "tolist") else values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected an array or a sequence of times, got {type(t).__name__}") from exc
+    batch = math.prod(batch_shape)
+    if array.ndim == 1:
+        array = np.broadcast_to(array, (batch, array.shape[0]))
+    elif tuple(array.shape[:-1]) == tuple(batch_shape):
+        array = array.reshape(batch, array.shape[-1])
+    else:
+        raise ValueError(
+            f"{name}: expected shape (m,) or {(*batch_shape, 'm')} (the batch dimensions of y0), "
+            f"got {tuple(array.shape)}"
+        )
+    if array.shape[1] < 1:
+        raise ValueError(f"{name}: expected at least one output time (the initial time), got none")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name}: contains inf or nan")
+    if array.shape[1] == 1:
+        return np.ascontiguousarray(array), 1.0
+    steps = np.diff(array, axis=1)
+    direction = 1.0 if steps[0, 0] > 0 else -1.0
+    bad = np.argwhere(~(direction * steps > 0))
+    if bad.size:
+        sample, i = (int(v) for v in bad[0])
+        raise ValueError(
+            f"{name}: expected every sample's times strictly {'increasing' if direction > 0 else 'decreasing'} "
+            f"(as sample 0's); sample {sample} has t[{i}]={array[sample, i]!r}, t[{i + 1}]={array[sample, i + 1]!r}"
+        )
+    return np.ascontiguousarray(array), direction
+
+
+def check_per_sample(settings: Settings, names: Mapping[str, str] | None = None, **refused: Any) -> None:
+    """Refuse what the per-sample mode does not do, naming the argument.
+
+    Parameters
+    ----------
+    settings : Settings
+    names : mapping, optional
+        Names to use in error messages (as :func:`check_settings`).
+    **refused
+        Other arguments of the solve that the mode cannot take when given
+        (``events=...``, ``on_step=...``): each must be None or False.
+    """
+    named = names or {}
+
+    def called(parameter: str) -> str:
+        return named.get(parameter, parameter)
+
+    tableau = settings.method
+    why = "in the per-sample mode (batch_dims)"
+    if isinstance(tableau, AdamsMethod) or not tableau.explicit:
+        kind = "a multistep method" if isinstance(tableau, AdamsMethod) else "implicit"
+        raise ValueError(f"{called('method')}: {tableau.name!r} is {kind}; {why} use an explicit Runge-Kutta method")
+    controller = settings.controller
+    if controller is not None and not callable(getattr(controller, "adapt_per_sample", None)):
+        raise ValueError(
+            f"{called('controller')}: {type(controller).__name__} has no per-sample rule; {why} use a PIDController"
+        )
+    for parameter, value in (
+        ("step_t", settings.step_t),
+        ("jump_t", settings.jump_t),
+        ("dense_output", settings.dense_output),
+        ("progress", settings.progress),
+        ("one_sided_steps", settings.one_sided_steps),
+        *refused.items(),
+    ):
+        if value is not None and value is not False and value != ():
+            raise ValueError(f"{called(parameter)}: not available {why}; got {value!r}")

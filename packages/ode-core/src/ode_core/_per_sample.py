@@ -1,0 +1,645 @@
+"""The per-sample mode: a batch of independent problems, each with its own steps.
+
+When the rows of a batch are independent problems (trajectories, irregular
+time series, a latent ODE's samples), a joint solve steps all of them at the
+pace of the hardest and rejects a step for all when one fails. Here each
+sample has its own time, step size, acceptance, status and statistics; ``f``
+is still called once per stage on the whole batch, with one time per sample.
+
+Every decision is an array operation: a rejected sample keeps its state
+(``where``), a finished one rides along with a step of zero whose result is
+discarded. Nothing inside a step reads a value on the host, so on an
+accelerator the host waits for the device only once every ``sync_every``
+steps, to learn whether every sample is done (adaptive steps), or once at the
+end (fixed steps, whose count is known from the times beforehand). One step,
+:func:`_advance`, is a pure function of arrays, so ``torch.compile`` can
+capture it whole (``compile_step``).
+
+Why a loop of its own beside :func:`ode_core.integrate`: that loop takes its
+decisions as Python branches on floats (cheap on the host, one read per step
+on a device); here they are masks over the batch. The rules are shared, not
+restated: the tableaux, the controller (:meth:`PIDController.adapt_per_sample`
+beside :meth:`PIDController.adapt`), the first step
+(:func:`select_initial_steps` beside :func:`select_initial_step`), the cubic
+Hermite interpolant, the landing slack; the tests hold each sample to the
+step sequence and evaluation count of solving it alone.
+
+What it does not do (refused by name where it is asked for): implicit and
+multistep methods, events, ``step_t``/``jump_t``, dense output, the
+predictive controller, one-sided steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
+
+import numpy as np
+from array_api_compat import device as device_of
+
+from ._arrays import detached
+from ._controllers import ControllerState, IController, PIDController
+from ._dense import hermite_coefficients
+from ._initial_step import select_initial_steps
+from ._loop import _LANDING_SLACK, _namespace
+from ._settings import Settings
+from ._solution import Solution, Stats, Status
+from ._tableau import ButcherTableau
+
+__all__ = ["DEFAULT_SYNC_EVERY", "PerSampleRungeKutta", "integrate_per_sample"]
+
+DEFAULT_SYNC_EVERY = 8
+"""Adaptive steps between two host reads of "is every sample done?"."""
+
+# A sample's state, as a code that stays on the device until the end.
+_RUNNING, _SUCCESS, _UNDERFLOW, _NON_FINITE, _MAX_STEPS = 0, 1, 2, 3, 4
+_STATUSES = {
+    _SUCCESS: Status.SUCCESS,
+    _UNDERFLOW: Status.STEP_SIZE_UNDERFLOW,
+    _NON_FINITE: Status.NON_FINITE,
+    _MAX_STEPS: Status.MAX_STEPS_REACHED,
+}
+
+PerSampleFunction = Callable[[Any, Any], Any]
+
+
+def _as_array(xp: Any, rows: list[list[float]], dtype: Any, device: Any) -> Any:
+    return xp.asarray(rows, dtype=dtype, device=device)
+
+
+class PerSampleRungeKutta:
+    """An explicit tableau's steps on a batch ``(B, n)``, one time and step size per sample.
+
+    Works on every array API library and under torch's autograd (nothing
+    is written in place): a stage sum of one or two terms is that many
+    scalar products, a longer one a product of the coefficient row with the
+    stages so far (which saves only the row for backward). Built once per tableau,
+    namespace, dtype and device (:meth:`get`).
+
+    Parameters
+    ----------
+    tableau : ButcherTableau
+        Explicit, ``c[0] == 0``.
+    xp : array namespace
+    dtype, device
+        Of the state.
+    """
+
+    _cache: dict[tuple[int, str, str, str], tuple[ButcherTableau, PerSampleRungeKutta]] = {}  # noqa: RUF012
+
+    def __init__(self, tableau: ButcherTableau, xp: Any, dtype: Any, device: Any) -> None:
+        if not tableau.explicit or tableau.c[0] != 0:
+            raise ValueError(f"method: {tableau.name!r} is not an explicit tableau with c[0] == 0")
+        self.tableau = tableau
+        s = tableau.n_stages
+        self.n_stages = s
+        self.fsal = tableau.fsal
+        self.dtype, self.device = dtype, device
+        self.nodes_column = xp.asarray([[float(c)] for c in tableau.c], dtype=xp.float64, device=device)
+        self.rows = [_as_array(xp, [[float(a) for a in tableau.a[i][:i]]], dtype, device) for i in range(s)]
+        nonzero = [[(j, float(a)) for j, a in enumerate(tableau.a[i][:i]) if a != 0] for i in range(s)]
+        self.short_rows = [terms if 0 < len(terms) <= 2 else None for terms in nonzero]
+        self.weights = _as_array(xp, [[float(b) for b in tableau.b]], dtype, device)
+        self.error_order = tableau.controller_order
+        # What is read off a step's stages, in one product: the error
+        # weights (DOP853: two rows), then the interpolant's columns where it
+        # needs no stages beyond the step's (with extra stages every step
+        # would pay for them, interpolating or not, since no step can skip
+        # work on the device: such methods step onto the output times).
+        readout = [list(w) for w in (tableau.error_weights, tableau.error_weights_secondary) if w is not None]
+        self.n_error_rows = len(readout)
+        dense = tableau.dense
+        self.has_interpolant = dense is not None and not tableau.c_extra
+        if dense is not None and self.has_interpolant:
+            readout += [[row[k] for row in dense] for k in range(len(dense[0]))]
+        self.readout = None if not readout else _as_array(xp, [[float(v) for v in r] for r in readout], dtype, device)
+
+    @classmethod
+    def get(cls, tableau: ButcherTableau, xp: Any, dtype: Any, device: Any) -> PerSampleRungeKutta:
+        """The stepper of ``tableau`` on this namespace, dtype and device, made once."""
+        key = (id(tableau), xp.__name__, str(dtype), str(device))
+        entry = cls._cache.get(key)
+        if entry is None or entry[0] is not tableau:
+            if len(cls._cache) > 256:
+                cls._cache.clear()
+            entry = cls._cache[key] = (tableau, cls(tableau, xp, dtype, device))
+        return entry[1]
+
+    def step(self, xp: Any, fun: PerSampleFunction, t: Any, y: Any, f0: Any, h: Any, column: Any) -> tuple[Any, Any]:
+        """One step per sample.
+
+        Parameters
+        ----------
+        xp : array namespace
+        fun : callable
+            ``fun(t, y)``, ``t`` of shape (B,), ``y`` of shape (B, n).
+        t, h : array, shape (B,)
+            Float64, for the stages' times.
+        y, f0 : array, shape (B, n)
+        column : array, shape (B, 1)
+            ``h`` in the state's dtype, for the stage arithmetic.
+
+        Returns
+        -------
+        y1 : array, shape (B, n)
+        stages : array, shape (s, B, n)
+            ``stages[i] = f(t + c_i h, Y_i)``; for an FSAL tableau the last
+            is ``f(t + h, y1)``.
+        """
+        batch, n = y.shape
+        s = self.n_stages
+        stages = [f0]
+        # Every stage's time in one product: (s, B).
+        times = t[None, :] + self.nodes_column * h[None, :]
+        y1 = None
+        for i in range(1, s):
+            terms = self.short_rows[i]
+            if terms is not None:  # one or two terms: cheaper than a product
+                increment = terms[0][1] * stages[terms[0][0]]
+                for j, a in terms[1:]:
+                    increment = increment + a * stages[j]
+            else:
+                so_far = xp.reshape(xp.stack(stages), (i, batch * n))
+                increment = xp.reshape(self.rows[i] @ so_far, (batch, n))
+            argument = y + column * increment
+            if self.fsal and i == s - 1:
+                y1 = argument
+            stages.append(fun(times[i], argument))
+        stacked = xp.stack(stages)
+        if y1 is None:
+            y1 = y + column * xp.reshape(self.weights @ xp.reshape(stacked, (s, batch * n)), (batch, n))
+        return y1, stacked
+
+    def read(self, xp: Any, stages: Any, column: Any) -> Any:
+        """The readout rows applied to a step's stages, each times ``h``: (r, B, n).
+
+        Rows ``:n_error_rows`` are the error estimates, the rest the
+        interpolant's coefficients ``C_j`` (``y(t + theta h) = y + sum theta^j C_j``).
+        """
+        s, batch, n = stages.shape
+        rows = xp.reshape(self.readout @ xp.reshape(stages, (s, batch * n)), (-1, batch, n))
+        return column * rows
+
+    def error_ratios(self, xp: Any, y: Any, y1: Any, errors: Any, atol: Any, rtol: Any, norm: Any) -> Any:
+        """Each sample's error ratio, shape (B,): ``norm(error / (atol + rtol max(|y|, |y1|)))``.
+
+        ``errors`` are the first :attr:`n_error_rows` rows of :meth:`read`.
+        """
+        y, y1, errors = detached(y), detached(y1), detached(errors)
+        scale = atol + rtol * xp.maximum(xp.abs(y), xp.abs(y1))
+        if self.n_error_rows == 1:
+            return norm(errors[0] / scale)
+        # DOP853's combined estimate, as ExplicitRungeKutta.error_ratio (the
+        # |h| there is in both rows here: |h| e5^2 / sqrt(e5^2 + 0.01 e3^2)).
+        error5 = norm(errors[0] / scale)
+        error3 = norm(errors[1] / scale)
+        denominator = xp.sqrt(error5 * error5 + 0.01 * error3 * error3)
+        zero = denominator == 0.0
+        return xp.where(zero, 0.0, error5 * error5 / xp.where(zero, 1.0, denominator))
+
+    def interpolant(self, xp: Any, y: Any, y1: Any, f1: Any, stages: Any, column: Any, readout: Any) -> Any:
+        """The step's polynomial coefficients (d, B, n): ``y(t + theta h) = y + sum_j theta^j C_j``."""
+        if self.has_interpolant:
+            return readout[self.n_error_rows :]
+        return hermite_coefficients(xp, y, y1, stages[0], f1, column)
+
+
+def _rms_rows(xp: Any) -> Callable[[Any], Any]:
+    def rms(scaled: Any) -> Any:
+        return xp.sqrt(xp.vecdot(scaled, scaled) * (1.0 / scaled.shape[1]))
+
+    return rms
+
+
+class _Problem(NamedTuple):
+    """What every step of one per-sample solve shares (the constants of :func:`_advance`)."""
+
+    xp: Any
+    fun: PerSampleFunction
+    stepper: PerSampleRungeKutta
+    controller: PIDController | None
+    times: Any  # (B, m)
+    output_index: Any  # (1, m) integers
+    t_end: Any  # (B,)
+    infinity: Any  # (B,) of inf, for nextafter
+    zero: Any  # constants as arrays: a scalar in where() costs a conversion every step
+    one: Any
+    success: Any
+    underflow: Any
+    non_finite: Any
+    rtol: Any
+    atol: Any
+    norm: Any
+    adaptive: bool
+    step_sizes: Any  # (B,); inf: step from landing to landing (the grid of t)
+    max_step: float
+    min_step: float
+    forced_floor: bool  # accept_at_min_step with a min_step
+    lands_on_outputs: bool
+    snaps_to_outputs: bool
+    counts_final_f: bool
+    m: int
+
+
+class _Carry(NamedTuple):
+    """The per-sample state from step to step: arrays only."""
+
+    t: Any
+    h: Any
+    y: Any
+    f: Any
+    ys: Any  # (B, m, n)
+    code: Any
+    next_output: Any
+    n_steps: Any
+    n_accepted: Any
+    n_final_f: Any  # non-FSAL methods: the evaluations of f(t1, y1) that count
+    n_forced: Any  # steps accepted at min_step whatever their error (accept_at_min_step)
+    control: ControllerState | None
+    last_ratio: Any  # the last attempted step's error ratio (adaptive)
+
+
+def _advance(problem: _Problem, carry: _Carry) -> _Carry:
+    """One attempted step of every running sample: a pure function of arrays (nothing read on the host).
+
+    Time runs forward here (a backward solve runs in reversed time, see
+    :class:`_ReversedTime`), so every step size is positive. A sample that
+    is not running steps by zero (its stages are ``f`` at its own, finite
+    state, so no inf or nan reaches a gradient through the masks) and keeps
+    everything it had. Every operation here is paid by every step, so the
+    count is kept low (the statistics that follow from others are derived
+    at the end).
+    """
+    xp = problem.xp
+    t, y, code, next_output = carry.t, carry.y, carry.code, carry.next_output
+    running = code == _RUNNING
+    if problem.lands_on_outputs or problem.snaps_to_outputs:
+        pending = xp.clip(next_output, None, problem.m - 1)[:, None]
+        t_output = xp.take_along_axis(problem.times, pending, axis=1)[:, 0]
+    if problem.adaptive:
+        h_abs = carry.h
+        smallest = 10.0 * (xp.nextafter(t, problem.infinity) - t)
+        if problem.min_step > 0.0:
+            smallest = xp.clip(smallest, problem.min_step, None)
+        if problem.forced_floor:
+            # Steps never shrink below min_step, and are accepted there (below),
+            # unless the last rejection was not finite (the loop's rule).
+            floor = (smallest == problem.min_step) & (h_abs < problem.min_step) & (carry.last_ratio < math.inf)
+            h_abs = xp.where(floor, problem.min_step, h_abs)
+        too_small = running & (h_abs < smallest)
+        # Told apart from a non-finite failure at the end (last_ratio).
+        code = xp.where(too_small, problem.underflow, code)
+        running = running & ~too_small
+        if problem.max_step < math.inf:
+            h_abs = xp.clip(h_abs, None, problem.max_step)
+    else:
+        h_abs = problem.step_sizes
+    target = t_output if problem.lands_on_outputs else problem.t_end
+    reach = t + h_abs
+    landed = reach - target > -_LANDING_SLACK * h_abs
+    # The step is h_abs itself unless it lands (t_new - t would round it,
+    # and the controller's next proposal with it).
+    t_new = xp.where(landed, target, reach)
+    h = xp.where(landed, target - t, h_abs)
+    if problem.snaps_to_outputs:
+        # Fixed steps end on an output time they reach up to round-off (as the loop's).
+        snap = (xp.abs(t_new - t_output) <= _LANDING_SLACK * h_abs) & (next_output < problem.m)
+        t_new = xp.where(snap, t_output, t_new)
+        h = xp.where(snap, t_output - t, h)
+    h = xp.where(running, h, problem.zero)
+    stepper = problem.stepper
+    column = xp.astype(h, y.dtype, copy=False)[:, None]
+    y_new, stages = stepper.step(xp, problem.fun, t, y, carry.f, h, column)
+    readout = None if stepper.readout is None else stepper.read(xp, stages, column)
+    control = carry.control
+    last_ratio = carry.last_ratio
+    n_forced = carry.n_forced
+    if problem.adaptive:
+        # An adaptive method has error rows, and its solve a controller and its state.
+        errors = cast(Any, readout)[: stepper.n_error_rows]
+        ratio = stepper.error_ratios(xp, y, y_new, errors, problem.atol, problem.rtol, problem.norm)
+        controller = cast(PIDController, problem.controller)
+        accepted, h_next, control = controller.adapt_per_sample(xp, h, ratio, cast(ControllerState, control), running)
+        if problem.forced_floor:
+            forced = running & ~accepted & (h_abs <= problem.min_step) & (ratio < math.inf)
+            accepted = accepted | forced
+            n_forced = n_forced + xp.astype(forced, n_forced.dtype)
+        last_ratio = xp.where(running, ratio, last_ratio)
+    else:
+        # Fixed steps: a state gone inf or nan ends that sample where it was finite.
+        finite = xp.all(xp.isfinite(detached(y_new)), axis=1)
+        code = xp.where(running & ~finite, problem.non_finite, code)
+        accepted = running & finite
+        h_next = carry.h
+    finished = accepted & landed
+    if problem.lands_on_outputs:
+        finished = finished & (target == problem.t_end)
+    f_new = stages[-1] if stepper.fsal else problem.fun(t_new, y_new)
+    keep = accepted[:, None]
+    ys = carry.ys
+    interior = None
+    if problem.lands_on_outputs:
+        hit = accepted & landed
+        put = hit[:, None] & (problem.output_index == next_output[:, None])
+        ys = xp.where(put[:, :, None], y_new[:, None, :], ys)
+        next_output = next_output + xp.astype(hit, next_output.dtype)
+    else:
+        times = problem.times
+        offsets = times - t[:, None]
+        at_end = times == t_new[:, None]
+        inside = keep & (offsets > 0.0) & (times <= t_new[:, None])
+        theta = xp.astype(offsets / xp.where(running, h, problem.one)[:, None], y.dtype, copy=False)
+        # y + sum_j theta^j C_j for every output time of every sample, one
+        # batched product (B, m, d) @ (B, d, n); an output at the step's end is y_new itself.
+        coefficients = stepper.interpolant(xp, y, y_new, f_new, stages, column, readout)
+        degree = coefficients.shape[0]
+        powers = xp.cumulative_prod(xp.broadcast_to(theta[:, :, None], (*theta.shape, degree)), axis=2)
+        values = y[:, None, :] + powers @ xp.permute_dims(coefficients, (1, 0, 2))
+        values = xp.where(at_end[:, :, None], y_new[:, None, :], values)
+        ys = xp.where(inside[:, :, None], values, ys)
+        next_output = next_output + xp.sum(xp.astype(inside, next_output.dtype), axis=1)
+        if problem.counts_final_f:
+            interior = inside & ~at_end
+    n_final_f = carry.n_final_f
+    if not stepper.fsal:
+        # The loop evaluates f(t1, y1) after an accepted step unless the solve
+        # ends there (and then only for the Hermite interpolant of outputs inside the step).
+        counted = accepted & ~finished
+        if interior is not None:
+            counted = counted | (finished & xp.any(interior, axis=1))
+        n_final_f = n_final_f + xp.astype(counted, n_final_f.dtype)
+    return _Carry(
+        t=xp.where(accepted, t_new, t),
+        h=h_next,
+        y=xp.where(keep, y_new, y),
+        f=xp.where(keep, f_new, carry.f),
+        ys=ys,
+        code=xp.where(finished, problem.success, code),
+        next_output=next_output,
+        n_steps=carry.n_steps + xp.astype(running, carry.n_steps.dtype),
+        n_accepted=carry.n_accepted + xp.astype(accepted, carry.n_steps.dtype),
+        n_final_f=n_final_f,
+        n_forced=n_forced,
+        control=control,
+        last_ratio=last_ratio,
+    )
+
+
+class _ReversedTime:
+    """``f`` in reversed time, ``tau = -t``: ``dy/dtau = -f(-tau, y)``.
+
+    A backward solve runs forward in ``tau``, so the per-sample step sees
+    positive steps only (fewer operations a step). Negation is exact in
+    floating point, so every stage, step and state is the one the backward
+    solve would compute.
+    """
+
+    __slots__ = ("f",)
+
+    def __init__(self, f: PerSampleFunction) -> None:
+        self.f = f
+
+    def __call__(self, tau: Any, y: Any) -> Any:
+        return -self.f(-tau, y)
+
+
+def _planned_fixed_steps(times: np.ndarray, settings: Settings, lands_on_outputs: bool) -> int:
+    """How many steps the longest sample takes with fixed steps: known before the solve, so it reads nothing.
+
+    A step lands on its target once it would end within the landing slack of
+    it: step ``k`` of an interval of length ``d`` lands once ``k > d / h - slack``.
+    """
+    if settings.gridded:
+        return int(times.shape[1]) - 1
+    step = float(settings.step_size)  # type: ignore[arg-type]
+    lengths = np.abs(np.diff(times, axis=1)) if lands_on_outputs else np.abs(times[:, -1:] - times[:, :1])
+    counts = np.floor(lengths / step - _LANDING_SLACK) + 1
+    return int(np.max(np.sum(counts, axis=1)))
+
+
+def integrate_per_sample(
+    f: PerSampleFunction,
+    y0: Any,
+    times: np.ndarray,
+    settings: Settings,
+    *,
+    shape: tuple[int, ...] | None = None,
+    f0: Any = None,
+    sync_every: int = DEFAULT_SYNC_EVERY,
+    compile_step: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+    namespace: Any = None,
+) -> Solution:
+    """Integrate ``B`` independent systems ``dy_b/dt = f(t, y)_b``, each with its own steps.
+
+    The loop of the per-sample mode (``ode_core.solve(..., batch_dims=k)``;
+    ode-adjoint's ``solve(..., batch_dims=k)``). It trusts its arguments.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(t, y) -> dy/dt`` with ``t`` an array of shape (B,) (float64, the
+        state's namespace and device) and ``y`` of shape (B, n); row ``b``
+        of the result may depend on row ``b`` of ``y`` and ``t[b]`` only.
+    y0 : array, shape (B, n)
+    times : ndarray of float64, shape (B, m), m >= 2
+        Each sample's output times, strictly monotonic, all in one direction.
+    settings : Settings
+        An explicit method; ``rtol``/``atol`` scalars or of shape (n,),
+        shared by the samples; ``norm``, if given, maps scaled errors
+        (B, n) to (B,).
+    shape : tuple of int, optional
+        One sample's state shape, for ``ys`` and ``y_final``; default (n,).
+    f0 : array, shape (B, n), optional
+        ``f(times[:, 0], y0)`` when the caller has it.
+    sync_every : int
+        Adaptive steps between the host's reads of whether every sample is
+        done (the only reads inside the solve). Larger: fewer waits on an
+        accelerator, up to ``sync_every - 1`` wasted steps at the end.
+    compile_step : callable, optional
+        Applied once to the step function before the solve, e.g.
+        ``functools.partial(torch.compile, fullgraph=True)``.
+    namespace : array namespace, optional
+        What the loop computes with; default array_api_compat's for ``y0``.
+        A library may pass one of its own with the same meaning and less
+        overhead per call (ode-adjoint does for torch tensors).
+
+    Returns
+    -------
+    Solution
+        ``ts`` (B, m), ``ys`` (m, B, *shape) (NaN at outputs a failed sample
+        did not reach), ``t_final`` (B,), ``y_final`` (B, *shape),
+        ``sample_status`` (one :class:`Status` per sample), ``stats`` with
+        arrays (B,) of integers, and ``status``: ``SUCCESS`` when every
+        sample succeeded, else the first failed sample's, its message
+        naming how many failed.
+    """
+    xp = _namespace(y0) if namespace is None else namespace
+    batch, n = y0.shape
+    shape = (n,) if shape is None else tuple(shape)
+    m = times.shape[1]
+    device = device_of(y0)
+    tableau = settings.method
+    adaptive, gridded = settings.adaptive, settings.gridded
+    direction = 1.0 if times[0, -1] > times[0, 0] else -1.0
+    stepper = PerSampleRungeKutta.get(tableau, xp, y0.dtype, device)  # type: ignore[arg-type]
+    # Outputs are stepped onto where the loop steps onto them (the grid of t;
+    # ButcherTableau.steps_onto_outputs), and where the interpolant needs
+    # extra stages (PerSampleRungeKutta says why); else interpolated.
+    lands_on_outputs = (
+        gridded or (adaptive and tableau.steps_onto_outputs) or bool(cast(ButcherTableau, tableau).c_extra)
+    )
+    times_x = xp.asarray(times, dtype=xp.float64, device=device)
+    if f0 is None:
+        f0 = f(times_x[:, 0], y0)
+    fun = f
+    if direction < 0:
+        fun, f0 = _ReversedTime(f), -f0
+    forward_times = times_x if direction > 0 else -times_x
+    t0 = forward_times[:, 0]
+    t_end = forward_times[:, -1]
+    int_zeros = xp.zeros((batch,), dtype=xp.int64, device=device)
+    start_evaluations = 1
+    norm = settings.norm or _rms_rows(xp)
+    controller = None
+    control = None
+    if adaptive:
+        controller = settings.controller or IController()
+        if settings.first_step is not None:
+            h_abs = xp.full((batch,), min(settings.first_step, settings.max_step), dtype=xp.float64, device=device)
+        else:
+            h_abs = select_initial_steps(
+                xp,
+                fun,
+                t0,
+                y0,
+                f0,
+                1.0,
+                stepper.error_order,
+                settings.rtol,
+                settings.atol,
+                norm,
+                settings.max_step,
+                xp.abs(t_end - t0),
+            )
+            h_abs = xp.astype(detached(h_abs), xp.float64)
+            start_evaluations += 1
+        control = controller.init_per_sample(xp, stepper.error_order, h_abs)
+    else:
+        h_abs = xp.zeros((batch,), dtype=xp.float64, device=device)
+    nan = xp.full((batch, m - 1, n), math.nan, dtype=y0.dtype, device=device)
+    problem = _Problem(
+        xp=xp,
+        fun=fun,
+        stepper=stepper,
+        controller=controller,
+        times=forward_times,
+        output_index=xp.reshape(xp.arange(m, device=device), (1, m)),
+        t_end=t_end,
+        infinity=xp.full((batch,), math.inf, dtype=xp.float64, device=device),
+        zero=xp.asarray(0.0, dtype=xp.float64, device=device),
+        one=xp.asarray(1.0, dtype=xp.float64, device=device),
+        success=xp.asarray(_SUCCESS, dtype=xp.int64, device=device),
+        underflow=xp.asarray(_UNDERFLOW, dtype=xp.int64, device=device),
+        non_finite=xp.asarray(_NON_FINITE, dtype=xp.int64, device=device),
+        rtol=settings.rtol,
+        atol=settings.atol,
+        norm=norm,
+        adaptive=adaptive,
+        step_sizes=xp.full(
+            (batch,), math.inf if gridded else float(settings.step_size or 0.0), dtype=xp.float64, device=device
+        ),
+        max_step=settings.max_step,
+        min_step=settings.min_step,
+        forced_floor=settings.accept_at_min_step and settings.min_step > 0.0,
+        lands_on_outputs=lands_on_outputs,
+        snaps_to_outputs=not adaptive and not gridded,
+        counts_final_f=not stepper.has_interpolant,
+        m=m,
+    )
+    carry = _Carry(
+        t=t0,
+        h=h_abs,
+        y=y0,
+        f=f0,
+        ys=xp.concat((y0[:, None, :], nan), axis=1),
+        code=int_zeros,
+        next_output=int_zeros + 1,
+        n_steps=int_zeros,
+        n_accepted=int_zeros,
+        n_final_f=int_zeros,
+        n_forced=int_zeros,
+        control=control,
+        last_ratio=xp.zeros((batch,), dtype=y0.dtype, device=device),
+    )
+    advance = _advance if compile_step is None else compile_step(_advance)
+    max_steps = settings.max_steps
+    iterations = 0
+    # Fixed steps: the count is known, so the solve reads nothing until the end.
+    block = sync_every if adaptive else min(_planned_fixed_steps(times, settings, lands_on_outputs), max_steps)
+    while True:
+        for _ in range(min(block, max_steps - iterations)):
+            carry = advance(problem, carry)
+        iterations += min(block, max_steps - iterations)
+        if not bool(xp.any(carry.code == _RUNNING)):  # the one read of a block
+            break
+        if iterations >= max_steps:
+            carry = carry._replace(code=xp.where(carry.code == _RUNNING, _MAX_STEPS, carry.code))
+            break
+        block = sync_every
+    # Underflows after a non-finite rejection are non-finite failures (the loop's rule).
+    code = xp.where((carry.code == _UNDERFLOW) & ~(carry.last_ratio < math.inf), _NON_FINITE, carry.code)
+    nfev = start_evaluations + (stepper.n_stages - 1) * carry.n_steps + carry.n_final_f
+    carry = carry._replace(code=code, t=carry.t if direction > 0 else -carry.t)
+    return _solution(xp, carry, times_x, shape, max_steps, adaptive, nfev)
+
+
+def _solution(
+    xp: Any, carry: _Carry, times: Any, shape: tuple[int, ...], max_steps: int, adaptive: bool, nfev: Any
+) -> Solution:
+    """The batch's :class:`Solution`: per-sample statuses and statistics read once."""
+    codes = [int(c) for c in _to_host(carry.code)]
+    statuses = tuple(_STATUSES[c] for c in codes)
+    failed = [i for i, s in enumerate(statuses) if s is not Status.SUCCESS]
+    if not failed:
+        status, message = Status.SUCCESS, f"every one of the {len(codes)} samples reached its last output time"
+    else:
+        first = failed[0]
+        status = statuses[first]
+        t_first = float(_to_host(carry.t)[first])
+        reason = {
+            Status.STEP_SIZE_UNDERFLOW: "its step size fell below the smallest allowed",
+            Status.NON_FINITE: (
+                "f or the state became inf or nan and shrinking the step did not help"
+                if adaptive
+                else "the state became inf or nan in the fixed step from there"
+            ),
+            Status.MAX_STEPS_REACHED: f"max_steps={max_steps} steps attempted",
+        }[status]
+        message = f"{len(failed)} of {len(codes)} samples failed; the first, sample {first}, at t={t_first!r}: {reason}"
+    batch = len(codes)
+    ys = xp.permute_dims(carry.ys, (1, 0, 2))
+    return Solution(
+        ts=times,
+        ys=xp.reshape(ys, (ys.shape[0], batch, *shape)),
+        status=status,
+        message=message,
+        stats=Stats(
+            nfev=nfev,
+            n_steps=carry.n_steps,
+            n_accepted=carry.n_accepted,
+            n_rejected=carry.n_steps - carry.n_accepted,
+            n_forced=carry.n_forced,
+        ),
+        dense=None,
+        t_final=carry.t,
+        y_final=xp.reshape(carry.y, (batch, *shape)),
+        step_proposal=math.nan,
+        sample_status=statuses,
+    )
+
+
+def _to_host(array: Any) -> np.ndarray:
+    """An array's values as NumPy (from any device)."""
+    to = getattr(array, "cpu", None)
+    return np.asarray(to() if callable(to) else array)

@@ -1,0 +1,205 @@
+"""The per-sample mode (``batch_dims``): every sample as if solved alone.
+
+The strongest check there is: each sample of a batch takes exactly the steps,
+the evaluations and (to round-off) the values that the joint loop takes on
+that sample alone, so the two loops hold each other to one set of rules.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import ode_core
+import pytest
+from ode_core import Status
+
+MU = np.linspace(0.2, 5.0, 6)
+Y0 = np.tile([2.0, 0.0], (6, 1))
+T = np.linspace(0.0, 6.0, 7)
+
+
+def van_der_pol_batch(mu: np.ndarray) -> Any:
+    def f(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        assert t.shape == (y.shape[0],)
+        return np.stack([y[:, 1], mu * (1 - y[:, 0] ** 2) * y[:, 1] - y[:, 0]], axis=1)
+
+    return f
+
+
+def van_der_pol(mu: float) -> Any:
+    return lambda t, y: np.array([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]])
+
+
+def _alone(b: int, t: Any, **settings: Any) -> ode_core.Solution:
+    return ode_core.solve(van_der_pol(MU[b]), Y0[b], t, dense_output=False, **settings)
+
+
+def _assert_as_alone(batch: ode_core.Solution, t: Any, close: float = 1e-10, **settings: Any) -> None:
+    assert batch.status is Status.SUCCESS, batch.message
+    for b in range(len(MU)):
+        alone = _alone(b, t if np.ndim(t) == 1 else t[b], **settings)
+        assert int(batch.stats.n_steps[b]) == alone.stats.n_steps, b
+        assert int(batch.stats.n_accepted[b]) == alone.stats.n_accepted, b
+        assert int(batch.stats.n_rejected[b]) == alone.stats.n_rejected, b
+        assert int(batch.stats.nfev[b]) == alone.stats.nfev, b
+        np.testing.assert_allclose(batch.ys[:, b], alone.ys, rtol=close, atol=1e-12)
+        np.testing.assert_allclose(batch.y_final[b], alone.y_final, rtol=close, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "bosh3", "dopri87", "fehlberg2", "cash_karp", "heun_euler"])
+def test_adaptive_samples_step_as_alone(method: str) -> None:
+    settings = {"method": method, "rtol": 1e-6, "atol": 1e-8}
+    batch = ode_core.solve(van_der_pol_batch(MU), Y0, T, batch_dims=1, **settings)
+    _assert_as_alone(batch, T, **settings)
+    assert len(set(batch.stats.n_steps.tolist())) > 3  # the samples took different numbers of steps
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"method": "rk4", "step_size": 0.01},
+        {"method": "midpoint", "step_size": 0.03},
+        {"method": "euler", "step_size": 0.001},
+        {"method": "dopri5", "step_size": 0.05},
+    ],
+)
+def test_fixed_steps_as_alone(settings: dict[str, Any]) -> None:
+    batch = ode_core.solve(van_der_pol_batch(MU), Y0, T, batch_dims=1, **settings)
+    _assert_as_alone(batch, T, **settings)
+
+
+def test_grid_of_t_as_alone() -> None:
+    """A fixed-step method without a step size steps from output to output."""
+    t = np.linspace(0.0, 6.0, 601)
+    batch = ode_core.solve(van_der_pol_batch(MU), Y0, t, batch_dims=1, method="heun2")
+    _assert_as_alone(batch, t, method="heun2")
+
+
+def test_each_sample_its_own_output_times_and_backwards() -> None:
+    times = np.stack([np.linspace(0.1 * b, 3.0 + b, 6) for b in range(len(MU))])
+    batch = ode_core.solve(van_der_pol_batch(MU), Y0, times, batch_dims=1, rtol=1e-7)
+    assert batch.ts.shape == times.shape
+    np.testing.assert_array_equal(batch.ts, times)
+    _assert_as_alone(batch, times, rtol=1e-7)
+    np.testing.assert_array_equal(batch.t_final, times[:, -1])
+    backward = ode_core.solve(van_der_pol_batch(MU), Y0, -times, batch_dims=1, rtol=1e-7)
+    _assert_as_alone(backward, -times, rtol=1e-7)
+
+
+def test_controllers_and_bounds_as_alone() -> None:
+    settings: dict[str, Any] = {
+        "controller": ode_core.PIController(),
+        "rtol": 1e-7,
+        "max_step": 0.3,
+        "first_step": 0.01,
+    }
+    batch = ode_core.solve(van_der_pol_batch(MU), Y0, T, batch_dims=1, **settings)
+    _assert_as_alone(batch, T, **settings)
+
+
+def test_forced_steps_at_min_step_as_alone() -> None:
+    settings: dict[str, Any] = {"rtol": 1e-9, "min_step": 0.05, "accept_at_min_step": True}
+    batch = ode_core.solve(van_der_pol_batch(MU), Y0, T, batch_dims=1, **settings)
+    _assert_as_alone(batch, T, **settings)
+    forced = [_alone(b, T, **settings).stats.n_forced for b in range(len(MU))]
+    assert batch.stats.n_forced.tolist() == forced and max(forced) > 0
+
+
+def test_several_batch_dimensions_and_shaped_states() -> None:
+    """(2, 3) samples of a (2, 1) state: the same as the flat batch of six."""
+
+    def f(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        assert t.shape == (2, 3) and y.shape == (2, 3, 2, 1)
+        mu = MU.reshape(2, 3)
+        x, v = y[..., 0, 0], y[..., 1, 0]
+        return np.stack([v, mu * (1 - x**2) * v - x], axis=-1)[..., None]
+
+    shaped = ode_core.solve(f, Y0.reshape(2, 3, 2, 1), T, batch_dims=2)
+    flat = ode_core.solve(van_der_pol_batch(MU), Y0, T, batch_dims=1)
+    assert shaped.ys.shape == (len(T), 2, 3, 2, 1) and shaped.stats.nfev.shape == (2, 3)
+    np.testing.assert_array_equal(shaped.ys.reshape(len(T), 6, 2), flat.ys)
+    np.testing.assert_array_equal(shaped.stats.nfev.reshape(6), flat.stats.nfev)
+
+
+def test_a_failing_sample_leaves_the_others_alone() -> None:
+    """Sample 1 blows up (y' = y^2 from 1 at t = 1); the others reach the end."""
+
+    def f(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        rates = np.array([-1.0, 0.0, 0.5])
+        return np.where(np.arange(3)[:, None] == 1, y**2, rates[:, None] * y)
+
+    with np.errstate(all="ignore"):
+        batch = ode_core.solve(f, np.ones((3, 1)), [0.0, 0.5, 2.0], batch_dims=1)
+    assert batch.sample_status == (Status.SUCCESS, Status.STEP_SIZE_UNDERFLOW, Status.SUCCESS)
+    assert batch.status is Status.STEP_SIZE_UNDERFLOW
+    assert "1 of 3 samples failed; the first, sample 1" in batch.message
+    assert np.isnan(batch.ys[2, 1, 0]) and abs(batch.ys[1, 1, 0] - 2.0) < 1e-5  # y = 1 / (1 - t)
+    assert 0.99 < batch.t_final[1] < 1.001
+    np.testing.assert_allclose(batch.ys[2, [0, 2], 0], np.exp([-2.0, 1.0]), rtol=1e-5)
+
+
+def test_max_steps_and_non_finite_fixed_steps() -> None:
+    batch = ode_core.solve(van_der_pol_batch(MU), Y0, T, batch_dims=1, max_steps=40)
+    assert Status.MAX_STEPS_REACHED in batch.sample_status and Status.SUCCESS in batch.sample_status
+    assert int(batch.stats.n_steps.max()) == 40
+    assert "max_steps=40" in batch.message
+    with np.errstate(all="ignore"):
+        blown = ode_core.solve(van_der_pol_batch(MU), Y0, np.linspace(0, 10, 11), batch_dims=1, method="euler")
+    assert Status.NON_FINITE in blown.sample_status and blown.sample_status[0] is Status.SUCCESS
+    assert "fixed step" in blown.message
+
+
+def test_norm_per_sample_and_single_time() -> None:
+    calls = []
+
+    def max_rows(scaled: np.ndarray) -> np.ndarray:
+        calls.append(scaled.shape)
+        return np.max(np.abs(scaled), axis=1)
+
+    batch = ode_core.solve(van_der_pol_batch(MU), Y0, T, batch_dims=1, norm=max_rows)
+    assert batch.success and calls[0] == (len(MU), 2)
+    alone = ode_core.solve(van_der_pol(MU[3]), Y0[3], T, norm=lambda s: float(np.max(np.abs(s))), dense_output=False)
+    assert int(batch.stats.nfev[3]) == alone.stats.nfev
+    single = ode_core.solve(van_der_pol_batch(MU), Y0, [1.0], batch_dims=1)
+    assert single.ys.shape == (1, len(MU), 2) and single.success
+    np.testing.assert_array_equal(single.ys[0], Y0)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        ({"method": "radau5"}, "method: 'radau5' is implicit"),
+        ({"method": "adams_bashforth"}, "multistep"),
+        ({"events": lambda t, y: y[0]}, "events: not available in the per-sample mode"),
+        ({"dense_output": True}, "dense_output: not available"),
+        ({"step_t": [1.0]}, "step_t: not available"),
+        ({"controller": ode_core.PredictiveController()}, "controller: PredictiveController"),
+        ({"batch_dims": 3}, "batch_dims: expected 0 to 2"),
+        ({"t": np.zeros((2, 3))}, r"t: expected shape \(m,\) or \(6, 'm'\)"),
+        ({"t": np.array([[0.0, 1.0]] * 5 + [[0.0, -1.0]])}, "sample 5 has t"),
+        ({"sync_every": 0}, "sync_every"),
+    ],
+)
+def test_what_the_mode_refuses(arguments: dict[str, Any], match: str) -> None:
+    settings = {"batch_dims": 1, **arguments}
+    t = settings.pop("t", T)
+    with pytest.raises((ValueError, TypeError), match=match):
+        ode_core.solve(van_der_pol_batch(MU), Y0, t, **settings)
+
+
+def test_torch_float32_and_float64(torch: ModuleType) -> None:
+    for dtype in (torch.float32, torch.float64):
+        mu = torch.tensor(MU, dtype=dtype)
+
+        def f(t: Any, y: Any, mu: Any = mu) -> Any:
+            assert t.dtype == torch.float64 and t.shape == (len(MU),)
+            return torch.stack([y[:, 1], mu * (1 - y[:, 0] ** 2) * y[:, 1] - y[:, 0]], dim=1)
+
+        batch = ode_core.solve(f, torch.tensor(Y0, dtype=dtype), T, batch_dims=1, rtol=1e-5, atol=1e-7)
+        assert batch.ys.dtype == dtype and batch.success
+        numpy = ode_core.solve(van_der_pol_batch(MU), Y0, T, batch_dims=1, rtol=1e-5, atol=1e-7)
+        if dtype == torch.float64:
+            assert batch.stats.nfev.tolist() == numpy.stats.nfev.tolist()
+        np.testing.assert_allclose(batch.ys.numpy(), numpy.ys, rtol=1e-3 if dtype == torch.float32 else 1e-9, atol=1e-4)

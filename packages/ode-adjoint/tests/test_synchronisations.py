@@ -121,3 +121,43 @@ def test_checkpoint_replay_synchronises_nowhere(device: str) -> None:
     solution, _, backward = _counted_solve(device, "checkpoint", method="dopri5", rtol=1e-8, atol=1e-10)
     assert solution.backward_stats is not None and solution.backward_stats.n_steps > 10
     assert backward == 0
+
+
+def _per_sample_counted(device: str, **settings: Any) -> tuple[ode_adjoint.Solution, int, int]:
+    """A per-sample solve of samples with different rates, and its backward: ``(solution, forward, backward)``."""
+    count = _synchronisations if device == "cuda" else _host_reads
+    rates = torch.linspace(0.5, 6.0, 8, dtype=DTYPE, device=device)
+    weight = torch.tensor(0.3, dtype=DTYPE, device=device, requires_grad=True)
+
+    def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return -rates[:, None] * y + weight * torch.sin(rates[:, None] * t[:, None])
+
+    y0 = torch.ones(8, 3, dtype=DTYPE, device=device)
+    t = torch.linspace(0.0, 3.0, 4, dtype=torch.float64, device=device)
+    solution, forward = count(lambda: ode_adjoint.solve(field, y0, t, batch_dims=1, **settings))
+    _, backward = count(solution.ys.square().sum().backward)
+    return solution, forward, backward
+
+
+def test_per_sample_steps_read_nothing_between_synchronisations(device: str) -> None:
+    """The host reads once every ``sync_every`` steps (is every sample done?) and nowhere else in the loop."""
+    settings = {"rtol": 1e-8, "atol": 1e-10}
+    _per_sample_counted(device, **settings)  # warm-up
+    # One block longer than the solve (its last steps are wasted: every sample is done).
+    solution, once, _ = _per_sample_counted(device, sync_every=256, **settings)
+    iterations = int(solution.stats.n_steps.max())
+    assert 30 < iterations < 256 and int(solution.stats.n_steps.min()) < iterations  # samples of their own pace
+    for sync_every in (1, 4, 16):
+        _, count, backward = _per_sample_counted(device, sync_every=sync_every, **settings)
+        blocks = -(-iterations // sync_every)
+        assert count - once == blocks - 1, (sync_every, iterations, count, once)
+        assert backward == 0
+    assert once <= 4, once  # the reads of a whole solve: one block, the statuses at the end
+
+
+def test_per_sample_fixed_steps_read_a_fixed_number_of_times(device: str) -> None:
+    """The number of fixed steps is known beforehand: no read depends on it."""
+    _, coarse, _ = _per_sample_counted(device, method="rk4", options={"step_size": 0.1})
+    fine, fine_count, backward = _per_sample_counted(device, method="rk4", options={"step_size": 0.01})
+    assert int(fine.stats.n_steps.max()) == 300
+    assert fine_count == coarse <= 4 and backward == 0

@@ -7,12 +7,13 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from array_api_compat import array_namespace
-from ode_core import AdamsMethod, ButcherTableau, MixedNorm, PIDController, Settings, Status
+from ode_core import DEFAULT_SYNC_EVERY, AdamsMethod, ButcherTableau, MixedNorm, PIDController, Settings, Status
 from ode_core.validation import (
+    check_batch_dims,
     check_callable,
     check_count,
     check_mapping,
@@ -35,6 +36,7 @@ from ._engines import (
     autograd_jacobian,
     seminorm,
 )
+from ._per_sample import solve_per_sample
 from ._scipy import SCIPY_SOLVER, scipy_odeint
 from ._solution import Solution, SolverError
 from ._state import FlatFunction, FlatState
@@ -409,6 +411,9 @@ def solve(
     events: Any = None,
     dense_output: bool = False,
     progress: bool = False,
+    batch_dims: int = 0,
+    sync_every: int = DEFAULT_SYNC_EVERY,
+    compile: bool | Callable[..., Any] = False,
 ) -> Solution:
     """Solve ``dy/dt = func(t, y)`` with a differentiable result.
 
@@ -461,6 +466,27 @@ def solve(
         Keep the continuous solution as ``Solution.dense``, differentiable.
     progress : bool
         Show a progress meter over time (tqdm, when installed).
+    batch_dims : int
+        The per-sample mode when positive (``docs/guide/per-sample.md``): the first
+        ``batch_dims`` dimensions of ``y0`` (a tensor) index independent
+        problems, each with its own time, steps, acceptance, status and
+        statistics (``stats`` fields and ``t_final`` are then tensors of
+        the batch's shape, ``sample_status`` a status per sample).
+        ``func(t, y)`` gets ``t`` of shape ``y0.shape[:batch_dims]`` in
+        y0's dtype, one time per sample, and must keep the samples apart.
+        ``t`` may be (m,) or (*batch, m), one row of output times per sample.
+        Explicit methods; backprop for gradients; ``options['norm']`` maps
+        scaled errors of y0's shape to one value per sample.
+    sync_every : int
+        Per-sample mode: adaptive steps between the host's reads of whether
+        every sample is done, the only waits on an accelerator (fixed steps:
+        none until the end). Default 8.
+    compile : bool or callable
+        Per-sample mode: compile the step (stages, error, control, outputs)
+        with ``torch.compile(fullgraph=True)`` (``True``) or with the
+        callable given (e.g. ``functools.partial(torch.compile,
+        mode="reduce-overhead")`` for CUDA graphs). The first solve pays the
+        compilation; later solves with the same ``func`` and shapes reuse it.
 
     Returns
     -------
@@ -491,6 +517,44 @@ def solve(
     check_callable(func, "func")
     options = check_mapping(options, "options")
     engine = _engine(gradient, adjoint_rtol, adjoint_atol, adjoint_method, adjoint_options, options.get("checkpoints"))
+    if batch_dims != 0:
+        if isinstance(y0, torch.Tensor):
+            check_batch_dims(batch_dims, y0)
+
+        def settings_of(y_sample: torch.Tensor, norm: Any, dtype: Any) -> Settings:
+            return _settings(
+                method,
+                rtol,
+                atol,
+                dict(options or {}),
+                func=cast(FlatFunction, func),
+                y0=y_sample,
+                norm=norm,
+                where="",
+                xp=array_namespace(y_sample),
+                dtype=dtype,
+            )
+
+        return solve_per_sample(
+            func,
+            y0,
+            t,
+            batch_dims,
+            engine=engine,
+            settings_of=settings_of,
+            options=options,
+            on_failure=on_failure,
+            sync_every=sync_every,
+            compile_step=compile,
+            refused={
+                "events": events,
+                "dense_output": dense_output,
+                "progress": progress,
+                "options['grid_constructor']": options.get("grid_constructor"),
+            },
+        )
+    if compile is not False:
+        raise ValueError("compile: compiles the per-sample mode's step; give batch_dims too")
     state = FlatState(y0)
     times, _ = check_times(t)
     if isinstance(t, torch.Tensor) and t.requires_grad and t.device != state.device:

@@ -1,0 +1,200 @@
+"""ode-adjoint's per-sample mode: :func:`ode_adjoint.solve` with ``batch_dims``, on ode-core's per-sample loop.
+
+The loop (:func:`ode_core.integrate_per_sample`) works on torch tensors as
+on any array library; this module turns torchdiffeq-style arguments into its
+settings, calls ``func`` with one time per sample in the state's dtype, and
+differentiates by backprop through the steps (every decision there is a
+mask, so autograd records the accepted values only).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import torch
+from array_api_compat import array_namespace
+from ode_core import DEFAULT_SYNC_EVERY, Stats, Status, integrate_per_sample
+from ode_core.validation import check_count, check_per_sample, check_sample_times, check_state, working_dtype
+
+from ._engines import Backprop, GradientEngine
+from ._namespace import TORCH
+from ._solution import Solution, SolverError
+
+__all__ = ["PerSampleFunc", "solve_per_sample"]
+
+
+class PerSampleFunc:
+    """``func`` as the per-sample loop calls it: ``(t (B,) float64, y (B, n)) -> (B, n)``.
+
+    ``func`` itself sees ``t`` of shape ``batch_shape`` in the state's dtype
+    and ``y`` of the user's shape.
+
+    Parameters
+    ----------
+    func : callable
+    batch_shape, state_shape : tuple of int
+    state_dtype, working : torch.dtype
+        The user's dtype, and the one the loop computes in (float32 for half
+        precision states).
+    """
+
+    __slots__ = ("batch", "batch_shape", "func", "n", "shape", "state_dtype", "working")
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        batch_shape: tuple[int, ...],
+        state_shape: tuple[int, ...],
+        state_dtype: torch.dtype,
+        working: torch.dtype,
+    ) -> None:
+        self.func = func
+        self.batch_shape = batch_shape
+        self.shape = (*batch_shape, *state_shape)
+        self.batch = math.prod(batch_shape)
+        self.n = math.prod(state_shape)
+        self.state_dtype = state_dtype
+        self.working = working
+
+    def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        value: torch.Tensor = self.func(
+            t.to(self.state_dtype).reshape(self.batch_shape), y.to(self.state_dtype).reshape(self.shape)
+        )
+        return value.reshape(self.batch, self.n).to(self.working)
+
+
+class _TimesIn:
+    """``func`` with the per-sample times converted to the state's dtype."""
+
+    __slots__ = ("dtype", "func")
+
+    def __init__(self, func: Callable[..., Any], dtype: torch.dtype) -> None:
+        self.func = func
+        self.dtype = dtype
+
+    def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        value: torch.Tensor = self.func(t.to(self.dtype), y)
+        return value
+
+
+def _compiler(compile_step: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]] | None:
+    """``compile``: False, True (``torch.compile(fullgraph=True)``) or a callable applied to the step function."""
+    if compile_step is False or compile_step is None:
+        return None
+    if compile_step is True:
+        return functools.partial(torch.compile, fullgraph=True)
+    if callable(compile_step):
+        return compile_step  # type: ignore[no-any-return]
+    raise TypeError(f"compile: expected True, False or a callable (e.g. torch.compile), got {compile_step!r}")
+
+
+def solve_per_sample(
+    func: Callable[..., Any],
+    y0: Any,
+    t: Any,
+    batch_dims: int,
+    *,
+    engine: GradientEngine,
+    settings_of: Callable[..., Any],
+    options: Mapping[str, Any],
+    on_failure: str,
+    sync_every: Any = DEFAULT_SYNC_EVERY,
+    compile_step: Any = False,
+    refused: Mapping[str, Any],
+) -> Solution:
+    """:func:`ode_adjoint.solve` in the per-sample mode.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(t, y)``: ``t`` of shape ``y0.shape[:batch_dims]`` in y0's
+        dtype (one time per sample), ``y`` of y0's shape.
+    y0 : Tensor
+    t : Tensor or sequence, shape (m,) or (*batch, m)
+    batch_dims : int
+    engine : GradientEngine
+        :class:`Backprop` (the per-sample mode's engine so far).
+    settings_of : callable
+        ``settings_of(y_sample, norm, dtype) -> Settings`` from the caller's
+        checked torchdiffeq arguments.
+    options : mapping
+        torchdiffeq's options (for ``norm``).
+    on_failure : {"raise", "return"}
+    sync_every : int
+    compile_step : bool or callable
+    refused : mapping
+        Arguments the mode cannot take, by name, refused when given.
+
+    Returns
+    -------
+    Solution
+    """
+    if not isinstance(y0, torch.Tensor):
+        raise TypeError(
+            f"y0: the per-sample mode (batch_dims) takes one tensor whose first dimensions are the batch, got "
+            f"{type(y0).__name__}"
+        )
+    if not isinstance(engine, Backprop):
+        raise ValueError(
+            f"gradient: the per-sample mode (batch_dims) differentiates by backprop so far, got "
+            f"{type(engine).__name__}; use gradient='backprop'"
+        )
+    if isinstance(t, torch.Tensor) and t.requires_grad:
+        raise ValueError("t: gradients with respect to the output times are not available in the per-sample mode")
+    sync_every = check_count(sync_every, "sync_every")
+    compiler = _compiler(compile_step)
+    _, y0 = check_state(y0)
+    batch_shape = tuple(y0.shape[:batch_dims])
+    state_shape = tuple(y0.shape[batch_dims:])
+    batch, n = math.prod(batch_shape), math.prod(state_shape)
+    times, _ = check_sample_times(t, batch_shape)
+    state_dtype = y0.dtype
+    working = working_dtype(array_namespace(y0), state_dtype)
+    y = y0.reshape(batch, n).to(working)
+    user_norm = options.get("norm")
+    norm = None
+    if user_norm is not None:
+
+        def norm(scaled: torch.Tensor) -> torch.Tensor:
+            value: torch.Tensor = user_norm(scaled.reshape(y0.shape).to(state_dtype))
+            return value.reshape(batch).to(scaled.dtype)
+
+    settings = settings_of(y[0], norm, state_dtype if working != state_dtype else None)
+    check_per_sample(settings, names={"step_size": "options['step_size']"}, **refused)
+    fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = PerSampleFunc(
+        func, batch_shape, state_shape, state_dtype, working
+    )
+    if batch_dims == 1 and len(state_shape) == 1 and working == state_dtype:
+        # Already (B, n) states: only the times change dtype (a wrapper a call
+        # costs a tenth of a small field's evaluation).
+        fun = func if state_dtype == torch.float64 else _TimesIn(func, state_dtype)
+    solution = integrate_per_sample(
+        fun, y, times, settings, shape=state_shape, sync_every=sync_every, compile_step=compiler, namespace=TORCH
+    )
+    if solution.status is not Status.SUCCESS and on_failure == "raise":
+        raise SolverError(solution.status, solution.message)
+    stats = solution.stats
+    m = times.shape[1]
+    shared = not isinstance(t, torch.Tensor) or t.ndim == 1
+    if isinstance(t, (list, tuple)):
+        shared = not isinstance(t[0], (list, tuple)) if t else True
+    return Solution(
+        ts=solution.ts[0] if shared else solution.ts.reshape(*batch_shape, m),
+        ys=solution.ys.reshape(m, *y0.shape).to(state_dtype),
+        status=solution.status,
+        message=solution.message,
+        stats=Stats(
+            **{
+                name: getattr(stats, name).reshape(batch_shape)
+                for name in ("nfev", "n_steps", "n_accepted", "n_rejected", "n_forced")
+            }
+        ),
+        dense=None,
+        t_final=cast(torch.Tensor, solution.t_final).reshape(batch_shape),
+        y_final=solution.y_final.reshape(y0.shape).to(state_dtype),
+        step_proposal=math.nan,
+        sample_status=solution.sample_status,
+    )

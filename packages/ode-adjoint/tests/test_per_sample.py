@@ -1,0 +1,177 @@
+"""ode-adjoint's per-sample mode: torchdiffeq's arguments, gradients as if each sample were alone, compile."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import ode_adjoint
+import pytest
+import torch
+from ode_core import Status
+
+B = 6
+
+
+class SampleField(torch.nn.Module):
+    """An MLP field with one rate per sample: the samples are different ODEs."""
+
+    def __init__(self, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.hidden = torch.nn.Linear(3, 16, dtype=dtype)
+        self.output = torch.nn.Linear(16, 2, dtype=dtype)
+        with torch.no_grad():
+            for parameter in self.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=dtype) * 0.7)
+        self.register_buffer("rates", torch.linspace(0.3, 4.0, B, dtype=dtype))
+        self.seen: list[tuple[torch.Size, torch.dtype]] = []
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.rates[:, None] * self.output(torch.tanh(self.hidden(torch.cat((y, t[:, None]), dim=1))))
+
+    def one(self, b: int) -> Any:
+        def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return self.rates[b] * self.output(torch.tanh(self.hidden(torch.cat((y, t.reshape(1, 1)), dim=1))))
+
+        return field
+
+
+def _y0(dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    return torch.linspace(-1.0, 1.0, 2 * B, dtype=dtype).reshape(B, 2).requires_grad_()
+
+
+T = torch.linspace(0.0, 2.0, 5, dtype=torch.float64)
+SETTINGS: dict[str, Any] = {"rtol": 1e-7, "atol": 1e-9}
+
+
+def test_func_sees_one_time_per_sample_in_the_state_dtype() -> None:
+    seen = []
+
+    def func(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.append((tuple(t.shape), t.dtype, tuple(y.shape)))
+        return -y
+
+    y0 = torch.ones(2, 3, 4, dtype=torch.float32)
+    solution = ode_adjoint.solve(func, y0, [0.0, 1.0], batch_dims=2)
+    assert set(seen) == {((2, 3), torch.float32, (2, 3, 4))}
+    assert solution.ys.shape == (2, 2, 3, 4) and solution.ys.dtype == torch.float32
+    assert solution.stats.n_steps.shape == (2, 3) and solution.t_final.shape == (2, 3)
+    torch.testing.assert_close(solution.ys[-1], torch.full_like(y0, 0.36787944117), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "bosh3", "rk4"])
+def test_backprop_gradients_as_if_each_sample_were_alone(method: str) -> None:
+    field = SampleField()
+    settings = dict(SETTINGS, method=method, options={"step_size": 0.05} if method == "rk4" else None)
+    y0 = _y0()
+    solution = ode_adjoint.solve(field, y0, T, batch_dims=1, **settings)
+    assert solution.status is Status.SUCCESS
+    (solution.ys.square().sum() + solution.ys[-1, :, 0].sum()).backward()
+    batch_grads = [y0.grad.clone(), *(p.grad.clone() for p in field.parameters())]
+    y0.grad = None
+    field.zero_grad()
+    total = torch.zeros((), dtype=torch.float64)
+    for b in range(B):
+        alone = ode_adjoint.solve(field.one(b), y0[b : b + 1], T, **settings)
+        assert alone.stats.nfev == int(solution.stats.nfev[b])
+        total = total + alone.ys.square().sum() + alone.ys[-1, 0, 0]
+    total.backward()
+    alone_grads = [y0.grad, *(p.grad for p in field.parameters())]
+    for batch_grad, alone_grad in zip(batch_grads, alone_grads, strict=True):
+        torch.testing.assert_close(batch_grad, alone_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_odeint_takes_the_mode_and_per_sample_times() -> None:
+    field = SampleField()
+    times = torch.stack([torch.linspace(0.0, 1.0 + 0.3 * b, 4, dtype=torch.float64) for b in range(B)])
+    with torch.no_grad():
+        ys = ode_adjoint.odeint(field, _y0(), times, batch_dims=1, **SETTINGS)
+        assert ys.shape == (4, B, 2)
+        for b in (0, B - 1):
+            alone = ode_adjoint.odeint(field.one(b), _y0()[b : b + 1], times[b], **SETTINGS)
+            torch.testing.assert_close(ys[:, b], alone[:, 0], rtol=1e-10, atol=1e-12)
+
+
+def test_failures_raise_or_return_per_sample() -> None:
+    def func(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.stack((y[0] ** 2, -y[1]))
+
+    y0 = torch.ones(2, 1, dtype=torch.float64)
+    with pytest.raises(ode_adjoint.SolverError, match="1 of 2 samples failed; the first, sample 0"):
+        ode_adjoint.solve(func, y0, [0.0, 2.0], batch_dims=1)
+    solution = ode_adjoint.solve(func, y0, [0.0, 2.0], batch_dims=1, on_failure="return")
+    assert solution.sample_status == (Status.STEP_SIZE_UNDERFLOW, Status.SUCCESS)
+    assert abs(float(solution.ys[-1, 1, 0]) - 0.1353352832) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "match"),
+    [
+        ({"gradient": "adjoint"}, ValueError, "gradient: the per-sample mode .* backprop so far, got Adjoint"),
+        ({"method": "implicit_euler"}, ValueError, "method: 'backward_euler' is implicit"),
+        ({"events": [lambda t, y: y[0, 0]]}, ValueError, "events: not available in the per-sample mode"),
+        ({"dense_output": True}, ValueError, "dense_output: not available"),
+        ({"options": {"grid_constructor": lambda f, y, t: t}}, ValueError, "grid_constructor"),
+        ({"options": {"perturb": True}, "method": "euler"}, ValueError, "one_sided_steps"),
+        ({"batch_dims": 3}, ValueError, "batch_dims: expected 0 to 2"),
+        ({"compile": "yes"}, TypeError, "compile: expected True, False or a callable"),
+    ],
+)
+def test_what_the_mode_refuses(arguments: dict[str, Any], error: type[Exception], match: str) -> None:
+    settings = {"batch_dims": 1, **arguments}
+    with pytest.raises(error, match=match):
+        ode_adjoint.solve(SampleField(), _y0(), T, **settings)
+
+
+def test_refused_inputs_of_the_mode() -> None:
+    with pytest.raises(TypeError, match=r"y0: the per-sample mode .* takes one tensor"):
+        ode_adjoint.solve(lambda t, y: y, (torch.ones(2, 1), torch.ones(2, 1)), T, batch_dims=1)
+    with pytest.raises(ValueError, match="t: gradients with respect to the output times"):
+        ode_adjoint.solve(SampleField(), _y0(), T.clone().requires_grad_(), batch_dims=1)
+    with pytest.raises(ValueError, match="compile: compiles the per-sample mode's step; give batch_dims"):
+        ode_adjoint.solve(SampleField(), _y0(), T, compile=True)
+
+
+def test_the_compiled_step_has_no_graph_break() -> None:
+    """``fullgraph=True`` raises at the first graph break; dynamo's own backend keeps the test fast."""
+    torch._dynamo.reset()
+    field = SampleField()
+    compiled = functools.partial(torch.compile, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        eager = ode_adjoint.solve(field, _y0(), T, batch_dims=1, **SETTINGS)
+        traced = ode_adjoint.solve(field, _y0(), T, batch_dims=1, compile=compiled, **SETTINGS)
+        again = ode_adjoint.solve(field, _y0(), T, batch_dims=1, compile=compiled, **SETTINGS)
+    assert torch.equal(traced.ys, eager.ys) and torch.equal(again.stats.nfev, eager.stats.nfev)
+
+
+@pytest.mark.slow
+# dynamo reads .grad of the non-leaf state while it traces (its warning, not ours)
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
+def test_compiled_by_inductor_solves_and_differentiates_as_eager() -> None:
+    torch._dynamo.reset()
+    field = SampleField()
+    results = []
+    for compile_step in (False, True):
+        y0 = _y0()
+        solution = ode_adjoint.solve(field, y0, T, batch_dims=1, compile=compile_step, **SETTINGS)
+        solution.ys.square().sum().backward()
+        results.append((solution.ys.detach(), solution.stats.nfev, y0.grad, field.hidden.weight.grad.clone()))
+        field.zero_grad()
+    (ys, nfev, grad, weight), (ys_c, nfev_c, grad_c, weight_c) = results
+    assert torch.equal(nfev, nfev_c)
+    torch.testing.assert_close(ys_c, ys, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad_c, grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(weight_c, weight, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.cuda
+def test_per_sample_on_cuda_matches_the_cpu() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    field = SampleField()
+    with torch.no_grad():
+        cpu = ode_adjoint.solve(field, _y0(), T, batch_dims=1, **SETTINGS)
+        gpu = ode_adjoint.solve(field.cuda(), _y0().cuda(), T.cuda(), batch_dims=1, **SETTINGS)
+    assert torch.equal(gpu.stats.nfev.cpu(), cpu.stats.nfev)
+    torch.testing.assert_close(gpu.ys.cpu(), cpu.ys, rtol=1e-9, atol=1e-11)

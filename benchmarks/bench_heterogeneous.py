@@ -1,28 +1,32 @@
-"""A heterogeneous batch: van der Pol with its stiffness spread over the samples, joint against per-sample steps.
+"""Heterogeneous batches: independent ODEs of different difficulty in one batch, joint against per-sample steps.
 
-The samples of a batch are independent ODEs: ``x'' = mu_i (1 - x^2) x' - x``
-with ``mu_i`` spread over ``[MU_LOW, MU_HIGH]``, from ``(x, x') = (2, 0)``,
-outputs at ``t = 0, 1, ..., 10``, dopri5 at ``rtol = 1e-6``, ``atol = 1e-8``,
-float64, one thread, in one process:
+Two batches whose samples are independent ODEs (``_fields.HETEROGENEOUS_PROBLEMS``):
+van der Pol ``x'' = mu_i (1 - x^2) x' - x`` with ``mu_i`` from 0.2 to 5
+(32 samples, from ``(2, 0)``, outputs at ``t = 0, 1, ..., 10``), the problem
+torchode's paper uses; and a neural field, an MLP 2-64-2 scaled by a rate
+from 0.5 to 8 per sample (128 samples, a costlier ``f``). dopri5 at
+``rtol = 1e-6``, ``atol = 1e-8``, float64, one thread, in one process:
 
+- ode-adjoint's per-sample mode (``solve(..., batch_dims=1)``), eager and
+  with its step compiled (``compile=True``: ``torch.compile(fullgraph=True)``,
+  inductor; the compilation, once per process, is timed apart);
+- torchode (``AutoDiffAdjoint(Dopri5, IntegralController)``, eager, its
+  default): each sample its own step size and accept/reject, while each
+  call of ``f`` still evaluates the whole batch;
 - ode-adjoint's ``odeint`` on the whole batch: one ODE of ``2 B`` unknowns, one
   step size, every step taken (and every rejection paid) by all samples at the
-  pace of the hardest;
-- torchdiffeq's ``odeint``, the same joint solve;
-- torchode (``AutoDiffAdjoint(Dopri5, IntegralController)``): each sample its
-  own step size and accept/reject, while each call of ``f`` still evaluates
-  the whole batch;
+  pace of the hardest; torchdiffeq's ``odeint``, the same joint solve;
 - ode-adjoint on each sample alone, one after the other: the steps a sample
-  needs by itself, what a per-sample mode should take per sample.
+  needs by itself, which the per-sample mode takes exactly.
 
-Per sample it reports the steps (attempted) and the evaluations of ``f``
-that sample needed: ``calls x 1`` for a joint solve (each call evaluates it),
-``6 steps + init`` for torchode's per-sample steps (its ``n_steps`` and its
-initial-step evaluations), and the calls of the solve alone. Then the time of
-the whole batch and the largest error against a tight reference.
-
-This is the baseline of issue 16 (a per-sample mode): today ode-adjoint has
-only the joint solve.
+Per sample it reports the evaluations of ``f`` that sample needed (the
+per-sample mode's ``stats.nfev``; ``calls x 1`` for a joint solve, each call
+evaluating every sample; ``6 steps + init`` for torchode, from its
+``n_steps`` and ``n_initialized``) and its steps (attempted). Then the time
+of the whole batch, the host's reads of tensor values per solve and per step
+of the longest sample (each is a synchronisation on a GPU; counted on the
+CPU through the operators every read goes through), and the largest error
+against a tight reference.
 
 Run::
 
@@ -44,29 +48,24 @@ import ode_core  # noqa: E402
 import torch  # noqa: E402
 import torchdiffeq  # noqa: E402
 import torchode  # noqa: E402
-from benchmarks._fields import HETEROGENEOUS_MU, HETEROGENEOUS_TOLERANCES, heterogeneous_batch, torchode_dopri5  # noqa: E402  # noqa: E402
-from benchmarks._fields import VanDerPolBatch as VanDerPol  # noqa: E402
+from benchmarks._fields import HETEROGENEOUS_PROBLEMS, HETEROGENEOUS_TOLERANCES, torchode_dopri5  # noqa: E402
 
 torch.set_num_threads(1)
 
-MU_LOW, MU_HIGH = HETEROGENEOUS_MU
 RTOL, ATOL = HETEROGENEOUS_TOLERANCES
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run, noisier numbers)")
-    parser.add_argument("--batch", type=int, default=32, help="samples in the batch (default 32)")
+    parser.add_argument("--batch", type=int, help="samples in each batch (default: each problem's own)")
     parser.add_argument("--json", metavar="PATH", help="also write the machine, settings and table as JSON")
     args = parser.parse_args(argv)
-    batch = args.batch
     timing = (
         {"min_time": 0.2, "min_repeats": 2, "max_repeats": 20, "max_case_time": 5.0}
         if args.quick
         else {"min_time": 1.0, "min_repeats": 5, "max_repeats": 200, "max_case_time": 30.0}
     )
-    field, y0, t = heterogeneous_batch(batch)
-    mu = field.mu
     machine = _common.machine_info(
         {
             "torch": torch.__version__,
@@ -76,13 +75,48 @@ def main(argv: list[str] | None = None) -> int:
             "torchode": getattr(torchode, "__version__", "?"),
         }
     )
-    print(f"# heterogeneous batch: van der Pol, {batch} samples, mu in [{MU_LOW}, {MU_HIGH}] -- {machine['date']}")
+    print(f"# heterogeneous batches -- {machine['date']}")
     print(_common.machine_line(machine))
     print(f"# dopri5, rtol {RTOL:g}, atol {ATOL:g}, float64, 1 thread; time: min CPU time of one solve of the batch")
+    started = time.perf_counter()
+    problems: dict[str, Any] = {}
+    tables: dict[str, str] = {}
+    for title, (make, default_batch) in HETEROGENEOUS_PROBLEMS.items():
+        batch = args.batch or default_batch
+        rows, compile_seconds = measure(make, batch, timing)
+        table = _table(rows)
+        heading = f"{title}, {batch} samples (dopri5, CPU)"
+        print(f"\n**{heading}**\n\n{table}")
+        print(f"compiling the per-sample step (once per process, not in the times): {compile_seconds:.1f} s")
+        problems[title] = {"batch": batch, "compile_seconds": round(compile_seconds, 1), "rows": rows}
+        tables[heading] = table
+    print(f"\ntotal benchmark time: {time.perf_counter() - started:.0f} s")
+    if args.json:
+        settings = {"rtol": RTOL, "atol": ATOL, "method": "dopri5", **timing}
+        payload = {
+            "command": _common.command_line(),
+            "machine": machine,
+            "settings": settings,
+            "problems": problems,
+            "markdown": tables,
+        }
+        _common.write_json(args.json, payload)
+    return 0
 
+
+def measure(make: Any, batch: int, timing: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
+    """Every implementation on one heterogeneous batch: its rows, and the seconds the first compiled solve took."""
+    field, y0, t = make(batch)
+    pure_field, _, _ = make(batch, count=False)
     with torch.no_grad():
         reference = ode_adjoint.odeint(field, y0, t, method="dopri8", rtol=1e-12, atol=1e-12)
         solver, problem = torchode_dopri5(field, y0, t, RTOL, ATOL)
+
+        def ours_per_sample() -> ode_adjoint.Solution:
+            return ode_adjoint.solve(pure_field, y0, t, batch_dims=1, rtol=RTOL, atol=ATOL)
+
+        def ours_compiled() -> ode_adjoint.Solution:
+            return ode_adjoint.solve(pure_field, y0, t, batch_dims=1, rtol=RTOL, atol=ATOL, compile=True)
 
         def ours_joint() -> torch.Tensor:
             return ode_adjoint.odeint(field, y0, t, rtol=RTOL, atol=ATOL)
@@ -93,52 +127,109 @@ def main(argv: list[str] | None = None) -> int:
         def torchode_per_sample() -> Any:
             return solver.solve(problem)
 
-        def ours_alone() -> torch.Tensor:
-            return torch.stack(
-                [
-                    ode_adjoint.odeint(VanDerPol(mu[i : i + 1]), y0[i : i + 1], t, rtol=RTOL, atol=ATOL)[:, 0]
-                    for i in range(batch)
-                ],
-                dim=1,
-            )
+        singles = [field.sample(i) for i in range(batch)]
 
-        calls = {"ode-adjoint, joint": ours_joint, "torchdiffeq, joint": torchdiffeq_joint}
-        calls["torchode, per sample"] = torchode_per_sample
-        calls["ode-adjoint, each sample alone"] = ours_alone
-        started = time.perf_counter()
+        def ours_alone() -> torch.Tensor:
+            columns = [
+                ode_adjoint.odeint(single, y0[i : i + 1], t, rtol=RTOL, atol=ATOL) for i, single in enumerate(singles)
+            ]
+            return torch.cat(columns, dim=1)
+
+        compile_started = time.perf_counter()
+        ours_compiled()
+        compile_seconds = time.perf_counter() - compile_started
+        calls = {
+            "ode-adjoint, per sample": ours_per_sample,
+            "ode-adjoint, per sample, compiled": ours_compiled,
+            "torchode, per sample": torchode_per_sample,
+            "ode-adjoint, joint": ours_joint,
+            "torchdiffeq, joint": torchdiffeq_joint,
+            "ode-adjoint, each sample alone": ours_alone,
+        }
         timings = _common.round_robin_times(calls, **timing)
 
-        # Steps and evaluations, from one more run of each.
+        # Steps, evaluations and host reads, from one more run of each.
         rows: list[dict[str, Any]] = []
-        for name, call in (("ode-adjoint, joint", ours_joint), ("torchdiffeq, joint", torchdiffeq_joint)):
-            field.calls = 0
-            ys = call()
-            evaluations = field.calls
-            steps = None
-            if name.startswith("ode-adjoint"):
-                steps = ode_adjoint.solve(field, y0, t, rtol=RTOL, atol=ATOL).stats.n_steps
-            rows.append(_row(name, [evaluations] * batch, None if steps is None else [steps] * batch, ys, reference))
-        solution = torchode_per_sample()
+        solution, reads = _common.host_reads(ours_per_sample)
+        steps = solution.stats.n_steps.tolist()
+        rows.append(
+            _row(
+                "ode-adjoint, per sample",
+                solution.stats.nfev.tolist(),
+                steps,
+                solution.ys,
+                reference,
+                reads,
+                max(steps),
+            )
+        )
+        # Reads are not counted under the compiled step (torch.compile refuses a dispatch
+        # mode); its loop is the eager one, which reads only between the compiled steps.
+        solution = ours_compiled()
+        rows.append(
+            _row(
+                "ode-adjoint, per sample, compiled",
+                solution.stats.nfev.tolist(),
+                solution.stats.n_steps.tolist(),
+                solution.ys,
+                reference,
+                None,
+                None,
+            )
+        )
+        solution, reads = _common.host_reads(torchode_per_sample)
         torchode_steps = solution.stats["n_steps"].tolist()
         # Dopri5 evaluates f 6 times a step (first same as last); the initial step costs n_initialized more.
         torchode_evaluations = [6 * s + int(i) for s, i in zip(torchode_steps, solution.stats["n_initialized"])]
         rows.append(
-            _row("torchode, per sample", torchode_evaluations, torchode_steps, solution.ys.transpose(0, 1), reference)
+            _row(
+                "torchode, per sample",
+                torchode_evaluations,
+                torchode_steps,
+                solution.ys.transpose(0, 1),
+                reference,
+                reads,
+                max(torchode_steps),
+            )
         )
+        for name, call in (("ode-adjoint, joint", ours_joint), ("torchdiffeq, joint", torchdiffeq_joint)):
+            field.calls = 0
+            ys, reads = _common.host_reads(call)
+            evaluations = field.calls
+            joint_steps = None
+            if name.startswith("ode-adjoint"):
+                joint_steps = ode_adjoint.solve(field, y0, t, rtol=RTOL, atol=ATOL).stats.n_steps
+            rows.append(
+                _row(
+                    name,
+                    [evaluations] * batch,
+                    None if joint_steps is None else [joint_steps] * batch,
+                    ys,
+                    reference,
+                    reads,
+                    joint_steps,
+                )
+            )
         alone_evaluations, alone_steps, alone_ys = [], [], []
-        for i in range(batch):
-            single = VanDerPol(mu[i : i + 1])
+        for i, single in enumerate(singles):
+            single.calls = 0
             one = ode_adjoint.solve(single, y0[i : i + 1], t, rtol=RTOL, atol=ATOL)
             alone_evaluations.append(single.calls)
             alone_steps.append(one.stats.n_steps)
             alone_ys.append(one.ys[:, 0])
         alone = torch.stack(alone_ys, dim=1)
-        rows.append(_row("ode-adjoint, each sample alone", alone_evaluations, alone_steps, alone, reference))
+        rows.append(
+            _row("ode-adjoint, each sample alone", alone_evaluations, alone_steps, alone, reference, None, None)
+        )
     torchode_time = timings.best("torchode, per sample", cpu=True)
     for row in rows:
         row["ms"] = 1e3 * timings.best(row["implementation"], cpu=True)
         row["time / torchode"] = row["ms"] / (1e3 * torchode_time)
-    table = _common.markdown_table(
+    return rows, compile_seconds
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    return _common.markdown_table(
         [
             "implementation",
             "evaluations per sample (mean)",
@@ -146,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             "steps per sample (mean)",
             "ms per batch",
             "time / torchode",
+            "host reads per solve",
+            "per step",
             "max error",
         ],
         [
@@ -156,33 +249,29 @@ def main(argv: list[str] | None = None) -> int:
                 "-" if row["steps_mean"] is None else f"{row['steps_mean']:.0f}",
                 f"{row['ms']:.1f}",
                 f"{row['time / torchode']:.2f}",
+                "-" if row["host_reads"] is None else str(row["host_reads"]),
+                "-" if row["reads_per_step"] is None else f"{row['reads_per_step']:.2f}",
                 f"{row['max_error']:.1e}",
             ]
             for row in rows
         ],
         first_numeric=1,
     )
-    print()
-    print(table)
-    print(f"\ntotal benchmark time: {time.perf_counter() - started:.0f} s")
-    if args.json:
-        settings = {"batch": batch, "mu": [MU_LOW, MU_HIGH], "rtol": RTOL, "atol": ATOL, "method": "dopri5", **timing}
-        payload = {
-            "command": _common.command_line(),
-            "machine": machine,
-            "settings": settings,
-            "rows": rows,
-            "markdown": {f"van der Pol, {batch} samples, mu from {MU_LOW} to {MU_HIGH} (dopri5, CPU)": table},
-        }
-        _common.write_json(args.json, payload)
-    return 0
 
 
 def _row(
-    name: str, evaluations: list[int], steps: list[int] | None, ys: torch.Tensor, reference: torch.Tensor
+    name: str,
+    evaluations: list[int],
+    steps: list[int] | None,
+    ys: torch.Tensor,
+    reference: torch.Tensor,
+    reads: int | None,
+    longest: int | None,
 ) -> dict[str, Any]:
-    """One implementation's per-sample counts and its largest error over every output."""
+    """One implementation's per-sample counts, its host reads and its largest error over every output."""
     return {
+        "host_reads": reads,
+        "reads_per_step": None if reads is None or not longest else reads / longest,
         "implementation": name,
         "evaluations": evaluations,
         "evaluations_mean": sum(evaluations) / len(evaluations),

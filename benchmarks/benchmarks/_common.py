@@ -200,6 +200,32 @@ def machine_line(machine: Mapping[str, Any]) -> str:
     return f"# {machine['platform']}; {machine['cpu']}; {cores}"
 
 
+def host_reads(call: Callable[[], Any]) -> tuple[Any, int]:
+    """``call()``'s result and how many times it handed a tensor's value to Python.
+
+    Every read of a value (``float``/``bool`` of a tensor, ``.item()``) goes
+    through one of two operators, counted here on any device: on a GPU each
+    is a synchronisation, so on the CPU this counts what a GPU would wait for
+    (the rule of ``packages/ode-adjoint/tests/test_synchronisations.py``).
+    """
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    reads = (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default)
+
+    class Reads(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            if func in reads:
+                self.count += 1
+            return func(*args, **(kwargs or {}))
+
+    with Reads() as mode:
+        result = call()
+    return result, mode.count
+
+
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, first_numeric: int) -> str:
     """A Markdown table whose columns from index ``first_numeric`` on are right-aligned."""
     lines = [

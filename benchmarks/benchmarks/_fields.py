@@ -1,7 +1,8 @@
 """The torch vector fields of the gradient benchmarks, and the peers' solver set-up.
 
 Every field counts its calls in ``calls`` (the peers report no evaluation
-counts of their own).
+counts of their own), except a van der Pol batch made with ``count=False``
+(a field with Python side effects is no graph for ``torch.compile``).
 """
 
 from __future__ import annotations
@@ -17,28 +18,78 @@ MEMORY_WIDTH = 16
 class VanDerPolBatch(nn.Module):
     """Van der Pol oscillators, one ``mu`` per sample: ``y`` of shape (batch, 2), each row its own ODE."""
 
-    def __init__(self, mu: torch.Tensor) -> None:
+    def __init__(self, mu: torch.Tensor, count: bool = True) -> None:
         super().__init__()
         self.mu = mu
+        self.count = count
         self.calls = 0
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
+        if self.count:
+            self.calls += 1
         position, velocity = y[..., 0], y[..., 1]
         return torch.stack((velocity, self.mu * (1 - position**2) * velocity - position), dim=-1)
 
+    def sample(self, i: int) -> VanDerPolBatch:
+        """Sample ``i`` alone, as a batch of one (counting its calls)."""
+        return VanDerPolBatch(self.mu[i : i + 1])
 
-# The heterogeneous batch of bench_heterogeneous.py and peers.HeterogeneousBatch.
+
+class RateMLPBatch(nn.Module):
+    """A neural field with one rate per sample: ``f(t, y)_b = rate_b * (W2 tanh(W1 y_b + b1) + b2)``.
+
+    Row-wise like any MLP, so the samples are independent ODEs, each as
+    stiff as its rate makes it; fixed random weights (seed 0).
+    """
+
+    def __init__(self, rates: torch.Tensor, hidden: int = 64, count: bool = True) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.w1 = nn.Parameter(torch.randn(2, hidden, generator=generator, dtype=rates.dtype))
+        self.b1 = nn.Parameter(torch.randn(hidden, generator=generator, dtype=rates.dtype))
+        self.w2 = nn.Parameter(torch.randn(hidden, 2, generator=generator, dtype=rates.dtype) / hidden**0.5)
+        self.rates = rates
+        self.count = count
+        self.calls = 0
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.count:
+            self.calls += 1
+        return self.rates[:, None] * (torch.tanh(y @ self.w1 + self.b1) @ self.w2 - 0.1 * y)
+
+    def sample(self, i: int) -> RateMLPBatch:
+        """Sample ``i`` alone, as a batch of one sharing the weights (counting its calls)."""
+        single = RateMLPBatch(self.rates[i : i + 1], self.w1.shape[1])
+        single.load_state_dict(self.state_dict())
+        return single
+
+
+# The heterogeneous batches of bench_heterogeneous.py and peers.HeterogeneousBatch.
 HETEROGENEOUS_MU = (0.2, 5.0)
 HETEROGENEOUS_TOLERANCES = (1e-6, 1e-8)  # rtol, atol
 
 
-def heterogeneous_batch(batch: int = 32) -> tuple[VanDerPolBatch, torch.Tensor, torch.Tensor]:
+def heterogeneous_batch(batch: int = 32, count: bool = True) -> tuple[VanDerPolBatch, torch.Tensor, torch.Tensor]:
     """``(field, y0, t)``: van der Pol with ``mu`` spread over ``HETEROGENEOUS_MU``, from ``(2, 0)``,
     outputs at ``t = 0, 1, ..., 10``, float64."""
     mu = torch.linspace(*HETEROGENEOUS_MU, batch, dtype=torch.float64)
     y0 = torch.tensor([2.0, 0.0], dtype=torch.float64).expand(batch, 2).contiguous()
-    return VanDerPolBatch(mu), y0, torch.linspace(0.0, 10.0, 11, dtype=torch.float64)
+    return VanDerPolBatch(mu, count), y0, torch.linspace(0.0, 10.0, 11, dtype=torch.float64)
+
+
+def heterogeneous_neural_batch(batch: int = 128, count: bool = True) -> tuple[RateMLPBatch, torch.Tensor, torch.Tensor]:
+    """``(field, y0, t)``: :class:`RateMLPBatch` (hidden 64) with rates from 0.5 to 8 over the batch,
+    ``y0`` standard normal (seed 1), outputs at ``t = 0, 0.5, ..., 5``, float64."""
+    rates = torch.linspace(0.5, 8.0, batch, dtype=torch.float64)
+    y0 = torch.randn(batch, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return RateMLPBatch(rates, count=count), y0, torch.linspace(0.0, 5.0, 11, dtype=torch.float64)
+
+
+HETEROGENEOUS_PROBLEMS = {
+    "van der Pol, mu from 0.2 to 5": (heterogeneous_batch, 32),
+    "neural field (MLP 2-64-2), rates from 0.5 to 8": (heterogeneous_neural_batch, 128),
+}
+"""The heterogeneous batches by title: ``(make(batch, count) -> (field, y0, t), default batch)``."""
 
 
 class MLPField(nn.Module):

@@ -203,11 +203,15 @@ class TorchPeers:
 
 class HeterogeneousBatch:
     """A batch of independent van der Pol oscillators (``mu`` from 0.2 to 5, as
-    ``bench_heterogeneous.py``): ode-adjoint's joint solve and torchode's
-    per-sample steps; evaluations counted per sample."""
+    ``bench_heterogeneous.py``): ode-adjoint's per-sample mode (eager, and its
+    step compiled), its joint solve, and torchode's per-sample steps;
+    evaluations counted per sample."""
 
-    params = (["ode_adjoint joint", "torchode per sample"],)
+    params = (
+        ["ode_adjoint per sample", "ode_adjoint per sample compiled", "ode_adjoint joint", "torchode per sample"],
+    )
     param_names = ("implementation",)
+    timeout = 300  # the compiled variant compiles in setup (seconds on the CPU)
 
     def setup(self, implementation: str) -> None:
         self.func, y0, t = heterogeneous_batch()
@@ -215,10 +219,21 @@ class HeterogeneousBatch:
         if implementation == "torchode per sample":
             solver, problem = torchode_dopri5(self.func, y0, t, rtol, atol)
 
-            def per_sample() -> float:
+            def torchode_per_sample() -> float:
                 stats = solver.solve(problem).stats
                 return float((6 * stats["n_steps"] + stats["n_initialized"]).double().mean())
 
+            self.solve = torchode_per_sample
+        elif implementation.startswith("ode_adjoint per sample"):
+            pure, _, _ = heterogeneous_batch(count=False)  # no Python side effects, for torch.compile
+            compiled = implementation.endswith("compiled")
+
+            def per_sample() -> float:
+                solution = ode_adjoint.solve(pure, y0, t, batch_dims=1, rtol=rtol, atol=atol, compile=compiled)
+                return float(solution.stats.nfev.double().mean())
+
+            with torch.no_grad():
+                per_sample()  # compiles once, outside the timings
             self.solve = per_sample
         else:
 
@@ -323,7 +338,33 @@ def _mlp_pair(
     return _torch_side(func, ours, backward), _torch_side(func, peer_solve, backward)
 
 
+def _heterogeneous_pair() -> tuple[Side, Side]:
+    """ode-adjoint's per-sample mode (eager) against torchode on the heterogeneous van der Pol batch."""
+    counted, y0, t = heterogeneous_batch()
+    pure, _, _ = heterogeneous_batch(count=False)
+    rtol, atol = HETEROGENEOUS_TOLERANCES
+    solver, problem = torchode_dopri5(counted, y0, t, rtol, atol)
+
+    def ours() -> Any:
+        with torch.no_grad():
+            return ode_adjoint.solve(pure, y0, t, batch_dims=1, rtol=rtol, atol=atol)
+
+    def theirs() -> Any:
+        with torch.no_grad():
+            return solver.solve(problem)
+
+    def our_evaluations() -> int:
+        return int(ours().stats.nfev.sum())
+
+    def their_evaluations() -> int:
+        stats = theirs().stats
+        return int((6 * stats["n_steps"] + stats["n_initialized"]).sum())
+
+    return Side(ours, our_evaluations), Side(theirs, their_evaluations)
+
+
 COMPARISONS: dict[str, Callable[[], tuple[Side, Side]]] = {
+    "heterogeneous van der Pol: per sample / torchode": _heterogeneous_pair,
     "van_der_pol rtol=1e-6: dopri5 / RK45": lambda: _explicit_pair("van_der_pol", "dopri5", "RK45", 1e-6),
     "arenstorf rtol=1e-9: dopri8 / DOP853": lambda: _explicit_pair("arenstorf", "dopri8", "DOP853", 1e-9),
     "fisher_kpp rtol=1e-6: dopri5 / RK45": lambda: _explicit_pair("fisher_kpp", "dopri5", "RK45", 1e-6),

@@ -36,6 +36,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from typing import Any
 
@@ -60,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run, noisier numbers)")
     parser.add_argument("--batch", type=int, help="samples in each batch (default: each problem's own)")
     parser.add_argument("--json", metavar="PATH", help="also write the machine, settings and table as JSON")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu; on cuda: wall times)")
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
     timing = (
         {"min_time": 0.2, "min_repeats": 2, "max_repeats": 20, "max_case_time": 5.0}
         if args.quick
@@ -77,22 +80,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"# heterogeneous batches -- {machine['date']}")
     print(_common.machine_line(machine))
-    print(f"# dopri5, rtol {RTOL:g}, atol {ATOL:g}, float64, 1 thread; time: min CPU time of one solve of the batch")
+    clock = "CPU time" if device.type == "cpu" else "wall time (synchronised)"
+    print(f"# dopri5, rtol {RTOL:g}, atol {ATOL:g}, float64, 1 thread, {device}; time: min {clock} of one solve")
     started = time.perf_counter()
     problems: dict[str, Any] = {}
     tables: dict[str, str] = {}
     for title, (make, default_batch) in HETEROGENEOUS_PROBLEMS.items():
         batch = args.batch or default_batch
-        rows, compile_seconds = measure(make, batch, timing)
+        rows, compile_seconds = measure(make, batch, timing, device)
         table = _table(rows)
-        heading = f"{title}, {batch} samples (dopri5, CPU)"
+        heading = f"{title}, {batch} samples (dopri5, {'CPU' if device.type == 'cpu' else device.type.upper()})"
         print(f"\n**{heading}**\n\n{table}")
         print(f"compiling the per-sample step (once per process, not in the times): {compile_seconds:.1f} s")
         problems[title] = {"batch": batch, "compile_seconds": round(compile_seconds, 1), "rows": rows}
         tables[heading] = table
     print(f"\ntotal benchmark time: {time.perf_counter() - started:.0f} s")
     if args.json:
-        settings = {"rtol": RTOL, "atol": ATOL, "method": "dopri5", **timing}
+        settings = {"rtol": RTOL, "atol": ATOL, "method": "dopri5", "device": str(device), **timing}
         payload = {
             "command": _common.command_line(),
             "machine": machine,
@@ -104,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(make: Any, batch: int, timing: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
+def measure(make: Any, batch: int, timing: dict[str, Any], device: torch.device) -> tuple[list[dict[str, Any]], float]:
     """Every implementation on one heterogeneous batch: its rows, and the seconds the first compiled solve took."""
     field, y0, t = make(batch)
     pure_field, _, _ = make(batch, count=False)
+    field, pure_field, y0, t = field.to(device), pure_field.to(device), y0.to(device), t.to(device)
+    on_cpu = device.type == "cpu"
     with torch.no_grad():
         reference = ode_adjoint.odeint(field, y0, t, method="dopri8", rtol=1e-12, atol=1e-12)
         solver, problem = torchode_dopri5(field, y0, t, RTOL, ATOL)
@@ -135,6 +141,10 @@ def measure(make: Any, batch: int, timing: dict[str, Any]) -> tuple[list[dict[st
             ]
             return torch.cat(columns, dim=1)
 
+        def ours_graphed() -> ode_adjoint.Solution:
+            graphs = functools.partial(torch.compile, mode="reduce-overhead", fullgraph=True)
+            return ode_adjoint.solve(pure_field, y0, t, batch_dims=1, rtol=RTOL, atol=ATOL, compile=graphs)
+
         compile_started = time.perf_counter()
         ours_compiled()
         compile_seconds = time.perf_counter() - compile_started
@@ -146,6 +156,11 @@ def measure(make: Any, batch: int, timing: dict[str, Any]) -> tuple[list[dict[st
             "torchdiffeq, joint": torchdiffeq_joint,
             "ode-adjoint, each sample alone": ours_alone,
         }
+        if not on_cpu:
+            # CUDA graphs of the compiled step (torch.compile's reduce-overhead mode).
+            ours_graphed()
+            calls["ode-adjoint, per sample, CUDA graphs"] = ours_graphed
+            calls = {name: _synchronised(call) for name, call in calls.items()}
         timings = _common.round_robin_times(calls, **timing)
 
         # Steps, evaluations and host reads, from one more run of each.
@@ -165,18 +180,24 @@ def measure(make: Any, batch: int, timing: dict[str, Any]) -> tuple[list[dict[st
         )
         # Reads are not counted under the compiled step (torch.compile refuses a dispatch
         # mode); its loop is the eager one, which reads only between the compiled steps.
-        solution = ours_compiled()
-        rows.append(
-            _row(
-                "ode-adjoint, per sample, compiled",
-                solution.stats.nfev.tolist(),
-                solution.stats.n_steps.tolist(),
-                solution.ys,
-                reference,
-                None,
-                None,
+        for name, call in (
+            ("ode-adjoint, per sample, compiled", ours_compiled),
+            ("ode-adjoint, per sample, CUDA graphs", ours_graphed),
+        ):
+            if name not in calls:
+                continue
+            solution = call()
+            rows.append(
+                _row(
+                    name,
+                    solution.stats.nfev.tolist(),
+                    solution.stats.n_steps.tolist(),
+                    solution.ys,
+                    reference,
+                    None,
+                    None,
+                )
             )
-        )
         solution, reads = _common.host_reads(torchode_per_sample)
         torchode_steps = solution.stats["n_steps"].tolist()
         # Dopri5 evaluates f 6 times a step (first same as last); the initial step costs n_initialized more.
@@ -221,11 +242,22 @@ def measure(make: Any, batch: int, timing: dict[str, Any]) -> tuple[list[dict[st
         rows.append(
             _row("ode-adjoint, each sample alone", alone_evaluations, alone_steps, alone, reference, None, None)
         )
-    torchode_time = timings.best("torchode, per sample", cpu=True)
+    torchode_time = timings.best("torchode, per sample", cpu=on_cpu)
     for row in rows:
-        row["ms"] = 1e3 * timings.best(row["implementation"], cpu=True)
+        row["ms"] = 1e3 * timings.best(row["implementation"], cpu=on_cpu)
         row["time / torchode"] = row["ms"] / (1e3 * torchode_time)
     return rows, compile_seconds
+
+
+def _synchronised(call: Any) -> Any:
+    """``call`` followed by a wait for the GPU, so that wall times are the work's."""
+
+    def timed() -> Any:
+        result = call()
+        torch.cuda.synchronize()
+        return result
+
+    return timed
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

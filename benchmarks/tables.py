@@ -338,7 +338,8 @@ def headline() -> str:
             f"({mib('backprop', 10):.1f} / {mib('backprop', 1000):.0f})",
         ),
         (
-            f"ode-adjoint: per-sample steps on a heterogeneous batch against torchode (van der Pol, {vdp['batch']} samples)",
+            "ode-adjoint: per-sample steps on a heterogeneous batch against torchode "
+            f"(van der Pol, {vdp['batch']} samples)",
             f"{per_sample['ode-adjoint, per sample']:.2f} of its time, "
             f"{per_sample['ode-adjoint, per sample, compiled']:.2f} compiled",
         ),

@@ -20,7 +20,7 @@ class VanDerPolBatch(nn.Module):
 
     def __init__(self, mu: torch.Tensor, count: bool = True) -> None:
         super().__init__()
-        self.mu = mu
+        self.register_buffer("mu", mu)
         self.count = count
         self.calls = 0
 
@@ -48,7 +48,7 @@ class RateMLPBatch(nn.Module):
         self.w1 = nn.Parameter(torch.randn(2, hidden, generator=generator, dtype=rates.dtype))
         self.b1 = nn.Parameter(torch.randn(hidden, generator=generator, dtype=rates.dtype))
         self.w2 = nn.Parameter(torch.randn(hidden, 2, generator=generator, dtype=rates.dtype) / hidden**0.5)
-        self.rates = rates
+        self.register_buffer("rates", rates)
         self.count = count
         self.calls = 0
 
@@ -59,8 +59,9 @@ class RateMLPBatch(nn.Module):
 
     def sample(self, i: int) -> RateMLPBatch:
         """Sample ``i`` alone, as a batch of one sharing the weights (counting its calls)."""
-        single = RateMLPBatch(self.rates[i : i + 1], self.w1.shape[1])
-        single.load_state_dict(self.state_dict())
+        single = RateMLPBatch(self.rates[i : i + 1].clone(), self.w1.shape[1]).to(self.rates.device)
+        state = {name: value for name, value in self.state_dict().items() if name != "rates"}
+        single.load_state_dict(state, strict=False)
         return single
 
 

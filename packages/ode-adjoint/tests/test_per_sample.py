@@ -175,3 +175,49 @@ def test_per_sample_on_cuda_matches_the_cpu() -> None:
         gpu = ode_adjoint.solve(field.cuda(), _y0().cuda(), T.cuda(), batch_dims=1, **SETTINGS)
     assert torch.equal(gpu.stats.nfev.cpu(), cpu.stats.nfev)
     torch.testing.assert_close(gpu.ys.cpu(), cpu.ys, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.cuda
+def test_a_block_of_steps_replays_as_one_cuda_graph() -> None:
+    """Eight steps captured in one CUDA graph and replayed until every sample is done: the solve's own steps."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    import numpy as np
+    import ode_core
+    from ode_adjoint._namespace import TORCH
+
+    field = SampleField().cuda()
+    y0 = _y0().detach().cuda()
+    settings = ode_core.validation.check_settings("dopri5", 1e-7, 1e-9, xp=TORCH, y0=y0[0])
+    times = np.broadcast_to(T.numpy(), (B, len(T)))
+    block = 8
+
+    def steps(run: ode_core.PerSampleRun, carry: Any) -> Any:
+        for _ in range(block):
+            carry = ode_core.per_sample_step(run.problem, carry)
+        return carry
+
+    with torch.no_grad():
+        expected = ode_core.integrate_per_sample(field, y0, times, settings, sync_every=block, namespace=TORCH)
+        run = ode_core.PerSampleRun(field, y0, times, settings, namespace=TORCH)
+        inputs = run.carry
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            steps(run, inputs)  # warm-up, as CUDA graph capture asks
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outputs = steps(run, inputs)
+        leaves_in = [x for x in torch.utils._pytree.tree_leaves(inputs) if isinstance(x, torch.Tensor)]
+        leaves_out = [x for x in torch.utils._pytree.tree_leaves(outputs) if isinstance(x, torch.Tensor)]
+        replays = 0
+        while run.running():
+            graph.replay()
+            for into, value in zip(leaves_in, leaves_out, strict=True):
+                into.copy_(value)
+            replays += 1
+        captured = run.solution()
+    assert replays == -(-int(expected.stats.n_steps.max()) // block)
+    assert torch.equal(captured.stats.nfev, expected.stats.nfev)
+    torch.testing.assert_close(captured.ys, expected.ys, rtol=0, atol=0, equal_nan=True)

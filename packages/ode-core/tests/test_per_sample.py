@@ -203,3 +203,22 @@ def test_torch_float32_and_float64(torch: ModuleType) -> None:
         if dtype == torch.float64:
             assert batch.stats.nfev.tolist() == numpy.stats.nfev.tolist()
         np.testing.assert_allclose(batch.ys.numpy(), numpy.ys, rtol=1e-3 if dtype == torch.float32 else 1e-9, atol=1e-4)
+
+
+def test_driving_the_steps_by_hand() -> None:
+    """``PerSampleRun``: the steps a caller takes itself (in blocks it may compile or capture) are the solve's."""
+    settings = ode_core.validation.check_settings("dopri5", 1e-6, 1e-8, xp=np, y0=Y0[0])
+    f = van_der_pol_batch(MU)
+    times = np.broadcast_to(T, (len(MU), len(T)))
+    run = ode_core.PerSampleRun(f, Y0, times, settings)
+    blocks = 0
+    while run.running():
+        for _ in range(16):
+            run.carry = ode_core.per_sample_step(run.problem, run.carry)
+        blocks += 1
+    by_hand = run.solution()
+    whole = ode_core.integrate_per_sample(f, Y0, times, settings)
+    assert blocks == -(-int(whole.stats.n_steps.max()) // 16)
+    np.testing.assert_array_equal(by_hand.ys, whole.ys)
+    np.testing.assert_array_equal(by_hand.stats.nfev, whole.stats.nfev)
+    assert by_hand.sample_status == whole.sample_status

@@ -12,7 +12,7 @@ discarded. Nothing inside a step reads a value on the host, so on an
 accelerator the host waits for the device only once every ``sync_every``
 steps, to learn whether every sample is done (adaptive steps), or once at the
 end (fixed steps, whose count is known from the times beforehand). One step,
-:func:`_advance`, is a pure function of arrays, so ``torch.compile`` can
+:func:`per_sample_step`, is a pure function of arrays, so ``torch.compile`` can
 capture it whole (``compile_step``).
 
 Why a loop of its own beside :func:`ode_core.integrate`: that loop takes its
@@ -47,7 +47,7 @@ from ._settings import Settings
 from ._solution import Solution, Stats, Status
 from ._tableau import ButcherTableau
 
-__all__ = ["DEFAULT_SYNC_EVERY", "PerSampleRungeKutta", "integrate_per_sample"]
+__all__ = ["DEFAULT_SYNC_EVERY", "PerSampleRun", "PerSampleRungeKutta", "integrate_per_sample", "per_sample_step"]
 
 DEFAULT_SYNC_EVERY = 8
 """Adaptive steps between two host reads of "is every sample done?"."""
@@ -213,7 +213,7 @@ def _rms_rows(xp: Any) -> Callable[[Any], Any]:
 
 
 class _Problem(NamedTuple):
-    """What every step of one per-sample solve shares (the constants of :func:`_advance`)."""
+    """What every step of one per-sample solve shares (the constants of :func:`per_sample_step`)."""
 
     xp: Any
     fun: PerSampleFunction
@@ -260,16 +260,28 @@ class _Carry(NamedTuple):
     last_ratio: Any  # the last attempted step's error ratio (adaptive)
 
 
-def _advance(problem: _Problem, carry: _Carry) -> _Carry:
+def per_sample_step(problem: _Problem, carry: _Carry) -> _Carry:
     """One attempted step of every running sample: a pure function of arrays (nothing read on the host).
 
-    Time runs forward here (a backward solve runs in reversed time, see
-    :class:`_ReversedTime`), so every step size is positive. A sample that
+    Time runs forward here (a backward solve runs in reversed time,
+    ``tau = -t``), so every step size is positive. A sample that
     is not running steps by zero (its stages are ``f`` at its own, finite
     state, so no inf or nan reaches a gradient through the masks) and keeps
     everything it had. Every operation here is paid by every step, so the
     count is kept low (the statistics that follow from others are derived
     at the end).
+
+    Parameters
+    ----------
+    problem : named tuple
+        ``PerSampleRun.problem``: what every step of the solve shares.
+    carry : named tuple
+        ``PerSampleRun.carry``: the per-sample state before the step.
+
+    Returns
+    -------
+    named tuple
+        The carry after the step.
     """
     xp = problem.xp
     t, y, code, next_output = carry.t, carry.y, carry.code, carry.next_output
@@ -474,124 +486,211 @@ def integrate_per_sample(
         sample succeeded, else the first failed sample's, its message
         naming how many failed.
     """
-    xp = _namespace(y0) if namespace is None else namespace
-    batch, n = y0.shape
-    shape = (n,) if shape is None else tuple(shape)
-    m = times.shape[1]
-    device = device_of(y0)
-    tableau = settings.method
-    adaptive, gridded = settings.adaptive, settings.gridded
-    direction = 1.0 if times[0, -1] > times[0, 0] else -1.0
-    stepper = PerSampleRungeKutta.get(tableau, xp, y0.dtype, device)  # type: ignore[arg-type]
-    # Outputs are stepped onto where the loop steps onto them (the grid of t;
-    # ButcherTableau.steps_onto_outputs), and where the interpolant needs
-    # extra stages (PerSampleRungeKutta says why); else interpolated.
-    lands_on_outputs = (
-        gridded or (adaptive and tableau.steps_onto_outputs) or bool(cast(ButcherTableau, tableau).c_extra)
-    )
-    times_x = xp.asarray(times, dtype=xp.float64, device=device)
-    if f0 is None:
-        f0 = f(times_x[:, 0], y0)
-    fun = f
-    if direction < 0:
-        fun, f0 = _ReversedTime(f), -f0
-    forward_times = times_x if direction > 0 else -times_x
-    t0 = forward_times[:, 0]
-    t_end = forward_times[:, -1]
-    int_zeros = xp.zeros((batch,), dtype=xp.int64, device=device)
-    start_evaluations = 1
-    norm = settings.norm or _rms_rows(xp)
-    controller = None
-    control = None
-    if adaptive:
-        controller = settings.controller or IController()
-        if settings.first_step is not None:
-            h_abs = xp.full((batch,), min(settings.first_step, settings.max_step), dtype=xp.float64, device=device)
+    run = PerSampleRun(f, y0, times, settings, shape=shape, f0=f0, namespace=namespace)
+    step = per_sample_step if compile_step is None else compile_step(per_sample_step)
+    return run.run(step, sync_every)
+
+
+class PerSampleRun:
+    """One per-sample solve, step by step: the state between steps, for callers that drive the steps themselves.
+
+    :func:`integrate_per_sample` is ``PerSampleRun(...).run(step, sync_every)``.
+    Driving it by hand is how a whole block of steps is captured, e.g. in
+    one CUDA graph: ``run.carry = step(run.problem, run.carry)`` any number
+    of times reads nothing on the host; :meth:`running` reads whether any
+    sample is still going, :meth:`solution` ends the solve.
+
+    Parameters
+    ----------
+    f, y0, times, settings, shape, f0, namespace
+        As :func:`integrate_per_sample`.
+
+    Attributes
+    ----------
+    problem
+        What every step shares (a named tuple of arrays and settings).
+    carry
+        The per-sample state (a named tuple of arrays), the argument and
+        the result of :func:`per_sample_step`.
+    steps : int
+        Steps taken so far (by :meth:`run`; a caller driving the steps
+        counts its own).
+    """
+
+    def __init__(
+        self,
+        f: PerSampleFunction,
+        y0: Any,
+        times: np.ndarray,
+        settings: Settings,
+        *,
+        shape: tuple[int, ...] | None = None,
+        f0: Any = None,
+        namespace: Any = None,
+    ) -> None:
+        xp = _namespace(y0) if namespace is None else namespace
+        batch, n = y0.shape
+        shape = (n,) if shape is None else tuple(shape)
+        m = times.shape[1]
+        device = device_of(y0)
+        tableau = settings.method
+        adaptive, gridded = settings.adaptive, settings.gridded
+        direction = 1.0 if times[0, -1] > times[0, 0] else -1.0
+        stepper = PerSampleRungeKutta.get(tableau, xp, y0.dtype, device)  # type: ignore[arg-type]
+        # Outputs are stepped onto where the loop steps onto them (the grid of t;
+        # ButcherTableau.steps_onto_outputs), and where the interpolant needs
+        # extra stages (PerSampleRungeKutta says why); else interpolated.
+        lands_on_outputs = (
+            gridded or (adaptive and tableau.steps_onto_outputs) or bool(cast(ButcherTableau, tableau).c_extra)
+        )
+        times_x = xp.asarray(np.ascontiguousarray(times, dtype=np.float64), dtype=xp.float64, device=device)
+        if f0 is None:
+            f0 = f(times_x[:, 0], y0)
+        fun = f
+        if direction < 0:
+            fun, f0 = _ReversedTime(f), -f0
+        forward_times = times_x if direction > 0 else -times_x
+        t0 = forward_times[:, 0]
+        t_end = forward_times[:, -1]
+        int_zeros = xp.zeros((batch,), dtype=xp.int64, device=device)
+        start_evaluations = 1
+        norm = settings.norm or _rms_rows(xp)
+        controller = None
+        control = None
+        if adaptive:
+            controller = settings.controller or IController()
+            if settings.first_step is not None:
+                h_abs = xp.full((batch,), min(settings.first_step, settings.max_step), dtype=xp.float64, device=device)
+            else:
+                h_abs = select_initial_steps(
+                    xp,
+                    fun,
+                    t0,
+                    y0,
+                    f0,
+                    1.0,
+                    stepper.error_order,
+                    settings.rtol,
+                    settings.atol,
+                    norm,
+                    settings.max_step,
+                    xp.abs(t_end - t0),
+                )
+                h_abs = xp.astype(detached(h_abs), xp.float64)
+                start_evaluations += 1
+            control = controller.init_per_sample(xp, stepper.error_order, h_abs)
         else:
-            h_abs = select_initial_steps(
-                xp,
-                fun,
-                t0,
-                y0,
-                f0,
-                1.0,
-                stepper.error_order,
-                settings.rtol,
-                settings.atol,
-                norm,
-                settings.max_step,
-                xp.abs(t_end - t0),
-            )
-            h_abs = xp.astype(detached(h_abs), xp.float64)
-            start_evaluations += 1
-        control = controller.init_per_sample(xp, stepper.error_order, h_abs)
-    else:
-        h_abs = xp.zeros((batch,), dtype=xp.float64, device=device)
-    nan = xp.full((batch, m - 1, n), math.nan, dtype=y0.dtype, device=device)
-    problem = _Problem(
-        xp=xp,
-        fun=fun,
-        stepper=stepper,
-        controller=controller,
-        times=forward_times,
-        output_index=xp.reshape(xp.arange(m, device=device), (1, m)),
-        t_end=t_end,
-        infinity=xp.full((batch,), math.inf, dtype=xp.float64, device=device),
-        zero=xp.asarray(0.0, dtype=xp.float64, device=device),
-        one=xp.asarray(1.0, dtype=xp.float64, device=device),
-        success=xp.asarray(_SUCCESS, dtype=xp.int64, device=device),
-        underflow=xp.asarray(_UNDERFLOW, dtype=xp.int64, device=device),
-        non_finite=xp.asarray(_NON_FINITE, dtype=xp.int64, device=device),
-        rtol=settings.rtol,
-        atol=settings.atol,
-        norm=norm,
-        adaptive=adaptive,
-        step_sizes=xp.full(
-            (batch,), math.inf if gridded else float(settings.step_size or 0.0), dtype=xp.float64, device=device
-        ),
-        max_step=settings.max_step,
-        min_step=settings.min_step,
-        forced_floor=settings.accept_at_min_step and settings.min_step > 0.0,
-        lands_on_outputs=lands_on_outputs,
-        snaps_to_outputs=not adaptive and not gridded,
-        counts_final_f=not stepper.has_interpolant,
-        m=m,
-    )
-    carry = _Carry(
-        t=t0,
-        h=h_abs,
-        y=y0,
-        f=f0,
-        ys=xp.concat((y0[:, None, :], nan), axis=1),
-        code=int_zeros,
-        next_output=int_zeros + 1,
-        n_steps=int_zeros,
-        n_accepted=int_zeros,
-        n_final_f=int_zeros,
-        n_forced=int_zeros,
-        control=control,
-        last_ratio=xp.zeros((batch,), dtype=y0.dtype, device=device),
-    )
-    advance = _advance if compile_step is None else compile_step(_advance)
-    max_steps = settings.max_steps
-    iterations = 0
-    # Fixed steps: the count is known, so the solve reads nothing until the end.
-    block = sync_every if adaptive else min(_planned_fixed_steps(times, settings, lands_on_outputs), max_steps)
-    while True:
-        for _ in range(min(block, max_steps - iterations)):
-            carry = advance(problem, carry)
-        iterations += min(block, max_steps - iterations)
-        if not bool(xp.any(carry.code == _RUNNING)):  # the one read of a block
-            break
-        if iterations >= max_steps:
-            carry = carry._replace(code=xp.where(carry.code == _RUNNING, _MAX_STEPS, carry.code))
-            break
-        block = sync_every
-    # Underflows after a non-finite rejection are non-finite failures (the loop's rule).
-    code = xp.where((carry.code == _UNDERFLOW) & ~(carry.last_ratio < math.inf), _NON_FINITE, carry.code)
-    nfev = start_evaluations + (stepper.n_stages - 1) * carry.n_steps + carry.n_final_f
-    carry = carry._replace(code=code, t=carry.t if direction > 0 else -carry.t)
-    return _solution(xp, carry, times_x, shape, max_steps, adaptive, nfev)
+            h_abs = xp.zeros((batch,), dtype=xp.float64, device=device)
+        nan = xp.full((batch, m - 1, n), math.nan, dtype=y0.dtype, device=device)
+        problem = _Problem(
+            xp=xp,
+            fun=fun,
+            stepper=stepper,
+            controller=controller,
+            times=forward_times,
+            output_index=xp.reshape(xp.arange(m, device=device), (1, m)),
+            t_end=t_end,
+            infinity=xp.full((batch,), math.inf, dtype=xp.float64, device=device),
+            zero=xp.asarray(0.0, dtype=xp.float64, device=device),
+            one=xp.asarray(1.0, dtype=xp.float64, device=device),
+            success=xp.asarray(_SUCCESS, dtype=xp.int64, device=device),
+            underflow=xp.asarray(_UNDERFLOW, dtype=xp.int64, device=device),
+            non_finite=xp.asarray(_NON_FINITE, dtype=xp.int64, device=device),
+            rtol=settings.rtol,
+            atol=settings.atol,
+            norm=norm,
+            adaptive=adaptive,
+            step_sizes=xp.full(
+                (batch,), math.inf if gridded else float(settings.step_size or 0.0), dtype=xp.float64, device=device
+            ),
+            max_step=settings.max_step,
+            min_step=settings.min_step,
+            forced_floor=settings.accept_at_min_step and settings.min_step > 0.0,
+            lands_on_outputs=lands_on_outputs,
+            snaps_to_outputs=not adaptive and not gridded,
+            counts_final_f=not stepper.has_interpolant,
+            m=m,
+        )
+        # Every array of the carry its own (no view of the caller's, none shared
+        # between fields): a caller may write into them, as a CUDA graph's replay does.
+        # (x * 1 copies, and keeps autograd's history.)
+        carry = _Carry(
+            t=t0 * 1,
+            h=h_abs * 1,
+            y=y0 * 1,
+            f=f0 * 1,
+            ys=xp.concat((y0[:, None, :], nan), axis=1),
+            code=int_zeros * 1,
+            next_output=int_zeros + 1,
+            n_steps=int_zeros * 1,
+            n_accepted=int_zeros * 1,
+            n_final_f=int_zeros * 1,
+            n_forced=int_zeros * 1,
+            control=control,
+            last_ratio=xp.zeros((batch,), dtype=y0.dtype, device=device),
+        )
+        self.xp, self.settings, self.times, self.shape = xp, settings, times_x, shape
+        self.direction, self.start_evaluations = direction, start_evaluations
+        self.problem, self.carry = problem, carry
+        self.steps = 0
+        # Fixed steps: the count is known, so the solve reads nothing until the end.
+        self.planned = (
+            None if adaptive else min(_planned_fixed_steps(times, settings, lands_on_outputs), settings.max_steps)
+        )
+
+    def running(self) -> bool:
+        """Whether any sample is still stepping: the one read of the host (a synchronisation on a device).
+
+        Returns
+        -------
+        bool
+        """
+        xp = self.xp
+        return bool(xp.any(self.carry.code == _RUNNING))
+
+    def run(self, step: Callable[[Any, Any], Any], sync_every: int) -> Solution:
+        """Step until every sample is done, reading once every ``sync_every`` steps (fixed steps: once).
+
+        Parameters
+        ----------
+        step : callable
+            :func:`per_sample_step`, or a compiled version of it.
+        sync_every : int
+            Adaptive steps between two reads of :meth:`running`.
+
+        Returns
+        -------
+        Solution
+            :meth:`solution`.
+        """
+        max_steps = self.settings.max_steps
+        block = sync_every if self.planned is None else self.planned
+        while True:
+            count = min(block, max_steps - self.steps)
+            for _ in range(count):
+                self.carry = step(self.problem, self.carry)
+            self.steps += count
+            if not self.running() or self.steps >= max_steps:
+                break
+            block = sync_every
+        return self.solution()
+
+    def solution(self) -> Solution:
+        """End the solve: statuses and statistics, read once.
+
+        Returns
+        -------
+        Solution
+            As :func:`integrate_per_sample`'s; a sample still running is
+            reported as having reached ``max_steps``.
+        """
+        xp, carry, stepper = self.xp, self.carry, self.problem.stepper
+        code = xp.where(carry.code == _RUNNING, _MAX_STEPS, carry.code)
+        # Underflows after a non-finite rejection are non-finite failures (the loop's rule).
+        code = xp.where((code == _UNDERFLOW) & ~(carry.last_ratio < math.inf), _NON_FINITE, code)
+        nfev = self.start_evaluations + (stepper.n_stages - 1) * carry.n_steps + carry.n_final_f
+        carry = carry._replace(code=code, t=carry.t if self.direction > 0 else -carry.t)
+        return _solution(xp, carry, self.times, self.shape, self.settings.max_steps, self.problem.adaptive, nfev)
 
 
 def _solution(

@@ -8,6 +8,7 @@ from typing import Any
 import ode_adjoint
 import pytest
 import torch
+from _adjoint_problems import TimeMLP
 from ode_core import Status
 
 B = 6
@@ -221,3 +222,34 @@ def test_a_block_of_steps_replays_as_one_cuda_graph() -> None:
     assert replays == -(-int(expected.stats.n_steps.max()) // block)
     assert torch.equal(captured.stats.nfev, expected.stats.nfev)
     torch.testing.assert_close(captured.ys, expected.ys, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "rk4"])
+def test_device_control_is_the_joint_solve(method: str) -> None:
+    """A joint solve with its decisions on the device: the same steps, values and gradients."""
+    field = TimeMLP(dtype=torch.float64)
+    settings = dict(SETTINGS, method=method, options={"step_size": 0.1} if method == "rk4" else None)
+    solutions, grads = [], []
+    for device_control in (False, True):
+        y0 = _y0()
+        solution = ode_adjoint.solve(field, y0, T, device_control=device_control, **settings)
+        solution.ys.square().sum().backward()
+        solutions.append(solution)
+        grads.append((y0.grad, *(p.grad.clone() for p in field.parameters())))
+        field.zero_grad()
+    host, device = solutions
+    assert device.stats == host.stats and device.status is Status.SUCCESS and device.t_final == host.t_final
+    torch.testing.assert_close(device.ys, host.ys, rtol=1e-12, atol=1e-14)
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
+
+
+def test_device_control_refusals_and_failures() -> None:
+    with pytest.raises(ValueError, match="device_control: the per-sample mode"):
+        ode_adjoint.solve(SampleField(), _y0(), T, batch_dims=1, device_control=True)
+    with pytest.raises(TypeError, match="device_control: expected True or False"):
+        ode_adjoint.solve(SampleField(), _y0(), T, device_control=1)
+    with pytest.raises(ValueError, match="t: device_control solves one problem"):
+        ode_adjoint.solve(SampleField(), _y0(), T.expand(B, -1), device_control=True)
+    with pytest.raises(ode_adjoint.SolverError, match="step_size_underflow: stopped at t=0.99"):
+        ode_adjoint.solve(lambda t, y: y**2, torch.ones(1), [0.0, 2.0], device_control=True)

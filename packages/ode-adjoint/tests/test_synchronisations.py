@@ -161,3 +161,16 @@ def test_per_sample_fixed_steps_read_a_fixed_number_of_times(device: str) -> Non
     fine, fine_count, backward = _per_sample_counted(device, method="rk4", options={"step_size": 0.01})
     assert int(fine.stats.n_steps.max()) == 300
     assert fine_count == coarse <= 4 and backward == 0
+
+
+def test_device_control_reads_once_a_block(device: str) -> None:
+    """The joint solve with its decisions on the device: one read every sync_every steps, none in between."""
+    count = _synchronisations if device == "cuda" else _host_reads
+    func = TimeMLP(dtype=DTYPE).to(device)
+    y0 = torch.tensor([[0.6, -0.4], [0.1, 0.9], [-1.2, 0.3]], dtype=DTYPE, device=device)
+    t = torch.linspace(0.0, 2.0, 5, dtype=torch.float64, device=device)
+    settings = {"rtol": 1e-9, "atol": 1e-11, "device_control": True}
+    solution, once = count(lambda: ode_adjoint.solve(func, y0, t, sync_every=512, **settings))
+    assert 20 < solution.stats.n_steps < 512
+    _, every_four = count(lambda: ode_adjoint.solve(func, y0, t, sync_every=4, **settings))
+    assert every_four - once == -(-solution.stats.n_steps // 4) - 1

@@ -414,6 +414,7 @@ def solve(
     batch_dims: int = 0,
     sync_every: int = DEFAULT_SYNC_EVERY,
     compile: bool | Callable[..., Any] = False,
+    device_control: bool = False,
 ) -> Solution:
     """Solve ``dy/dt = func(t, y)`` with a differentiable result.
 
@@ -487,6 +488,12 @@ def solve(
         callable given (e.g. ``functools.partial(torch.compile,
         mode="reduce-overhead")`` for CUDA graphs). The first solve pays the
         compilation; later solves with the same ``func`` and shapes reuse it.
+    device_control : bool
+        A joint solve with its decisions on the device: the per-sample loop
+        with the whole state as one sample, so the host waits once every
+        ``sync_every`` steps instead of once a step (on CUDA). The same
+        steps as without it; the per-sample mode's methods and engine, and
+        ``compile``.
 
     Returns
     -------
@@ -517,8 +524,12 @@ def solve(
     check_callable(func, "func")
     options = check_mapping(options, "options")
     engine = _engine(gradient, adjoint_rtol, adjoint_atol, adjoint_method, adjoint_options, options.get("checkpoints"))
-    if batch_dims != 0:
-        if isinstance(y0, torch.Tensor):
+    if not isinstance(device_control, bool):
+        raise TypeError(f"device_control: expected True or False, got {device_control!r}")
+    if device_control and batch_dims != 0:
+        raise ValueError("device_control: the per-sample mode (batch_dims) takes its decisions on the device already")
+    if batch_dims != 0 or device_control:
+        if isinstance(y0, torch.Tensor) and not device_control:
             check_batch_dims(batch_dims, y0)
 
         def settings_of(y_sample: torch.Tensor, norm: Any, dtype: Any) -> Settings:
@@ -546,6 +557,7 @@ def solve(
             on_failure=on_failure,
             sync_every=sync_every,
             compile_step=compile,
+            joint=device_control,
             refused={
                 "events": events,
                 "dense_output": dense_output,

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+import numpy as np
 import torch
 from array_api_compat import array_namespace
 from ode_core import DEFAULT_SYNC_EVERY, Stats, Status, integrate_per_sample
@@ -80,6 +81,47 @@ class _TimesIn:
         return value
 
 
+def _joint_on_device(func: Callable[..., Any], y0: torch.Tensor, t: Any, **arguments: Any) -> Solution:
+    """One problem as a batch of one sample: the joint solve's result, with the per-sample loop's decisions."""
+    shape = tuple(y0.shape)
+
+    def one_sample(t_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
+        value: torch.Tensor = func(t_batch.reshape(()), y_batch.reshape(shape))
+        return value.reshape(1, *shape)
+
+    options = dict(arguments.pop("options"))
+    user_norm = options.get("norm")
+    if user_norm is not None:
+
+        def norm(scaled: torch.Tensor) -> torch.Tensor:
+            return torch.as_tensor(user_norm(scaled.reshape(shape)), dtype=scaled.dtype, device=scaled.device)[None]
+
+        options["norm"] = norm
+    if (isinstance(t, torch.Tensor) and t.ndim != 1) or (not isinstance(t, torch.Tensor) and np.ndim(t) != 1):
+        raise ValueError(f"t: device_control solves one problem; expected 1-D times, got shape {np.shape(t)}")
+    on_failure = arguments.pop("on_failure")
+    batch = solve_per_sample(one_sample, y0[None], t, 1, options=options, on_failure="return", joint=False, **arguments)
+    if batch.status is not Status.SUCCESS and on_failure == "raise":
+        raise SolverError(batch.status, batch.message)
+    stats = batch.stats
+    return Solution(
+        ts=batch.ts,
+        ys=batch.ys[:, 0],
+        status=batch.status,
+        message=batch.message,
+        stats=Stats(
+            **{
+                name: int(getattr(stats, name)[0])
+                for name in ("nfev", "n_steps", "n_accepted", "n_rejected", "n_forced")
+            }
+        ),
+        dense=None,
+        t_final=float(batch.t_final[0]),
+        y_final=batch.y_final[0],
+        step_proposal=math.nan,
+    )
+
+
 def _compiler(compile_step: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]] | None:
     """``compile``: False, True (``torch.compile(fullgraph=True)``) or a callable applied to the step function."""
     if compile_step is False or compile_step is None:
@@ -103,6 +145,7 @@ def solve_per_sample(
     on_failure: str,
     sync_every: Any = DEFAULT_SYNC_EVERY,
     compile_step: Any = False,
+    joint: bool = False,
     refused: Mapping[str, Any],
 ) -> Solution:
     """:func:`ode_adjoint.solve` in the per-sample mode.
@@ -125,6 +168,9 @@ def solve_per_sample(
     on_failure : {"raise", "return"}
     sync_every : int
     compile_step : bool or callable
+    joint : bool
+        ``device_control``: ``y0`` is one problem, solved as a batch of one
+        (``batch_dims`` ignored), its result that of a joint solve.
     refused : mapping
         Arguments the mode cannot take, by name, refused when given.
 
@@ -144,6 +190,19 @@ def solve_per_sample(
         )
     if isinstance(t, torch.Tensor) and t.requires_grad:
         raise ValueError("t: gradients with respect to the output times are not available in the per-sample mode")
+    if joint:
+        return _joint_on_device(
+            func,
+            y0,
+            t,
+            engine=engine,
+            settings_of=settings_of,
+            options=options,
+            on_failure=on_failure,
+            sync_every=sync_every,
+            compile_step=compile_step,
+            refused=refused,
+        )
     sync_every = check_count(sync_every, "sync_every")
     compiler = _compiler(compile_step)
     _, y0 = check_state(y0)

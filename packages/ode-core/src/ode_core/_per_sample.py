@@ -543,7 +543,7 @@ class PerSampleRun:
         lands_on_outputs = (
             gridded or (adaptive and tableau.steps_onto_outputs) or bool(cast(ButcherTableau, tableau).c_extra)
         )
-        times_x = xp.asarray(np.ascontiguousarray(times, dtype=np.float64), dtype=xp.float64, device=device)
+        times_x = xp.asarray(np.array(times, dtype=np.float64), dtype=xp.float64, device=device)
         if f0 is None:
             f0 = f(times_x[:, 0], y0)
         fun = f
@@ -702,6 +702,8 @@ def _solution(
     failed = [i for i, s in enumerate(statuses) if s is not Status.SUCCESS]
     if not failed:
         status, message = Status.SUCCESS, f"every one of the {len(codes)} samples reached its last output time"
+        if len(codes) == 1:  # one problem on the device (ode-adjoint's device_control): the joint loop's words
+            message = "the solver reached the last output time"
     else:
         first = failed[0]
         status = statuses[first]
@@ -716,6 +718,8 @@ def _solution(
             Status.MAX_STEPS_REACHED: f"max_steps={max_steps} steps attempted",
         }[status]
         message = f"{len(failed)} of {len(codes)} samples failed; the first, sample {first}, at t={t_first!r}: {reason}"
+        if len(codes) == 1:
+            message = f"stopped at t={t_first!r}: {reason}"
     batch = len(codes)
     ys = xp.permute_dims(carry.ys, (1, 0, 2))
     return Solution(

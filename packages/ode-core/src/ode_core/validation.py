@@ -668,7 +668,7 @@ def check_sample_times(t: Any, batch_shape: tuple[int, ...], name: str = "t") ->
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: contains inf or nan")
     if array.shape[1] == 1:
-        return np.ascontiguousarray(array), 1.0
+        return np.array(array), 1.0
     steps = np.diff(array, axis=1)
     direction = 1.0 if steps[0, 0] > 0 else -1.0
     bad = np.argwhere(~(direction * steps > 0))
@@ -678,7 +678,7 @@ def check_sample_times(t: Any, batch_shape: tuple[int, ...], name: str = "t") ->
             f"{name}: expected every sample's times strictly {'increasing' if direction > 0 else 'decreasing'} "
             f"(as sample 0's); sample {sample} has t[{i}]={array[sample, i]!r}, t[{i + 1}]={array[sample, i + 1]!r}"
         )
-    return np.ascontiguousarray(array), direction
+    return np.array(array), direction  # a copy: writable, whatever view came in
 
 
 def check_per_sample(settings: Settings, names: Mapping[str, str] | None = None, **refused: Any) -> None:

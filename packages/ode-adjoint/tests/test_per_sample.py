@@ -251,5 +251,5 @@ def test_device_control_refusals_and_failures() -> None:
         ode_adjoint.solve(SampleField(), _y0(), T, device_control=1)
     with pytest.raises(ValueError, match="t: device_control solves one problem"):
         ode_adjoint.solve(SampleField(), _y0(), T.expand(B, -1), device_control=True)
-    with pytest.raises(ode_adjoint.SolverError, match="step_size_underflow: stopped at t=0.99"):
+    with pytest.raises(ode_adjoint.SolverError, match=r"step_size_underflow: stopped at t=0\.99"):
         ode_adjoint.solve(lambda t, y: y**2, torch.ones(1), [0.0, 2.0], device_control=True)

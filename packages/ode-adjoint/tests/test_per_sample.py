@@ -61,14 +61,17 @@ def test_func_sees_one_time_per_sample_in_the_state_dtype() -> None:
     torch.testing.assert_close(solution.ys[-1], torch.full_like(y0, 0.36787944117), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint"])
 @pytest.mark.parametrize("method", ["dopri5", "tsit5", "bosh3", "rk4"])
-def test_backprop_gradients_as_if_each_sample_were_alone(method: str) -> None:
+def test_gradients_as_if_each_sample_were_alone(method: str, gradient: str) -> None:
     field = SampleField()
     settings = dict(SETTINGS, method=method, options={"step_size": 0.05} if method == "rk4" else None)
     y0 = _y0()
-    solution = ode_adjoint.solve(field, y0, T, batch_dims=1, **settings)
+    solution = ode_adjoint.solve(field, y0, T, batch_dims=1, gradient=gradient, **settings)
     assert solution.status is Status.SUCCESS
-    (solution.ys.square().sum() + solution.ys[-1, :, 0].sum()).backward()
+    (solution.ys.square().sum() + solution.ys[-1, :, 0].sum() + solution.y_final[:, 1].sum()).backward()
+    if gradient == "checkpoint":
+        assert torch.equal(solution.backward_stats.n_steps, solution.stats.n_steps)
     batch_grads = [y0.grad.clone(), *(p.grad.clone() for p in field.parameters())]
     y0.grad = None
     field.zero_grad()
@@ -76,7 +79,7 @@ def test_backprop_gradients_as_if_each_sample_were_alone(method: str) -> None:
     for b in range(B):
         alone = ode_adjoint.solve(field.one(b), y0[b : b + 1], T, **settings)
         assert alone.stats.nfev == int(solution.stats.nfev[b])
-        total = total + alone.ys.square().sum() + alone.ys[-1, 0, 0]
+        total = total + alone.ys.square().sum() + alone.ys[-1, 0, 0] + alone.y_final[0, 1]
     total.backward()
     alone_grads = [y0.grad, *(p.grad for p in field.parameters())]
     for batch_grad, alone_grad in zip(batch_grads, alone_grads, strict=True):
@@ -109,7 +112,8 @@ def test_failures_raise_or_return_per_sample() -> None:
 @pytest.mark.parametrize(
     ("arguments", "error", "match"),
     [
-        ({"gradient": "adjoint"}, ValueError, "gradient: the per-sample mode .* backprop so far, got Adjoint"),
+        ({"gradient": "adjoint"}, ValueError, "gradient: the per-sample mode .* backprop or checkpoint so far"),
+        ({"gradient": ode_adjoint.Checkpoint(budget=3)}, ValueError, "keeps every step's state; got a budget of 3"),
         ({"method": "implicit_euler"}, ValueError, "method: 'backward_euler' is implicit"),
         ({"events": [lambda t, y: y[0, 0]]}, ValueError, "events: not available in the per-sample mode"),
         ({"dense_output": True}, ValueError, "dense_output: not available"),
@@ -253,3 +257,18 @@ def test_device_control_refusals_and_failures() -> None:
         ode_adjoint.solve(SampleField(), _y0(), T.expand(B, -1), device_control=True)
     with pytest.raises(ode_adjoint.SolverError, match=r"step_size_underflow: stopped at t=0\.99"):
         ode_adjoint.solve(lambda t, y: y**2, torch.ones(1), [0.0, 2.0], device_control=True)
+
+
+def test_checkpoint_replays_what_backprop_differentiates() -> None:
+    """Backwards in time, each sample its own output times: the replayed gradient is backprop's."""
+    field = SampleField()
+    times = torch.stack([torch.linspace(1.0 + 0.2 * b, -0.5, 4 + 0 * b, dtype=torch.float64) for b in range(B)])
+    grads = []
+    for gradient in ("backprop", "checkpoint"):
+        y0 = _y0()
+        solution = ode_adjoint.solve(field, y0, times, batch_dims=1, gradient=gradient, **SETTINGS)
+        (solution.ys[1:].square().sum() + solution.y_final.sum()).backward()
+        grads.append([y0.grad, *(p.grad.clone() for p in field.parameters())])
+        field.zero_grad()
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-11, atol=1e-13)

@@ -476,7 +476,7 @@ def solve(
         ``func(t, y)`` gets ``t`` of shape ``y0.shape[:batch_dims]`` in
         y0's dtype, one time per sample, and must keep the samples apart.
         ``t`` may be (m,) or (*batch, m), one row of output times per sample.
-        Explicit methods; backprop for gradients; ``options['norm']`` maps
+        Explicit methods; backprop or checkpoint for gradients; ``options['norm']`` maps
         scaled errors of y0's shape to one value per sample.
     sync_every : int
         Per-sample mode: adaptive steps between the host's reads of whether

@@ -9,6 +9,7 @@ mask, so autograd records the accepted values only).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Mapping
@@ -17,10 +18,10 @@ from typing import Any, cast
 import numpy as np
 import torch
 from array_api_compat import array_namespace
-from ode_core import DEFAULT_SYNC_EVERY, Stats, Status, integrate_per_sample
+from ode_core import DEFAULT_SYNC_EVERY, PerSampleRun, Stats, Status, integrate_per_sample, per_sample_step
 from ode_core.validation import check_count, check_per_sample, check_sample_times, check_state, working_dtype
 
-from ._engines import Backprop, GradientEngine
+from ._engines import Backprop, BackwardCounter, Checkpoint, GradientEngine, tensors_used_by
 from ._namespace import TORCH
 from ._solution import Solution, SolverError
 
@@ -183,10 +184,14 @@ def solve_per_sample(
             f"y0: the per-sample mode (batch_dims) takes one tensor whose first dimensions are the batch, got "
             f"{type(y0).__name__}"
         )
-    if not isinstance(engine, Backprop):
+    if not isinstance(engine, (Backprop, Checkpoint)):
         raise ValueError(
-            f"gradient: the per-sample mode (batch_dims) differentiates by backprop so far, got "
-            f"{type(engine).__name__}; use gradient='backprop'"
+            f"gradient: the per-sample mode (batch_dims) differentiates by backprop or checkpoint so far, got "
+            f"{type(engine).__name__}; use gradient='backprop' or 'checkpoint'"
+        )
+    if isinstance(engine, Checkpoint) and engine.budget is not None:
+        raise ValueError(
+            f"gradient: the per-sample mode's checkpointing keeps every step's state; got a budget of {engine.budget}"
         )
     if isinstance(t, torch.Tensor) and t.requires_grad:
         raise ValueError("t: gradients with respect to the output times are not available in the per-sample mode")
@@ -230,9 +235,13 @@ def solve_per_sample(
         # Already (B, n) states: only the times change dtype (a wrapper a call
         # costs a tenth of a small field's evaluation).
         fun = func if state_dtype == torch.float64 else _TimesIn(func, state_dtype)
-    solution = integrate_per_sample(
-        fun, y, times, settings, shape=state_shape, sync_every=sync_every, compile_step=compiler, namespace=TORCH
-    )
+    counter = BackwardCounter()
+    if isinstance(engine, Checkpoint):
+        solution = _replayed(fun, y, times, settings, state_shape, sync_every, compiler, counter)
+    else:
+        solution = integrate_per_sample(
+            fun, y, times, settings, shape=state_shape, sync_every=sync_every, compile_step=compiler, namespace=TORCH
+        )
     if solution.status is not Status.SUCCESS and on_failure == "raise":
         raise SolverError(solution.status, solution.message)
     stats = solution.stats
@@ -256,4 +265,106 @@ def solve_per_sample(
         y_final=solution.y_final.reshape(y0.shape).to(state_dtype),
         step_proposal=math.nan,
         sample_status=solution.sample_status,
+        backward_counter=counter,
     )
+
+
+def _replayed(
+    fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    times: Any,
+    settings: Any,
+    shape: tuple[int, ...],
+    sync_every: int,
+    compiler: Callable[[Callable[..., Any]], Callable[..., Any]] | None,
+    counter: BackwardCounter,
+) -> Any:
+    """The checkpointing engine on the per-sample loop: solve without a graph, keeping every step's state;
+    ``backward()`` replays the steps one at a time with autograd, in reverse.
+
+    A replayed step is the forward step by construction (the same function on
+    the same arrays, so the same masks); its outputs' gradients need only the
+    step's state, not the outputs written before it, so the kept states are
+    (B, n) arrays per step, not the (B, m, n) outputs.
+    """
+    with torch.no_grad():
+        run = PerSampleRun(fun, y.detach(), times, settings, shape=shape, namespace=TORCH)
+    step = per_sample_step if compiler is None else compiler(per_sample_step)
+    kept: list[Any] = []
+
+    def keeping(problem: Any, carry: Any) -> Any:
+        kept.append(carry._replace(ys=None))
+        return step(problem, carry)
+
+    parameters = tensors_used_by(lambda t, state: fun(t, state), run.problem.times[:, 0], y)
+    with torch.no_grad():
+        solution = run.run(keeping, sync_every)
+    ys, y_final = _Replay.apply(run, kept, step, solution, counter, y, *parameters)
+    return dataclasses.replace(solution, ys=ys, y_final=y_final)
+
+
+class _Replay(torch.autograd.Function):
+    """Outputs ``(ys, y_final)`` of a per-sample solve already taken, differentiated by replaying its steps."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        run: Any,
+        kept: list[Any],
+        step: Callable[[Any, Any], Any],
+        solution: Any,
+        counter: BackwardCounter,
+        y0: torch.Tensor,
+        *parameters: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.run, ctx.kept, ctx.counter, ctx.step = run, kept, counter, step
+        ctx.stats = solution.stats
+        ctx.save_for_backward(y0, *parameters)
+        return solution.ys.clone(), solution.y_final.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad_ys: torch.Tensor, grad_final: torch.Tensor) -> tuple[Any, ...]:
+        y0, *parameters = ctx.saved_tensors
+        run, kept = ctx.run, ctx.kept
+        problem = run.problem
+        batch, m = problem.times.shape
+        n = y0.shape[1]
+        # The carry's layout: outputs (B, m, n), the final state (B, n).
+        grad_outputs = grad_ys.reshape(m, batch, n).permute(1, 0, 2)
+        grad_y = grad_final.reshape(batch, n)
+        grad_f = torch.zeros_like(grad_y)
+        grad_parameters = [torch.zeros_like(p) for p in parameters]
+        with torch.enable_grad():
+            for carry in reversed(kept):
+                y = carry.y.detach().requires_grad_()
+                f = carry.f.detach().requires_grad_()
+                # The outputs before the step pass through it unchanged where it writes none:
+                # their values do not matter, only the mask does.
+                before = torch.zeros(batch, m, n, dtype=y.dtype, device=y.device, requires_grad=True)
+                after = ctx.step(problem, carry._replace(y=y, f=f, ys=before))
+                grads = torch.autograd.grad(
+                    (after.y, after.f, after.ys),
+                    (y, f, before, *parameters),
+                    (grad_y, grad_f, grad_outputs),
+                    allow_unused=True,
+                )
+                grad_y = grads[0] if grads[0] is not None else torch.zeros_like(y)
+                grad_f = grads[1] if grads[1] is not None else torch.zeros_like(f)
+                grad_outputs = grads[2] if grads[2] is not None else torch.zeros_like(before)
+                for i, g in enumerate(grads[3:]):
+                    if g is not None:
+                        grad_parameters[i] = grad_parameters[i] + g
+            # The first state: y0 itself (and the first output), f(t0, y0) from it.
+            start = y0.detach().requires_grad_()
+            f0 = problem.fun(problem.times[:, 0], start)
+            grads = torch.autograd.grad((f0,), (start, *parameters), (grad_f,), allow_unused=True)
+        grad_y0 = grad_y + grad_outputs[:, 0] + (grads[0] if grads[0] is not None else 0)
+        for i, g in enumerate(grads[1:]):
+            if g is not None:
+                grad_parameters[i] = grad_parameters[i] + g
+        stats = ctx.stats
+        # Every kept step replayed: its stages again, and f(t0, y0) once.
+        evaluations = stats.nfev - int(run.start_evaluations) + 1
+        ctx.counter.add(Stats(evaluations, stats.n_steps, stats.n_accepted, stats.n_rejected))
+        ctx.counter.runs += 1
+        return (None, None, None, None, None, grad_y0, *grad_parameters)

@@ -296,7 +296,8 @@ def _replayed(
         kept.append(carry._replace(ys=None))
         return step(problem, carry)
 
-    parameters = tensors_used_by(lambda t, state: fun(t, state), run.problem.times[:, 0], y)
+    # The tensors func uses, from its graph at the first state (tensors_used_by's times are its loop's floats).
+    parameters = tensors_used_by(cast(Any, fun), cast(Any, run.problem.times[:, 0]), y)
     with torch.no_grad():
         solution = run.run(keeping, sync_every)
     ys, y_final = _Replay.apply(run, kept, step, solution, counter, y, *parameters)

@@ -272,3 +272,39 @@ def test_checkpoint_replays_what_backprop_differentiates() -> None:
         field.zero_grad()
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-11, atol=1e-13)
+
+
+class StateRateField(torch.nn.Module):
+    """SampleField with each sample's rate in its state (``y = (x1, x2, rate)``, ``rate' = 0``): no per-sample data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = SampleField()
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        inner = self.inner
+        state, rate = y[:, :2], y[:, 2:]
+        slope = rate * inner.output(torch.tanh(inner.hidden(torch.cat((state, t[:, None]), dim=1))))
+        return torch.cat((slope, torch.zeros_like(rate)), dim=1)
+
+
+def test_compact_backprop_is_the_whole_batch_s() -> None:
+    field = StateRateField()
+    results = []
+    for compact in (False, True):
+        y0 = torch.cat((_y0(), field.inner.rates[:, None]), dim=1).detach().requires_grad_()
+        solution = ode_adjoint.solve(field, y0, T, batch_dims=1, compact=compact, sync_every=2, **SETTINGS)
+        solution.ys.square().sum().backward()
+        results.append((solution, y0.grad, field.inner.hidden.weight.grad.clone()))
+        field.zero_grad()
+    (whole, grad, weight), (compacted, grad_c, weight_c) = results
+    assert torch.equal(compacted.stats.nfev, whole.stats.nfev)
+    torch.testing.assert_close(compacted.ys, whole.ys, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(grad_c, grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(weight_c, weight, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"compact: .* got gradient='checkpoint'"):
+        ode_adjoint.solve(
+            field, torch.ones(B, 3, dtype=torch.float64), T, batch_dims=1, compact=True, gradient="checkpoint"
+        )
+    with pytest.raises(ValueError, match="compact: takes finished samples out of a per-sample solve's batch"):
+        ode_adjoint.solve(field, torch.ones(B, 3, dtype=torch.float64), T, compact=True)

@@ -415,6 +415,7 @@ def solve(
     sync_every: int = DEFAULT_SYNC_EVERY,
     compile: bool | Callable[..., Any] = False,
     device_control: bool = False,
+    compact: bool = False,
 ) -> Solution:
     """Solve ``dy/dt = func(t, y)`` with a differentiable result.
 
@@ -488,6 +489,12 @@ def solve(
         callable given (e.g. ``functools.partial(torch.compile,
         mode="reduce-overhead")`` for CUDA graphs). The first solve pays the
         compilation; later solves with the same ``func`` and shapes reuse it.
+    compact : bool
+        Per-sample mode, one batch dimension, backprop: finished samples
+        leave the batch at the reads between blocks, so ``func`` is evaluated
+        on the running samples only; ``func`` must then work on any subset of
+        the rows, in order (no per-sample data of its own: carry per-sample
+        parameters in the state, with zero derivative).
     device_control : bool
         A joint solve with its decisions on the device: the per-sample loop
         with the whole state as one sample, so the host waits once every
@@ -557,6 +564,7 @@ def solve(
             on_failure=on_failure,
             sync_every=sync_every,
             compile_step=compile,
+            compact=compact,
             joint=device_control,
             refused={
                 "events": events,
@@ -567,6 +575,8 @@ def solve(
         )
     if compile is not False:
         raise ValueError("compile: compiles the per-sample mode's step; give batch_dims too")
+    if compact is not False:
+        raise ValueError("compact: takes finished samples out of a per-sample solve's batch; give batch_dims too")
     state = FlatState(y0)
     times, _ = check_times(t)
     if isinstance(t, torch.Tensor) and t.requires_grad and t.device != state.device:

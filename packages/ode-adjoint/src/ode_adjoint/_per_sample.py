@@ -62,10 +62,14 @@ class PerSampleFunc:
         self.working = working
 
     def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # With one batch dimension the rows may be fewer than the batch's (compaction).
+        one = len(self.batch_shape) == 1
+        rows = (y.shape[0],) if one else self.batch_shape
         value: torch.Tensor = self.func(
-            t.to(self.state_dtype).reshape(self.batch_shape), y.to(self.state_dtype).reshape(self.shape)
+            t.to(self.state_dtype).reshape(rows),
+            y.to(self.state_dtype).reshape(*rows, *self.shape[len(self.batch_shape) :]),
         )
-        return value.reshape(self.batch, self.n).to(self.working)
+        return value.reshape(-1, self.n).to(self.working)
 
 
 class _TimesIn:
@@ -146,6 +150,7 @@ def solve_per_sample(
     on_failure: str,
     sync_every: Any = DEFAULT_SYNC_EVERY,
     compile_step: Any = False,
+    compact: bool = False,
     joint: bool = False,
     refused: Mapping[str, Any],
 ) -> Solution:
@@ -169,6 +174,8 @@ def solve_per_sample(
     on_failure : {"raise", "return"}
     sync_every : int
     compile_step : bool or callable
+    compact : bool
+        Finished samples leave the batch (one batch dimension; backprop).
     joint : bool
         ``device_control``: ``y0`` is one problem, solved as a batch of one
         (``batch_dims`` ignored), its result that of a joint solve.
@@ -209,6 +216,11 @@ def solve_per_sample(
             refused=refused,
         )
     sync_every = check_count(sync_every, "sync_every")
+    if not isinstance(compact, bool):
+        raise TypeError(f"compact: expected True or False, got {compact!r}")
+    if compact and (batch_dims != 1 or isinstance(engine, Checkpoint)):
+        why = f"batch_dims={batch_dims}" if batch_dims != 1 else "gradient='checkpoint', which replays every row"
+        raise ValueError(f"compact: takes rows out of one batch dimension, differentiated by backprop; got {why}")
     compiler = _compiler(compile_step)
     _, y0 = check_state(y0)
     batch_shape = tuple(y0.shape[:batch_dims])
@@ -240,7 +252,15 @@ def solve_per_sample(
         solution = _replayed(fun, y, times, settings, state_shape, sync_every, compiler, counter)
     else:
         solution = integrate_per_sample(
-            fun, y, times, settings, shape=state_shape, sync_every=sync_every, compile_step=compiler, namespace=TORCH
+            fun,
+            y,
+            times,
+            settings,
+            shape=state_shape,
+            sync_every=sync_every,
+            compile_step=compiler,
+            namespace=TORCH,
+            compact=compact,
         )
     if solution.status is not Status.SUCCESS and on_failure == "raise":
         raise SolverError(solution.status, solution.message)

@@ -441,6 +441,7 @@ def integrate_per_sample(
     sync_every: int = DEFAULT_SYNC_EVERY,
     compile_step: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
     namespace: Any = None,
+    compact: bool = False,
 ) -> Solution:
     """Integrate ``B`` independent systems ``dy_b/dt = f(t, y)_b``, each with its own steps.
 
@@ -475,6 +476,12 @@ def integrate_per_sample(
         What the loop computes with; default array_api_compat's for ``y0``.
         A library may pass one of its own with the same meaning and less
         overhead per call (ode-adjoint does for torch tensors).
+    compact : bool
+        At the reads between blocks, take finished samples out of the batch
+        once a quarter of its rows are done, so that ``f`` is evaluated on
+        the running samples only. ``f`` must then work on any subset of the
+        rows, in order (no per-sample data of its own: carry per-sample
+        parameters in the state, with zero derivative).
 
     Returns
     -------
@@ -486,7 +493,7 @@ def integrate_per_sample(
         sample succeeded, else the first failed sample's, its message
         naming how many failed.
     """
-    run = PerSampleRun(f, y0, times, settings, shape=shape, f0=f0, namespace=namespace)
+    run = PerSampleRun(f, y0, times, settings, shape=shape, f0=f0, namespace=namespace, compact=compact)
     step = per_sample_step if compile_step is None else compile_step(per_sample_step)
     return run.run(step, sync_every)
 
@@ -502,7 +509,7 @@ class PerSampleRun:
 
     Parameters
     ----------
-    f, y0, times, settings, shape, f0, namespace
+    f, y0, times, settings, shape, f0, namespace, compact
         As :func:`integrate_per_sample`.
 
     Attributes
@@ -527,6 +534,7 @@ class PerSampleRun:
         shape: tuple[int, ...] | None = None,
         f0: Any = None,
         namespace: Any = None,
+        compact: bool = False,
     ) -> None:
         xp = _namespace(y0) if namespace is None else namespace
         batch, n = y0.shape
@@ -633,6 +641,10 @@ class PerSampleRun:
         self.direction, self.start_evaluations = direction, start_evaluations
         self.problem, self.carry = problem, carry
         self.steps = 0
+        # Compaction: the original rows of the carry's rows, and the finished rows set aside.
+        self.compact = compact
+        self.rows = np.arange(batch)
+        self.parked: list[tuple[np.ndarray, _Carry]] = []
         # Fixed steps: the count is known, so the solve reads nothing until the end.
         self.planned = (
             None if adaptive else min(_planned_fixed_steps(times, settings, lands_on_outputs), settings.max_steps)
@@ -670,10 +682,36 @@ class PerSampleRun:
             for _ in range(count):
                 self.carry = step(self.problem, self.carry)
             self.steps += count
-            if not self.running() or self.steps >= max_steps:
+            if self.compact:
+                # The same one read, of every sample's flag: the finished ones leave the batch.
+                still = _to_host(self.carry.code == _RUNNING).astype(bool)
+                if not still.any() or self.steps >= max_steps:
+                    break
+                if still.sum() <= _COMPACTION * still.size:
+                    self.set_aside(~still)
+            elif not self.running() or self.steps >= max_steps:
                 break
             block = sync_every
         return self.solution()
+
+    def set_aside(self, finished: np.ndarray) -> None:
+        """Take the rows ``finished`` (a host mask over the carry's rows) out of the batch: later steps
+        evaluate ``f`` on the others only; :meth:`solution` puts every sample back in its place.
+
+        Parameters
+        ----------
+        finished : ndarray of bool, shape (rows,)
+        """
+        xp, device = self.xp, device_of(self.carry.y)
+        keep = xp.asarray(np.flatnonzero(~finished), device=device)
+        done = xp.asarray(np.flatnonzero(finished), device=device)
+        self.parked.append((self.rows[finished], _rows(xp, self.carry, done, _RESULT_FIELDS)))
+        self.carry = _rows(xp, self.carry, keep)
+        self.rows = self.rows[~finished]
+        problem = self.problem
+        self.problem = problem._replace(
+            **{name: xp.take(getattr(problem, name), keep, axis=0) for name in _PER_SAMPLE_CONSTANTS}
+        )
 
     def solution(self) -> Solution:
         """End the solve: statuses and statistics, read once.
@@ -685,12 +723,40 @@ class PerSampleRun:
             reported as having reached ``max_steps``.
         """
         xp, carry, stepper = self.xp, self.carry, self.problem.stepper
+        if self.parked:
+            pieces = [*self.parked, (self.rows, carry)]
+            order = np.argsort(np.concatenate([rows for rows, _ in pieces]))
+            back = xp.asarray(order, device=device_of(carry.y))
+            carry = carry._replace(
+                **{
+                    name: xp.take(xp.concat([getattr(part, name) for _, part in pieces], axis=0), back, axis=0)
+                    for name in _RESULT_FIELDS
+                }
+            )
         code = xp.where(carry.code == _RUNNING, _MAX_STEPS, carry.code)
         # Underflows after a non-finite rejection are non-finite failures (the loop's rule).
         code = xp.where((code == _UNDERFLOW) & ~(carry.last_ratio < math.inf), _NON_FINITE, code)
         nfev = self.start_evaluations + (stepper.n_stages - 1) * carry.n_steps + carry.n_final_f
         carry = carry._replace(code=code, t=carry.t if self.direction > 0 else -carry.t)
         return _solution(xp, carry, self.times, self.shape, self.settings.max_steps, self.problem.adaptive, nfev)
+
+
+# Compaction: once at most this fraction of the rows still runs, the finished rows leave the batch.
+_COMPACTION = 0.75
+# What a finished row keeps for the solution, and the problem's arrays with a row per sample.
+_RESULT_FIELDS = ("t", "y", "ys", "code", "n_steps", "n_accepted", "n_final_f", "n_forced", "last_ratio")
+_PER_SAMPLE_CONSTANTS = ("times", "t_end", "infinity", "step_sizes")
+
+
+def _rows(xp: Any, carry: _Carry, index: Any, fields: tuple[str, ...] | None = None) -> _Carry:
+    """The carry's rows ``index`` (every field, or those of ``fields``; the others kept as they are)."""
+    names = fields or tuple(name for name in _Carry._fields if name != "control")
+    taken = carry._replace(**{name: xp.take(getattr(carry, name), index, axis=0) for name in names})
+    control = carry.control
+    if fields is None and control is not None:
+        exponents, *arrays = control
+        taken = taken._replace(control=ControllerState(exponents, *(xp.take(a, index, axis=0) for a in arrays)))
+    return taken
 
 
 def _solution(

@@ -59,6 +59,7 @@ def solve(
     batch_dims: int = 0,
     sync_every: int = DEFAULT_SYNC_EVERY,
     compile_step: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+    compact: bool = False,
 ) -> Solution:
     """Solve ``dy/dt = f(t, y)`` from ``y(t[0]) = y0`` and report ``y`` at ``t``.
 
@@ -173,6 +174,12 @@ def solve(
     compile_step : callable, optional
         Per-sample mode: applied once to the step function, e.g.
         ``functools.partial(torch.compile, fullgraph=True)``.
+    compact : bool
+        Per-sample mode, one batch dimension: finished samples leave the
+        batch (at the reads between blocks), so ``f`` is evaluated on the
+        running ones only; ``f`` must then work on any subset of the rows
+        (no per-sample data of its own). See
+        :func:`ode_core.integrate_per_sample`.
 
     Returns
     -------
@@ -208,6 +215,7 @@ def solve(
             t,
             batch_dims,
             sync_every=check_count(sync_every, "sync_every"),
+            compact=compact,
             compile_step=None if compile_step is None else check_callable(compile_step, "compile_step"),
             norm=norm,
             events=events,
@@ -296,6 +304,7 @@ def _solve_per_sample(
     *,
     sync_every: int,
     compile_step: Callable[[Callable[..., Any]], Callable[..., Any]] | None,
+    compact: bool,
     norm: Callable[[Any], Any] | None,
     events: Any,
     on_step: Any,
@@ -303,6 +312,10 @@ def _solve_per_sample(
     settings_arguments: dict[str, Any],
 ) -> Solution:
     """:func:`solve` in the per-sample mode (``batch_dims > 0``)."""
+    if not isinstance(compact, bool):
+        raise TypeError(f"compact: expected True or False, got {compact!r}")
+    if compact and batch_dims != 1:
+        raise ValueError(f"compact: takes rows out of one batch dimension; got batch_dims={batch_dims}")
     batch_shape = tuple(y0.shape[:batch_dims])
     state_shape = tuple(y0.shape[batch_dims:])
     batch, n = math.prod(batch_shape), math.prod(state_shape)
@@ -350,7 +363,7 @@ def _solve_per_sample(
         if batch_dims == 1 and len(state_shape) == 1 and dtype == state_dtype:
             fun = f  # already on (B, n) states and (B,) times: no wrapper per call
         solution = integrate_per_sample(
-            fun, y, times, settings, f0=f0, sync_every=sync_every, compile_step=compile_step
+            fun, y, times, settings, f0=f0, sync_every=sync_every, compile_step=compile_step, compact=compact
         )
     stats = solution.stats
     return dataclasses.replace(
@@ -402,17 +415,19 @@ class PerSampleFunction:
         self.working = working
 
     def sample_times(self, t: Any) -> Any:
-        """Times (B,) as ``f`` takes them: (*batch,)."""
-        return self.xp.reshape(t, self.batch_shape)
+        """Times (B,) as ``f`` takes them: (*batch,); one batch dimension keeps any number of rows."""
+        return t if len(self.batch_shape) == 1 else self.xp.reshape(t, self.batch_shape)
 
     def flatten(self, value: Any) -> Any:
         """A value of ``f`` as (B, n) in the working dtype."""
-        flat = self.xp.reshape(value, (self.batch, self.n))
+        flat = self.xp.reshape(value, (-1, self.n))
         return flat if self.state_dtype == self.working else self.xp.astype(flat, self.working)
 
     def __call__(self, t: Any, y: Any) -> Any:
         xp = self.xp
-        state = xp.reshape(y, self.shape)
+        # With one batch dimension the rows may be fewer than the batch's (compaction).
+        rows = (y.shape[0],) if len(self.batch_shape) == 1 else self.batch_shape
+        state = xp.reshape(y, (*rows, *self.shape[len(self.batch_shape) :]))
         if self.state_dtype != self.working:
             state = xp.astype(state, self.state_dtype)
         return self.flatten(self.f(self.sample_times(t), state))

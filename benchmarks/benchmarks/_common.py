@@ -206,7 +206,8 @@ def host_reads(call: Callable[[], Any]) -> tuple[Any, int]:
     Every read of a value (``float``/``bool`` of a tensor, ``.item()``) goes
     through one of two operators, counted here on any device: on a GPU each
     is a synchronisation, so on the CPU this counts what a GPU would wait for
-    (the rule of ``packages/ode-adjoint/tests/test_synchronisations.py``).
+    (the rule of ``packages/ode-adjoint/tests/test_synchronisations.py``),
+    and so are the per-sample loop's bulk copies to the host.
     """
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -221,9 +222,26 @@ def host_reads(call: Callable[[], Any]) -> tuple[Any, int]:
                 self.count += 1
             return func(*args, **(kwargs or {}))
 
-    with Reads() as mode:
-        result = call()
-    return result, mode.count
+    # A bulk copy to the host (the per-sample loop's statuses and, with compact,
+    # its running flags) is no dispatched read on the CPU, where .cpu() is a
+    # no-op; it is one wait on a GPU, so it is counted where the loop makes it.
+    import ode_core._per_sample as per_sample
+
+    bulk = per_sample._to_host
+    copies = 0
+
+    def counted(array: Any) -> Any:
+        nonlocal copies
+        copies += 1
+        return bulk(array)
+
+    per_sample._to_host = counted
+    try:
+        with Reads() as mode:
+            result = call()
+    finally:
+        per_sample._to_host = bulk
+    return result, mode.count + copies
 
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, first_numeric: int) -> str:

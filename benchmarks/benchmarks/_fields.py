@@ -36,32 +36,34 @@ class VanDerPolBatch(nn.Module):
 
 
 class RateMLPBatch(nn.Module):
-    """A neural field with one rate per sample: ``f(t, y)_b = rate_b * (W2 tanh(W1 y_b + b1) + b2)``.
+    """A neural field with one rate per sample, carried in the state: ``y = (x, rate)`` with
+    ``x' = rate * (W2 tanh(W1 x + b1) - 0.1 x)`` and ``rate' = 0``.
 
-    Row-wise like any MLP, so the samples are independent ODEs, each as
-    stiff as its rate makes it; fixed random weights (seed 0).
+    Row-wise, with no per-sample data of its own (the rate is part of each
+    sample's state), so the samples are independent ODEs, each as stiff as
+    its rate makes it, and any subset of rows can be evaluated (the
+    per-sample mode's ``compact``); fixed random weights (seed 0).
     """
 
-    def __init__(self, rates: torch.Tensor, hidden: int = 64, count: bool = True) -> None:
+    def __init__(self, hidden: int = 64, count: bool = True, dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(0)
-        self.w1 = nn.Parameter(torch.randn(2, hidden, generator=generator, dtype=rates.dtype))
-        self.b1 = nn.Parameter(torch.randn(hidden, generator=generator, dtype=rates.dtype))
-        self.w2 = nn.Parameter(torch.randn(hidden, 2, generator=generator, dtype=rates.dtype) / hidden**0.5)
-        self.register_buffer("rates", rates)
+        self.w1 = nn.Parameter(torch.randn(2, hidden, generator=generator, dtype=dtype))
+        self.b1 = nn.Parameter(torch.randn(hidden, generator=generator, dtype=dtype))
+        self.w2 = nn.Parameter(torch.randn(hidden, 2, generator=generator, dtype=dtype) / hidden**0.5)
         self.count = count
         self.calls = 0
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.count:
             self.calls += 1
-        return self.rates[:, None] * (torch.tanh(y @ self.w1 + self.b1) @ self.w2 - 0.1 * y)
+        x, rate = y[..., :2], y[..., 2:]
+        return torch.cat((rate * (torch.tanh(x @ self.w1 + self.b1) @ self.w2 - 0.1 * x), torch.zeros_like(rate)), -1)
 
     def sample(self, i: int) -> RateMLPBatch:
-        """Sample ``i`` alone, as a batch of one sharing the weights (counting its calls)."""
-        single = RateMLPBatch(self.rates[i : i + 1].clone(), self.w1.shape[1]).to(self.rates.device)
-        state = {name: value for name, value in self.state_dict().items() if name != "rates"}
-        single.load_state_dict(state, strict=False)
+        """A field for sample ``i`` alone: the same weights, counting its own calls."""
+        single = RateMLPBatch(self.w1.shape[1], dtype=self.w1.dtype).to(self.w1.device)
+        single.load_state_dict(self.state_dict())
         return single
 
 
@@ -79,18 +81,20 @@ def heterogeneous_batch(batch: int = 32, count: bool = True) -> tuple[VanDerPolB
 
 
 def heterogeneous_neural_batch(batch: int = 128, count: bool = True) -> tuple[RateMLPBatch, torch.Tensor, torch.Tensor]:
-    """``(field, y0, t)``: :class:`RateMLPBatch` (hidden 64) with rates from 0.5 to 8 over the batch,
-    ``y0`` standard normal (seed 1), outputs at ``t = 0, 0.5, ..., 5``, float64."""
+    """``(field, y0, t)``: :class:`RateMLPBatch` (hidden 64), ``x0`` standard normal (seed 1) and rates
+    from 0.5 to 8 over the batch, outputs at ``t = 0, 0.5, ..., 5``, float64."""
     rates = torch.linspace(0.5, 8.0, batch, dtype=torch.float64)
-    y0 = torch.randn(batch, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    return RateMLPBatch(rates, count=count), y0, torch.linspace(0.0, 5.0, 11, dtype=torch.float64)
+    x0 = torch.randn(batch, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    y0 = torch.cat((x0, rates[:, None]), dim=1)
+    return RateMLPBatch(count=count), y0, torch.linspace(0.0, 5.0, 11, dtype=torch.float64)
 
 
 HETEROGENEOUS_PROBLEMS = {
-    "van der Pol, mu from 0.2 to 5": (heterogeneous_batch, 32),
-    "neural field (MLP 2-64-2), rates from 0.5 to 8": (heterogeneous_neural_batch, 128),
+    "van der Pol, mu from 0.2 to 5": (heterogeneous_batch, 32, False),
+    "neural field (MLP 2-64-2), rates from 0.5 to 8 in the state": (heterogeneous_neural_batch, 128, True),
 }
-"""The heterogeneous batches by title: ``(make(batch, count) -> (field, y0, t), default batch)``."""
+"""The heterogeneous batches by title: ``(make(batch, count) -> (field, y0, t), default batch, compactable)``;
+a compactable field has no per-sample data of its own (van der Pol's ``mu`` is)."""
 
 
 class MLPField(nn.Module):

@@ -132,8 +132,8 @@ def test_what_the_mode_refuses(arguments: dict[str, Any], error: type[Exception]
 def test_refused_inputs_of_the_mode() -> None:
     with pytest.raises(TypeError, match=r"y0: the per-sample mode .* takes one tensor"):
         ode_adjoint.solve(lambda t, y: y, (torch.ones(2, 1), torch.ones(2, 1)), T, batch_dims=1)
-    with pytest.raises(ValueError, match="t: gradients with respect to the output times"):
-        ode_adjoint.solve(SampleField(), _y0(), T.clone().requires_grad_(), batch_dims=1)
+    with pytest.raises(ValueError, match="t: gradients with respect to the output times need batch_dims"):
+        ode_adjoint.solve(SampleField(), _y0(), T.clone().requires_grad_(), device_control=True)
     with pytest.raises(ValueError, match="compile: compiles the per-sample mode's step; give batch_dims"):
         ode_adjoint.solve(SampleField(), _y0(), T, compile=True)
 
@@ -308,3 +308,19 @@ def test_compact_backprop_is_the_whole_batch_s() -> None:
         )
     with pytest.raises(ValueError, match="compact: takes finished samples out of a per-sample solve's batch"):
         ode_adjoint.solve(field, torch.ones(B, 3, dtype=torch.float64), T, compact=True)
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint"])
+def test_gradients_with_respect_to_each_sample_s_times(gradient: str) -> None:
+    """d loss / d t for every sample's own output times: as each sample's alone (the joint solve's rule)."""
+    field = SampleField()
+    times = torch.stack([torch.linspace(0.1 * b, 1.0 + 0.2 * b, 4, dtype=torch.float64) for b in range(B)])
+    times.requires_grad_()
+    y0 = _y0()
+    solution = ode_adjoint.solve(field, y0, times, batch_dims=1, gradient=gradient, **SETTINGS)
+    (solution.ys.square().sum() + solution.y_final.sum()).backward()
+    for b in range(B):
+        alone_times = times[b].detach().clone().requires_grad_()
+        alone = ode_adjoint.solve(field.one(b), y0[b : b + 1].detach(), alone_times, **SETTINGS)
+        (alone.ys.square().sum() + alone.y_final.sum()).backward()
+        torch.testing.assert_close(times.grad[b], alone_times.grad, rtol=1e-9, atol=1e-11)

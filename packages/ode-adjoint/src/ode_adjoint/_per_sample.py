@@ -200,8 +200,8 @@ def solve_per_sample(
         raise ValueError(
             f"gradient: the per-sample mode's checkpointing keeps every step's state; got a budget of {engine.budget}"
         )
-    if isinstance(t, torch.Tensor) and t.requires_grad:
-        raise ValueError("t: gradients with respect to the output times are not available in the per-sample mode")
+    if joint and isinstance(t, torch.Tensor) and t.requires_grad:
+        raise ValueError("t: gradients with respect to the output times need batch_dims, not device_control")
     if joint:
         return _joint_on_device(
             func,
@@ -247,6 +247,19 @@ def solve_per_sample(
         # Already (B, n) states: only the times change dtype (a wrapper a call
         # costs a tenth of a small field's evaluation).
         fun = func if state_dtype == torch.float64 else _TimesIn(func, state_dtype)
+    differentiable_times = isinstance(t, torch.Tensor) and t.requires_grad
+    if differentiable_times:
+        if t.device != y.device:
+            raise ValueError(f"t: on {t.device}, expected y0's device {y.device}")
+        # As the joint solve does (see solve): shifting a sample's start is the
+        # perturbation -f0 dt0 of its initial state, a zero-valued term that
+        # carries that derivative; each output's own time, f there.
+        rows = t.to(torch.float64).expand(*batch_shape, times.shape[1]).reshape(batch, times.shape[1])
+        shift = rows - rows.detach()
+        with torch.no_grad():
+            start_slopes = fun(rows[:, 0].detach(), y.detach())
+        unshifted = y
+        y = y - shift[:, :1].to(y.dtype) * start_slopes
     counter = BackwardCounter()
     if isinstance(engine, Checkpoint):
         solution = _replayed(fun, y, times, settings, state_shape, sync_every, compiler, counter)
@@ -264,6 +277,16 @@ def solve_per_sample(
         )
     if solution.status is not Status.SUCCESS and on_failure == "raise":
         raise SolverError(solution.status, solution.message)
+    if differentiable_times:
+        ys_flat = solution.ys.reshape(times.shape[1], batch, n)
+        with torch.no_grad():
+            slopes = [fun(rows[:, i].detach(), ys_flat[i].detach()) for i in range(1, times.shape[1])]
+        shifted = [ys_flat[i] + shift[:, i : i + 1].to(ys_flat.dtype) * slopes[i - 1] for i in range(1, times.shape[1])]
+        # The output at a sample's first time is its initial state, whatever that time.
+        ys_flat = torch.stack([unshifted, *shifted])
+        succeeded = torch.tensor([s is Status.SUCCESS for s in solution.sample_status], device=y.device)
+        final = torch.where(succeeded[:, None], ys_flat[-1], solution.y_final.reshape(batch, n))
+        solution = dataclasses.replace(solution, ys=ys_flat, y_final=final)
     stats = solution.stats
     m = times.shape[1]
     shared = not isinstance(t, torch.Tensor) or t.ndim == 1

@@ -130,8 +130,10 @@ def test_what_the_mode_refuses(arguments: dict[str, Any], error: type[Exception]
 
 
 def test_refused_inputs_of_the_mode() -> None:
-    with pytest.raises(TypeError, match=r"y0: the per-sample mode .* takes one tensor"):
-        ode_adjoint.solve(lambda t, y: y, (torch.ones(2, 1), torch.ones(2, 1)), T, batch_dims=1)
+    with pytest.raises(TypeError, match="y0: the per-sample mode takes a tensor or a tuple of tensors"):
+        ode_adjoint.solve(lambda t, y: y, [[1.0], [2.0]], T, batch_dims=1)
+    with pytest.raises(ValueError, match=r"y0\[1\]: expected the batch dimensions \(2,\) first"):
+        ode_adjoint.solve(lambda t, y: y, (torch.ones(2, 1), torch.ones(3, 1)), T, batch_dims=1)
     with pytest.raises(ValueError, match="t: gradients with respect to the output times need batch_dims"):
         ode_adjoint.solve(SampleField(), _y0(), T.clone().requires_grad_(), device_control=True)
     with pytest.raises(ValueError, match="compile: compiles the per-sample mode's step; give batch_dims"):
@@ -324,3 +326,26 @@ def test_gradients_with_respect_to_each_sample_s_times(gradient: str) -> None:
         alone = ode_adjoint.solve(field.one(b), y0[b : b + 1].detach(), alone_times, **SETTINGS)
         (alone.ys.square().sum() + alone.y_final.sum()).backward()
         torch.testing.assert_close(times.grad[b], alone_times.grad, rtol=1e-9, atol=1e-11)
+
+
+def test_tuple_states_per_sample_as_alone() -> None:
+    """A tuple state: each tensor with the batch first; torchdiffeq's tuple norm, per sample."""
+    rates = torch.linspace(0.5, 3.0, B, dtype=torch.float64)
+
+    def field(rate: torch.Tensor) -> Any:
+        def f(t: torch.Tensor, y: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            a, c = y
+            rate_column = rate.reshape(-1, 1)
+            return -rate_column * c.sum(-1, keepdim=True) * a, rate_column * torch.sin(a).sum(-1, keepdim=True) * c
+
+        return f
+
+    y0 = (torch.ones(B, 2, dtype=torch.float64), torch.linspace(0, 1, 3 * B, dtype=torch.float64).reshape(B, 3))
+    solution = ode_adjoint.solve(field(rates), y0, T, batch_dims=1, **SETTINGS)
+    assert isinstance(solution.ys, tuple) and [p.shape for p in solution.ys] == [(5, B, 2), (5, B, 3)]
+    assert isinstance(solution.y_final, tuple) and solution.y_final[1].shape == (B, 3)
+    for b in (0, B - 1):
+        alone = ode_adjoint.solve(field(rates[b]), (y0[0][b : b + 1], y0[1][b : b + 1]), T, **SETTINGS)
+        assert alone.stats.nfev == int(solution.stats.nfev[b])
+        for part, alone_part in zip(solution.ys, alone.ys, strict=True):
+            torch.testing.assert_close(part[:, b], alone_part[:, 0], rtol=1e-11, atol=1e-13)

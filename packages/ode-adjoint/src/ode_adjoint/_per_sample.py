@@ -24,6 +24,7 @@ from ode_core.validation import check_count, check_per_sample, check_sample_time
 from ._engines import Backprop, BackwardCounter, Checkpoint, GradientEngine, tensors_used_by
 from ._namespace import TORCH
 from ._solution import Solution, SolverError
+from ._state import FlatState
 
 __all__ = ["PerSampleFunc", "solve_per_sample"]
 
@@ -84,6 +85,51 @@ class _TimesIn:
     def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         value: torch.Tensor = self.func(t.to(self.dtype), y)
         return value
+
+
+def _tuple_state(
+    func: Callable[..., Any], y0: tuple[torch.Tensor, ...], t: Any, batch_dims: int, **arguments: Any
+) -> Solution:
+    """A tuple state in the per-sample mode: each sample's tensors side by side in one (*batch, N) tensor.
+
+    ``func`` sees the tuple, with the batch dimensions first in every tensor;
+    the default norm is torchdiffeq's for tuples, per sample: the largest of
+    the tensors' RMS norms (:class:`ode_core.MixedNorm`'s rule).
+    """
+    FlatState(y0)  # one dtype and device, floating point: the joint solve's checks and messages
+    batch_shape = tuple(y0[0].shape[:batch_dims])
+    for index, part in enumerate(y0):
+        if tuple(part.shape[:batch_dims]) != batch_shape:
+            raise ValueError(
+                f"y0[{index}]: expected the batch dimensions {batch_shape} first (batch_dims={batch_dims}), "
+                f"got shape {tuple(part.shape)}"
+            )
+    shapes = [tuple(part.shape[batch_dims:]) for part in y0]
+    sizes = [math.prod(shape) for shape in shapes]
+
+    def split(flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        lead = tuple(flat.shape[:-1])
+        return tuple(p.reshape(*lead, *shape) for p, shape in zip(torch.split(flat, sizes, dim=-1), shapes))
+
+    def join(parts: Any, lead: tuple[int, ...]) -> torch.Tensor:
+        return torch.cat([part.reshape(*lead, -1) for part in parts], dim=-1)
+
+    def flat_func(t_batch: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return join(func(t_batch, split(y)), tuple(y.shape[:-1]))
+
+    options = dict(arguments.pop("options"))
+    user_norm = options.get("norm")
+
+    def norm(scaled: torch.Tensor) -> torch.Tensor:
+        if user_norm is not None:
+            value: torch.Tensor = user_norm(split(scaled))
+            return value
+        parts = torch.split(scaled, sizes, dim=-1)
+        return torch.stack([part.square().mean(dim=-1).sqrt() for part in parts]).amax(dim=0)
+
+    options["norm"] = norm
+    solution = solve_per_sample(flat_func, join(y0, batch_shape), t, batch_dims, options=options, **arguments)
+    return dataclasses.replace(solution, ys=split(solution.ys), y_final=split(solution.y_final))
 
 
 def _joint_on_device(func: Callable[..., Any], y0: torch.Tensor, t: Any, **arguments: Any) -> Solution:
@@ -186,10 +232,25 @@ def solve_per_sample(
     -------
     Solution
     """
+    if isinstance(y0, tuple) and not joint:
+        return _tuple_state(
+            func,
+            y0,
+            t,
+            batch_dims,
+            engine=engine,
+            settings_of=settings_of,
+            options=options,
+            on_failure=on_failure,
+            sync_every=sync_every,
+            compile_step=compile_step,
+            compact=compact,
+            refused=refused,
+        )
     if not isinstance(y0, torch.Tensor):
         raise TypeError(
-            f"y0: the per-sample mode (batch_dims) takes one tensor whose first dimensions are the batch, got "
-            f"{type(y0).__name__}"
+            f"y0: the per-sample mode takes a tensor or a tuple of tensors whose first dimensions are the batch, "
+            f"got {type(y0).__name__}"
         )
     if not isinstance(engine, (Backprop, Checkpoint)):
         raise ValueError(

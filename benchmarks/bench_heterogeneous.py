@@ -177,33 +177,13 @@ def measure(
 
         # Steps, evaluations and host reads, from one more run of each.
         rows: list[dict[str, Any]] = []
-        solution, reads = _common.host_reads(ours_per_sample)
-        steps = solution.stats.n_steps.tolist()
-        rows.append(
-            _row(
-                "ode-adjoint, per sample",
-                solution.stats.nfev.tolist(),
-                steps,
-                solution.ys,
-                reference,
-                reads,
-                max(steps),
-            )
-        )
+        eager = [("ode-adjoint, per sample", ours_per_sample)]
         if compactable:
-            solution, reads = _common.host_reads(ours_compact)
+            eager.append(("ode-adjoint, per sample, compact", ours_compact))
+        for name, call in eager:
+            solution, reads = _common.host_reads(call)
             steps = solution.stats.n_steps.tolist()
-            rows.append(
-                _row(
-                    "ode-adjoint, per sample, compact",
-                    solution.stats.nfev.tolist(),
-                    steps,
-                    solution.ys,
-                    reference,
-                    reads,
-                    max(steps),
-                )
-            )
+            rows.append(_row(name, solution.stats.nfev.tolist(), steps, solution.ys, reference, reads, max(steps)))
         # Reads are not counted under the compiled step (torch.compile refuses a dispatch
         # mode); its loop is the eager one, which reads only between the compiled steps.
         for name, call in (

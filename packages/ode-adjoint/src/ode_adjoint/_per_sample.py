@@ -232,21 +232,18 @@ def solve_per_sample(
     -------
     Solution
     """
+    # What the tuple and one-problem forms pass on to this function again.
+    passed_on = {
+        "engine": engine,
+        "settings_of": settings_of,
+        "options": options,
+        "on_failure": on_failure,
+        "sync_every": sync_every,
+        "compile_step": compile_step,
+        "refused": refused,
+    }
     if isinstance(y0, tuple) and not joint:
-        return _tuple_state(
-            func,
-            y0,
-            t,
-            batch_dims,
-            engine=engine,
-            settings_of=settings_of,
-            options=options,
-            on_failure=on_failure,
-            sync_every=sync_every,
-            compile_step=compile_step,
-            compact=compact,
-            refused=refused,
-        )
+        return _tuple_state(func, y0, t, batch_dims, compact=compact, **passed_on)
     if not isinstance(y0, torch.Tensor):
         raise TypeError(
             f"y0: the per-sample mode takes a tensor or a tuple of tensors whose first dimensions are the batch, "
@@ -264,18 +261,7 @@ def solve_per_sample(
     if joint and isinstance(t, torch.Tensor) and t.requires_grad:
         raise ValueError("t: gradients with respect to the output times need batch_dims, not device_control")
     if joint:
-        return _joint_on_device(
-            func,
-            y0,
-            t,
-            engine=engine,
-            settings_of=settings_of,
-            options=options,
-            on_failure=on_failure,
-            sync_every=sync_every,
-            compile_step=compile_step,
-            refused=refused,
-        )
+        return _joint_on_device(func, y0, t, **passed_on)
     sync_every = check_count(sync_every, "sync_every")
     if not isinstance(compact, bool):
         raise TypeError(f"compact: expected True or False, got {compact!r}")

@@ -112,7 +112,8 @@ def test_failures_raise_or_return_per_sample() -> None:
 @pytest.mark.parametrize(
     ("arguments", "error", "match"),
     [
-        ({"gradient": "adjoint"}, ValueError, "gradient: the per-sample mode .* backprop or checkpoint so far"),
+        ({"gradient": ode_adjoint.Adjoint(norm=lambda s: s.abs().max())}, ValueError, "keeps the parameter adjoint"),
+        ({"gradient": "adjoint", "compact": True}, ValueError, "compact: .* got gradient='adjoint'"),
         ({"gradient": ode_adjoint.Checkpoint(budget=3)}, ValueError, "keeps every step's state; got a budget of 3"),
         ({"method": "implicit_euler"}, ValueError, "method: 'backward_euler' is implicit"),
         ({"events": [lambda t, y: y[0, 0]]}, ValueError, "events: not available in the per-sample mode"),
@@ -349,3 +350,53 @@ def test_tuple_states_per_sample_as_alone() -> None:
         assert alone.stats.nfev == int(solution.stats.nfev[b])
         for part, alone_part in zip(solution.ys, alone.ys, strict=True):
             torch.testing.assert_close(part[:, b], alone_part[:, 0], rtol=1e-11, atol=1e-13)
+
+
+def _gradients(field: torch.nn.Module, times: torch.Tensor, **settings: Any) -> tuple[ode_adjoint.Solution, list]:
+    y0 = _y0()
+    solution = ode_adjoint.solve(field, y0, times, batch_dims=1, **settings)
+    (solution.ys[1:].square().sum() + solution.y_final[:, 0].sum()).backward()
+    grads = [y0.grad, *(p.grad.clone() for p in field.parameters())]
+    field.zero_grad()
+    return solution, grads
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+def test_the_adjoint_converges_to_the_gradient(backwards: bool) -> None:
+    """Each sample's backward solve on its own steps, the parameter adjoint summed over the samples: the
+    error against a tight backprop falls with the tolerances (the continuous adjoint, not the discrete one)."""
+    field = SampleField()
+    times = torch.stack([torch.linspace(0.1 * b, 1.5 + 0.2 * b, 4, dtype=torch.float64) for b in range(B)])
+    times = times.flip(1) if backwards else times
+    _, exact = _gradients(field, times, rtol=1e-12, atol=1e-14)
+    errors = []
+    for tolerance in (1e-6, 1e-10):
+        solution, grads = _gradients(
+            field,
+            times,
+            rtol=1e-10,
+            atol=1e-12,
+            gradient="adjoint",
+            adjoint_rtol=tolerance,
+            adjoint_atol=tolerance / 100,
+        )
+        errors.append(max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(grads, exact, strict=True)))
+        assert solution.backward_stats.n_steps.shape == (B,) and int(solution.backward_stats.n_steps.min()) > 0
+    assert errors[0] < 1e-5 and errors[1] < 1e-7 and errors[1] < errors[0] / 10, errors
+
+
+def test_the_adjoint_of_a_plain_function_with_adjoint_params() -> None:
+    weight = torch.tensor([[-1.0, 0.3], [0.2, -0.5]], dtype=torch.float64, requires_grad=True)
+    rates = torch.linspace(0.5, 2.0, B, dtype=torch.float64)
+
+    def func(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return rates[:, None] * (y @ weight)
+
+    grads = []
+    for gradient in ("backprop", "adjoint"):
+        solution = ode_adjoint.solve(
+            func, _y0().detach(), T, batch_dims=1, gradient=gradient, adjoint_params=(weight,), **SETTINGS
+        )
+        (grad,) = torch.autograd.grad(solution.ys.sum(), weight)
+        grads.append(grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-8)

@@ -477,7 +477,7 @@ def solve(
         ``func(t, y)`` gets ``t`` of shape ``y0.shape[:batch_dims]`` in
         y0's dtype, one time per sample, and must keep the samples apart.
         ``t`` may be (m,) or (*batch, m), one row of output times per sample.
-        Explicit methods; backprop or checkpoint for gradients; ``options['norm']`` maps
+        Explicit methods; every gradient engine; ``options['norm']`` maps
         scaled errors of y0's shape to one value per sample.
     sync_every : int
         Per-sample mode: adaptive steps between the host's reads of whether
@@ -539,7 +539,23 @@ def solve(
         if isinstance(y0, torch.Tensor) and not device_control:
             check_batch_dims(batch_dims, y0)
 
-        def settings_of(y_sample: torch.Tensor, norm: Any, dtype: Any) -> Settings:
+        def settings_of(y_sample: torch.Tensor, norm: Any, dtype: Any, backward: bool = False) -> Settings:
+            if backward and isinstance(engine, Adjoint):
+                # The adjoint's backward solve: its own settings, else the forward's (without its norm).
+                own = engine.options is not None
+                backward_options = check_mapping(engine.options, "adjoint_options") if own else dict(options or {})
+                backward_options = {key: value for key, value in backward_options.items() if key != "norm"}
+                return _settings(
+                    engine.method if engine.method is not None else method,
+                    engine.rtol if engine.rtol is not None else rtol,
+                    engine.atol if engine.atol is not None else atol,
+                    backward_options,
+                    func=cast(FlatFunction, func),
+                    y0=y_sample,
+                    norm=norm,
+                    where="adjoint_",
+                    xp=array_namespace(y_sample),
+                )
             return _settings(
                 method,
                 rtol,
@@ -566,6 +582,7 @@ def solve(
             compile_step=compile,
             compact=compact,
             joint=device_control,
+            adjoint_params=adjoint_params,
             refused={
                 "events": events,
                 "dense_output": dense_output,

@@ -21,7 +21,7 @@ from array_api_compat import array_namespace
 from ode_core import DEFAULT_SYNC_EVERY, PerSampleRun, Stats, Status, integrate_per_sample, per_sample_step
 from ode_core.validation import check_count, check_per_sample, check_sample_times, check_state, working_dtype
 
-from ._engines import Backprop, BackwardCounter, Checkpoint, GradientEngine, tensors_used_by
+from ._engines import Adjoint, Backprop, BackwardCounter, Checkpoint, GradientEngine, tensors_used_by
 from ._namespace import TORCH
 from ._solution import Solution, SolverError
 from ._state import FlatState
@@ -198,6 +198,7 @@ def solve_per_sample(
     compile_step: Any = False,
     compact: bool = False,
     joint: bool = False,
+    adjoint_params: Any = None,
     refused: Mapping[str, Any],
 ) -> Solution:
     """:func:`ode_adjoint.solve` in the per-sample mode.
@@ -225,6 +226,9 @@ def solve_per_sample(
     joint : bool
         ``device_control``: ``y0`` is one problem, solved as a batch of one
         (``batch_dims`` ignored), its result that of a joint solve.
+    adjoint_params : sequence of Tensor, optional
+        The tensors ``func`` uses, for the adjoint engine (default: an
+        ``nn.Module``'s parameters, else those its graph leads to).
     refused : mapping
         Arguments the mode cannot take, by name, refused when given.
 
@@ -240,6 +244,7 @@ def solve_per_sample(
         "on_failure": on_failure,
         "sync_every": sync_every,
         "compile_step": compile_step,
+        "adjoint_params": adjoint_params,
         "refused": refused,
     }
     if isinstance(y0, tuple) and not joint:
@@ -249,10 +254,12 @@ def solve_per_sample(
             f"y0: the per-sample mode takes a tensor or a tuple of tensors whose first dimensions are the batch, "
             f"got {type(y0).__name__}"
         )
-    if not isinstance(engine, (Backprop, Checkpoint)):
+    if not isinstance(engine, (Backprop, Checkpoint, Adjoint)):
+        raise ValueError(f"gradient: the per-sample mode takes backprop, checkpoint or adjoint, got {engine!r}")
+    if isinstance(engine, Adjoint) and engine.norm not in (None, "seminorm"):
         raise ValueError(
-            f"gradient: the per-sample mode (batch_dims) differentiates by backprop or checkpoint so far, got "
-            f"{type(engine).__name__}; use gradient='backprop' or 'checkpoint'"
+            "gradient: the per-sample adjoint keeps the parameter adjoint out of error control (the seminorm); "
+            f"got a norm of its own, {engine.norm!r}"
         )
     if isinstance(engine, Checkpoint) and engine.budget is not None:
         raise ValueError(
@@ -265,8 +272,8 @@ def solve_per_sample(
     sync_every = check_count(sync_every, "sync_every")
     if not isinstance(compact, bool):
         raise TypeError(f"compact: expected True or False, got {compact!r}")
-    if compact and (batch_dims != 1 or isinstance(engine, Checkpoint)):
-        why = f"batch_dims={batch_dims}" if batch_dims != 1 else "gradient='checkpoint', which replays every row"
+    if compact and (batch_dims != 1 or not isinstance(engine, Backprop)):
+        why = f"batch_dims={batch_dims}" if batch_dims != 1 else f"gradient={engine.name!r}, which replays every row"
         raise ValueError(f"compact: takes rows out of one batch dimension, differentiated by backprop; got {why}")
     compiler = _compiler(compile_step)
     _, y0 = check_state(y0)
@@ -310,6 +317,11 @@ def solve_per_sample(
     counter = BackwardCounter()
     if isinstance(engine, Checkpoint):
         solution = _replayed(fun, y, times, settings, state_shape, sync_every, compiler, counter)
+    elif isinstance(engine, Adjoint):
+        backward_settings = settings_of(torch.cat((y[0], y[0])), None, None, True)
+        check_per_sample(backward_settings, names={"method": "adjoint_method"})
+        parameters = _adjoint_parameters(func, adjoint_params, fun, times, y)
+        solution = _adjointed(fun, y, times, settings, backward_settings, state_shape, sync_every, counter, parameters)
     else:
         solution = integrate_per_sample(
             fun,
@@ -459,3 +471,141 @@ class _Replay(torch.autograd.Function):
         ctx.counter.add(Stats(evaluations, stats.n_steps, stats.n_accepted, stats.n_rejected))
         ctx.counter.runs += 1
         return (None, None, None, None, None, grad_y0, *grad_parameters)
+
+
+def _adjoint_parameters(
+    func: Any, adjoint_params: Any, fun: Callable[..., Any], times: Any, y: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """The tensors the per-sample adjoint differentiates: ``adjoint_params``, else an ``nn.Module``'s
+    parameters, else the leaves ``func``'s graph at the first state leads to."""
+    if adjoint_params is not None:
+        return tuple(adjoint_params)
+    if isinstance(func, torch.nn.Module):
+        return tuple(p for p in func.parameters() if p.requires_grad)
+    first = torch.as_tensor(times[:, 0], dtype=torch.float64, device=y.device)
+    return tensors_used_by(cast(Any, fun), cast(Any, first), y)
+
+
+def _adjointed(
+    fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    times: Any,
+    settings: Any,
+    backward_settings: Any,
+    shape: tuple[int, ...],
+    sync_every: int,
+    counter: BackwardCounter,
+    parameters: tuple[torch.Tensor, ...],
+) -> Any:
+    """The adjoint engine on the per-sample loop: solve without a graph; ``backward()`` solves the adjoint
+    equations back in time, each sample with its own steps, interval by interval between its outputs.
+
+    Each sample's backward state is ``[z, a_z]``: ``z`` reconstructed backwards from the forward solution
+    at each output, ``a_z`` jumping by the output's cotangent there. The parameter adjoint, a sum over the
+    samples, is each accepted step's quadrature of ``a_z df/dtheta`` with the step's own weights: outside
+    error control, as the seminorm (Kidger, Chen & Lyons 2021) leaves it.
+    """
+    with torch.no_grad():
+        solution = integrate_per_sample(
+            fun, y.detach(), times, settings, shape=shape, sync_every=sync_every, namespace=TORCH
+        )
+    ys, y_final = _AdjointSolve.apply((fun, times, backward_settings, sync_every, counter, solution), y, *parameters)
+    return dataclasses.replace(solution, ys=ys, y_final=y_final)
+
+
+class _AdjointSolve(torch.autograd.Function):
+    """Outputs ``(ys, y_final)`` of a per-sample solve already taken, differentiated by the adjoint equations."""
+
+    @staticmethod
+    def forward(ctx: Any, context: Any, y0: torch.Tensor, *parameters: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.context = context
+        ctx.save_for_backward(*parameters)
+        solution = context[-1]
+        return solution.ys.clone(), solution.y_final.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad_ys: torch.Tensor, grad_final: torch.Tensor) -> tuple[Any, ...]:
+        fun, times, settings, sync_every, counter, solution = ctx.context
+        parameters = ctx.saved_tensors
+        if solution.status is not Status.SUCCESS:
+            raise SolverError(solution.status, "the adjoint needs every sample's forward solve; " + solution.message)
+        m, batch = grad_ys.shape[0], grad_ys.shape[1]
+        ys = solution.ys.reshape(m, batch, -1)
+        n = ys.shape[2]
+        grad_outputs = grad_ys.reshape(m, batch, n)
+        adjoint = grad_final.reshape(batch, n) + grad_outputs[-1]
+        grads = [torch.zeros_like(p) for p in parameters]
+        weights = [float(b) for b in settings.method.b]
+        records: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def augmented(t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+            z, a = state[:, :n], state[:, n:]
+            with torch.enable_grad():
+                z_graph = z.detach().requires_grad_()
+                value = fun(t, z_graph)
+                (slope,) = torch.autograd.grad(value, z_graph, a, retain_graph=bool(parameters))
+            records.append((value, a.detach()))
+            return torch.cat((value.detach(), -slope), dim=1)
+
+        evaluations = steps = accepted_steps = 0
+        for k in range(m - 1, 0, -1):
+            interval = np.stack([times[:, k], times[:, k - 1]], axis=1)
+            run = PerSampleRun(augmented, torch.cat((ys[k], adjoint), dim=1), interval, settings, namespace=TORCH)
+            while True:
+                for _ in range(sync_every):
+                    before = run.carry
+                    records.clear()
+                    run.carry = per_sample_step(run.problem, before)
+                    if parameters:
+                        _parameter_quadrature(fun, run, before, records, weights, n, parameters, grads)
+                    run.steps += 1
+                if not run.running() or run.steps >= settings.max_steps:
+                    break
+            interval_solution = run.solution()
+            if interval_solution.status is not Status.SUCCESS:
+                raise SolverError(
+                    interval_solution.status, "the adjoint's backward solve: " + interval_solution.message
+                )
+            stats = interval_solution.stats
+            evaluations = evaluations + stats.nfev
+            steps = steps + stats.n_steps
+            accepted_steps = accepted_steps + stats.n_accepted
+            adjoint = interval_solution.y_final[:, n:] + grad_outputs[k - 1]
+        counter.add(Stats(evaluations, steps, accepted_steps, steps - accepted_steps))
+        counter.runs += 1
+        return (None, adjoint, *grads)
+
+
+def _parameter_quadrature(
+    fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    run: Any,
+    before: Any,
+    records: list[tuple[torch.Tensor, torch.Tensor]],
+    weights: list[float],
+    n: int,
+    parameters: tuple[torch.Tensor, ...],
+    grads: list[torch.Tensor],
+) -> None:
+    """Add one step's ``sum_i b_i |h| a_i df/dtheta(Z_i)`` over its accepted samples to ``grads``.
+
+    The stages after the first are the step's own evaluations (their graphs
+    kept); the first, the slope at the step's start, is evaluated again.
+    """
+    after = run.carry
+    accepted = (after.n_accepted - before.n_accepted).to(torch.bool)
+    # The step's real size, signed so that the sum is the integral from the first output time to the
+    # last: positive for the usual backward solve (direction -1), negative for a forward one.
+    size = torch.where(accepted, (after.t - before.t).abs() * -run.direction, 0.0).to(before.y.dtype)[:, None]
+    start_time = before.t if run.direction > 0 else -before.t
+    with torch.enable_grad():
+        first = fun(start_time, before.y[:, :n].detach())
+    stages = [(first, before.y[:, n:]), *records[: len(weights) - 1]]
+    outputs, cotangents = [], []
+    for weight, (value, a) in zip(weights, stages, strict=True):
+        if weight != 0.0:
+            outputs.append(value)
+            cotangents.append(weight * size * a)
+    found = torch.autograd.grad(outputs, parameters, cotangents, allow_unused=True)
+    for i, g in enumerate(found):
+        if g is not None:
+            grads[i] += g

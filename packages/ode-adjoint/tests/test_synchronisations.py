@@ -174,3 +174,16 @@ def test_device_control_reads_once_a_block(device: str) -> None:
     assert 20 < solution.stats.n_steps < 512
     _, every_four = count(lambda: ode_adjoint.solve(func, y0, t, sync_every=4, **settings))
     assert every_four - once == -(-solution.stats.n_steps // 4) - 1
+
+
+@pytest.mark.slow
+def test_per_sample_adjoint_backward_reads_once_a_block(device: str) -> None:
+    """The per-sample adjoint's backward solves read once every sync_every steps of each interval, no more."""
+    _per_sample_counted(device, gradient="adjoint")  # warm-up
+    solution, _, often = _per_sample_counted(device, gradient="adjoint", sync_every=1, rtol=1e-8, atol=1e-10)
+    _, _, rarely = _per_sample_counted(device, gradient="adjoint", sync_every=64, rtol=1e-8, atol=1e-10)
+    stats = solution.backward_stats
+    assert stats is not None and int(stats.n_steps.max()) > 20
+    intervals = 3  # four output times
+    assert rarely <= 3 * intervals, rarely  # one block an interval, its statuses, the last output's
+    assert often - rarely >= int(stats.n_steps.max()) - intervals * 2, (often, rarely)

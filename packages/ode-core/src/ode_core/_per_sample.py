@@ -8,8 +8,9 @@ is still called once per stage on the whole batch, with one time per sample.
 
 Every decision is an array operation: a rejected sample keeps its state
 (``where``), a finished one rides along with a step of zero whose result is
-discarded. Nothing inside a step reads a value on the host, so on an
-accelerator the host waits for the device only once every ``sync_every``
+discarded (or, with ``compact``, leaves the batch at the next read).
+Nothing inside a step reads a value on the host, so on an accelerator the
+host waits for the device only once every ``sync_every``
 steps, to learn whether every sample is done (adaptive steps), or once at the
 end (fixed steps, whose count is known from the times beforehand). One step,
 :func:`per_sample_step`, is a pure function of arrays, so ``torch.compile`` can

@@ -184,7 +184,8 @@ def test_norm_per_sample_and_single_time() -> None:
     [
         ({"method": "radau5"}, "method: 'radau5' is implicit"),
         ({"method": "adams_bashforth"}, "multistep"),
-        ({"events": lambda t, y: y[0]}, "events: not available in the per-sample mode"),
+        ({"events": lambda t, y: y[:2, 0]}, r"events\[0\]: returned shape \(2,\), expected one value per sample"),
+        ({"events": [lambda t, y: y[:, 0]], "compact": True}, "compact: not with events"),
         ({"dense_output": True}, "dense_output: not available"),
         ({"step_t": [1.0]}, "step_t: not available"),
         ({"controller": ode_core.PredictiveController()}, "controller: PredictiveController"),
@@ -258,3 +259,101 @@ def test_finished_samples_leave_the_batch() -> None:
     np.testing.assert_array_equal(compacted.t_final, whole.t_final)
     with pytest.raises(ValueError, match="compact: takes rows out of one batch dimension; got batch_dims=2"):
         ode_core.solve(f, y0.reshape(2, 3, 3), T, batch_dims=2, compact=True)
+
+
+def _falling(heights: np.ndarray) -> tuple[Any, np.ndarray]:
+    def f(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.stack([y[:, 1], np.full_like(y[:, 0], -9.81)], axis=1)
+
+    return f, np.stack([heights, np.zeros_like(heights)], axis=1)
+
+
+def test_terminal_events_stop_each_sample_where_it_would_stop_alone() -> None:
+    """Each sample falls from its own height onto its own floor (per-sample data in g)."""
+    heights, floors = np.array([1.0, 2.0, 4.0, 8.0]), np.array([0.0, 0.5, -1.0, 7.9])
+    f, y0 = _falling(heights)
+
+    def floor(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return y[:, 0] - floors
+
+    floor.terminal, floor.direction = True, -1  # type: ignore[attr-defined]
+    t = np.linspace(0.0, 2.0, 5)
+    batch = ode_core.solve(f, y0, t, batch_dims=1, events=floor)
+    assert batch.status is Status.EVENT and batch.sample_status == (Status.EVENT,) * 4
+    for b in range(4):
+
+        def alone_floor(t: float, y: np.ndarray, b: int = b) -> float:
+            return y[0] - floors[b]
+
+        alone_floor.terminal, alone_floor.direction = True, -1  # type: ignore[attr-defined]
+        alone = ode_core.solve(lambda t, y: np.array([y[1], -9.81]), y0[b], t, events=alone_floor, dense_output=False)
+        assert alone.status is Status.EVENT and int(batch.stats.nfev[b]) == alone.stats.nfev
+        # The same event to round-off (the two loops' interpolants round differently).
+        assert abs(batch.t_final[b] - alone.t_final) < 1e-14
+        assert abs(batch.t_final[b] - np.sqrt(2 * (heights[b] - floors[b]) / 9.81)) < 1e-12
+        np.testing.assert_allclose(batch.t_events[0][b], alone.t_events[0], rtol=0, atol=1e-14)
+        reached = alone.ys.shape[0]
+        np.testing.assert_allclose(batch.ys[:reached, b], alone.ys, rtol=1e-13)
+        assert np.all(np.isnan(batch.ys[reached:, b]))
+
+
+def test_events_that_do_not_stop_and_directions_as_alone() -> None:
+    omega = np.array([1.0, 2.0, 3.5])
+
+    def f(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.stack([y[:, 1], -(omega**2) * y[:, 0]], axis=1)
+
+    def position(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return y[:, 0]
+
+    def rising(t: np.ndarray, y: np.ndarray) -> np.ndarray:  # zero at t0: no event there
+        return y[:, 1]
+
+    rising.direction = 1  # type: ignore[attr-defined]
+    twice = np.vectorize(lambda v: v)  # a third function: terminal at its second crossing
+
+    def second(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return twice(y[:, 0] - 0.5)
+
+    second.terminal = 2  # type: ignore[attr-defined]
+    y0 = np.stack([np.ones(3), np.zeros(3)], axis=1)
+    settings: dict[str, Any] = {"rtol": 1e-9, "atol": 1e-12}
+    batch = ode_core.solve(f, y0, T, batch_dims=1, events=[position, rising, second], **settings)
+    for b in range(3):
+        alone_events = [
+            lambda t, y: y[0],
+            lambda t, y: y[1],
+            lambda t, y: y[0] - 0.5,
+        ]
+        alone_events[1].direction = 1  # type: ignore[attr-defined]
+        alone_events[2].terminal = 2  # type: ignore[attr-defined]
+        alone = ode_core.solve(
+            lambda t, y, b=b: np.array([y[1], -(omega[b] ** 2) * y[0]]),
+            y0[b],
+            T,
+            events=alone_events,
+            dense_output=False,
+            **settings,
+        )
+        assert batch.sample_status[b] is alone.status and int(batch.stats.nfev[b]) == alone.stats.nfev
+        for e in range(3):
+            np.testing.assert_allclose(batch.t_events[e][b], alone.t_events[e], rtol=0, atol=1e-13)
+            np.testing.assert_allclose(batch.y_events[e][b], alone.y_events[e], rtol=1e-12, atol=1e-12)
+
+
+def test_events_on_torch(torch: ModuleType) -> None:
+    heights = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    y0 = torch.stack([heights, torch.zeros(2, dtype=torch.float64)], dim=1)
+
+    def floor(t: Any, y: Any) -> Any:
+        return y[:, 0]
+
+    floor.terminal = True  # type: ignore[attr-defined]
+    batch = ode_core.solve(
+        lambda t, y: torch.stack([y[:, 1], torch.full_like(y[:, 0], -9.81)], dim=1),
+        y0,
+        [0.0, 2.0],
+        batch_dims=1,
+        events=floor,
+    )
+    torch.testing.assert_close(batch.t_final, torch.sqrt(2 * heights / 9.81), rtol=1e-12, atol=0)

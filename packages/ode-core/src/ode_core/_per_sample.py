@@ -25,13 +25,20 @@ beside :meth:`PIDController.adapt`), the first step
 Hermite interpolant, the landing slack; the tests hold each sample to the
 step sequence and evaluation count of solving it alone.
 
+Events: each step flags, on the device, a possible event (a sign change of
+``g`` over the step, or a zero at its start); a flagged sample pauses, and at
+the next read the host locates it with that sample's own
+``EventTracker`` (the joint loop's rules, on the step's
+interpolant), then resumes the sample or stops it at a terminal event.
+
 What it does not do (refused by name where it is asked for): implicit and
-multistep methods, events, ``step_t``/``jump_t``, dense output, the
-predictive controller, one-sided steps.
+multistep methods, ``step_t``/``jump_t``, dense output, the predictive
+controller, one-sided steps, compaction together with events.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
@@ -42,8 +49,9 @@ from array_api_compat import device as device_of
 from ._arrays import detached
 from ._controllers import ControllerState, IController, PIDController
 from ._dense import hermite_coefficients
+from ._events import EventTracker
 from ._initial_step import select_initial_steps
-from ._loop import _LANDING_SLACK, _namespace
+from ._loop import _LANDING_SLACK, _namespace, _step_interpolant
 from ._settings import Settings
 from ._solution import Solution, Stats, Status
 from ._tableau import ButcherTableau
@@ -54,9 +62,10 @@ DEFAULT_SYNC_EVERY = 8
 """Adaptive steps between two host reads of "is every sample done?"."""
 
 # A sample's state, as a code that stays on the device until the end.
-_RUNNING, _SUCCESS, _UNDERFLOW, _NON_FINITE, _MAX_STEPS = 0, 1, 2, 3, 4
+_RUNNING, _SUCCESS, _UNDERFLOW, _NON_FINITE, _MAX_STEPS, _PAUSED, _EVENT = 0, 1, 2, 3, 4, 5, 6
 _STATUSES = {
     _SUCCESS: Status.SUCCESS,
+    _EVENT: Status.EVENT,
     _UNDERFLOW: Status.STEP_SIZE_UNDERFLOW,
     _NON_FINITE: Status.NON_FINITE,
     _MAX_STEPS: Status.MAX_STEPS_REACHED,
@@ -229,6 +238,7 @@ class _Problem(NamedTuple):
     success: Any
     underflow: Any
     non_finite: Any
+    paused: Any
     rtol: Any
     atol: Any
     norm: Any
@@ -241,6 +251,9 @@ class _Problem(NamedTuple):
     snaps_to_outputs: bool
     counts_final_f: bool
     m: int
+    events: tuple[Callable[[Any, Any], Any], ...] = ()
+    time_sign: float = 1.0  # the real time is time_sign * t (a backward solve runs in tau = -t)
+    state_shape: tuple[int, ...] = ()
 
 
 class _Carry(NamedTuple):
@@ -259,6 +272,12 @@ class _Carry(NamedTuple):
     n_forced: Any  # steps accepted at min_step whatever their error (accept_at_min_step)
     control: ControllerState | None
     last_ratio: Any  # the last attempted step's error ratio (adaptive)
+    # Events: g at the state (E, B), and the last accepted step (start, size, state, interpolant).
+    g: Any = None
+    step_start: Any = None
+    step_size: Any = None
+    step_state: Any = None
+    step_coefficients: Any = None
 
 
 def per_sample_step(problem: _Problem, carry: _Carry) -> _Carry:
@@ -349,6 +368,28 @@ def per_sample_step(problem: _Problem, carry: _Carry) -> _Carry:
     if problem.lands_on_outputs:
         finished = finished & (target == problem.t_end)
     f_new = stages[-1] if stepper.fsal else problem.fun(t_new, y_new)
+    event_fields: dict[str, Any] = {}
+    if problem.events:
+        # A possible event: g changed sign over the step or is zero at its start (a superset of
+        # what EventTracker fires on). The sample pauses; the host locates it at the next read.
+        real_times = t_new if problem.time_sign > 0 else -t_new
+        state = xp.reshape(y_new, (y_new.shape[0], *problem.state_shape))
+        g_new = xp.stack([xp.reshape(xp.asarray(g(real_times, state)), (-1,)) for g in problem.events])
+        g_old = carry.g
+        changed = (g_old == 0) | ((g_old > 0) != (g_new > 0)) | ((g_old < 0) != (g_new < 0))
+        flagged = accepted & xp.any(changed, axis=0)
+        keep_step = accepted[:, None]
+        event_fields = {
+            "g": xp.where(accepted[None, :], g_new, g_old),
+            "step_start": xp.where(accepted, t, carry.step_start),
+            "step_size": xp.where(accepted, h, carry.step_size),
+            "step_state": xp.where(keep_step, y, carry.step_state),
+            "step_coefficients": xp.where(
+                accepted[:, None, None],
+                xp.permute_dims(stepper.interpolant(xp, y, y_new, f_new, stages, column, readout), (1, 0, 2)),
+                carry.step_coefficients,
+            ),
+        }
     keep = accepted[:, None]
     ys = carry.ys
     interior = None
@@ -382,13 +423,18 @@ def per_sample_step(problem: _Problem, carry: _Carry) -> _Carry:
         if interior is not None:
             counted = counted | (finished & xp.any(interior, axis=1))
         n_final_f = n_final_f + xp.astype(counted, n_final_f.dtype)
+    if problem.events:
+        # A paused sample keeps its step size for when it resumes (a stepping-by-zero proposes zero).
+        h_next = xp.where(running, h_next, carry.h)
     return _Carry(
         t=xp.where(accepted, t_new, t),
         h=h_next,
         y=xp.where(keep, y_new, y),
         f=xp.where(keep, f_new, carry.f),
         ys=ys,
-        code=xp.where(finished, problem.success, code),
+        code=xp.where(finished, problem.success, code)
+        if not problem.events
+        else xp.where(flagged, problem.paused, xp.where(finished, problem.success, code)),
         next_output=next_output,
         n_steps=carry.n_steps + xp.astype(running, carry.n_steps.dtype),
         n_accepted=carry.n_accepted + xp.astype(accepted, carry.n_steps.dtype),
@@ -396,6 +442,7 @@ def per_sample_step(problem: _Problem, carry: _Carry) -> _Carry:
         n_forced=n_forced,
         control=control,
         last_ratio=last_ratio,
+        **event_fields,
     )
 
 
@@ -443,6 +490,7 @@ def integrate_per_sample(
     compile_step: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
     namespace: Any = None,
     compact: bool = False,
+    events: Any = (),
 ) -> Solution:
     """Integrate ``B`` independent systems ``dy_b/dt = f(t, y)_b``, each with its own steps.
 
@@ -483,6 +531,13 @@ def integrate_per_sample(
         the running samples only. ``f`` must then work on any subset of the
         rows, in order (no per-sample data of its own: carry per-sample
         parameters in the state, with zero derivative).
+    events : sequence of callables
+        ``g(t, y) -> (B,)`` on the batch (``t`` (B,), ``y`` (B, *shape)),
+        with scipy's ``terminal`` and ``direction``: each sample's events are
+        found by an event tracker of its own (``ode_core._events``), on
+        its own steps (the joint loop's rules), at the read after the step
+        (a sample with a possible event waits there); a terminal one stops
+        that sample (``Status.EVENT``, outputs past it NaN).
 
     Returns
     -------
@@ -494,7 +549,7 @@ def integrate_per_sample(
         sample succeeded, else the first failed sample's, its message
         naming how many failed.
     """
-    run = PerSampleRun(f, y0, times, settings, shape=shape, f0=f0, namespace=namespace, compact=compact)
+    run = PerSampleRun(f, y0, times, settings, shape=shape, f0=f0, namespace=namespace, compact=compact, events=events)
     step = per_sample_step if compile_step is None else compile_step(per_sample_step)
     return run.run(step, sync_every)
 
@@ -510,7 +565,7 @@ class PerSampleRun:
 
     Parameters
     ----------
-    f, y0, times, settings, shape, f0, namespace, compact
+    f, y0, times, settings, shape, f0, namespace, compact, events
         As :func:`integrate_per_sample`.
 
     Attributes
@@ -536,6 +591,7 @@ class PerSampleRun:
         f0: Any = None,
         namespace: Any = None,
         compact: bool = False,
+        events: Any = (),
     ) -> None:
         xp = _namespace(y0) if namespace is None else namespace
         batch, n = y0.shape
@@ -605,6 +661,7 @@ class PerSampleRun:
             success=xp.asarray(_SUCCESS, dtype=xp.int64, device=device),
             underflow=xp.asarray(_UNDERFLOW, dtype=xp.int64, device=device),
             non_finite=xp.asarray(_NON_FINITE, dtype=xp.int64, device=device),
+            paused=xp.asarray(_PAUSED, dtype=xp.int64, device=device),
             rtol=settings.rtol,
             atol=settings.atol,
             norm=norm,
@@ -619,6 +676,9 @@ class PerSampleRun:
             snaps_to_outputs=not adaptive and not gridded,
             counts_final_f=not stepper.has_interpolant,
             m=m,
+            events=tuple(events),
+            time_sign=direction,
+            state_shape=shape,
         )
         # Every array of the carry its own (no view of the caller's, none shared
         # between fields): a caller may write into them, as a CUDA graph's replay does.
@@ -638,6 +698,23 @@ class PerSampleRun:
             control=control,
             last_ratio=xp.zeros((batch,), dtype=y0.dtype, device=device),
         )
+        if events:
+            state = xp.reshape(y0, (batch, *shape))
+            carry = carry._replace(
+                g=xp.stack(
+                    [_event_values(xp, g, index, times_x[:, 0], state, batch) for index, g in enumerate(events)]
+                ),
+                step_start=t0 * 1,
+                step_size=xp.zeros((batch,), dtype=xp.float64, device=device),
+                step_state=y0 * 1,
+                step_coefficients=xp.zeros((batch, _degree(stepper), n), dtype=y0.dtype, device=device),
+            )
+        if events and compact:
+            raise ValueError("compact: not with events in the per-sample mode (a sample's tracker keeps its row)")
+        # One EventTracker per sample, made when it first pauses (EventTracker holds the rules).
+        self.events = tuple(events)
+        self.trackers: dict[int, EventTracker] = {}
+        self.first_states = y0 * 1
         self.xp, self.settings, self.times, self.shape = xp, settings, times_x, shape
         self.direction, self.start_evaluations = direction, start_evaluations
         self.problem, self.carry = problem, carry
@@ -683,7 +760,15 @@ class PerSampleRun:
             for _ in range(count):
                 self.carry = step(self.problem, self.carry)
             self.steps += count
-            if self.compact:
+            if self.events:
+                # The same one read, of every sample's code: the paused ones are resolved on the host.
+                codes = _to_host(self.carry.code)
+                if (codes == _PAUSED).any():
+                    self.resolve_events(np.flatnonzero(codes == _PAUSED))
+                    codes = _to_host(self.carry.code)
+                if not (codes == _RUNNING).any() or self.steps >= max_steps:
+                    break
+            elif self.compact:
                 # The same one read, of every sample's flag: the finished ones leave the batch.
                 still = _to_host(self.carry.code == _RUNNING).astype(bool)
                 if not still.any() or self.steps >= max_steps:
@@ -694,6 +779,48 @@ class PerSampleRun:
                 break
             block = sync_every
         return self.solution()
+
+    def resolve_events(self, rows: np.ndarray) -> None:
+        """Locate the possible events of the paused samples ``rows`` with each sample's EventTracker on its
+        last step: a terminal one stops the sample there, else it steps on.
+
+        Parameters
+        ----------
+        rows : ndarray of int
+            Rows of the carry whose code is paused.
+        """
+        xp, carry, problem = self.xp, self.carry, self.problem
+        sign = problem.time_sign
+        starts, sizes = _to_host(carry.step_start), _to_host(carry.step_size)
+        ends, t_end = _to_host(carry.t), _to_host(problem.t_end)
+        code, t, y, ys = carry.code, carry.t, carry.y, carry.ys
+        device = device_of(y)
+        for row in rows:
+            b = int(row)
+            tracker = self.trackers.get(b)
+            if tracker is None:
+                functions = [_one_sample_event(xp, g, b, carry, self.shape, sign) for g in self.events]
+                t0 = float(sign * _to_host(problem.times[:, 0])[b])
+                tracker = EventTracker(functions, xp, self.shape, t0, self.first_states[b], sign)
+                self.trackers[b] = tracker
+            t_old, h = float(sign * starts[b]), float(sign * sizes[b])
+            y_old, coefficients = carry.step_state[b], carry.step_coefficients[b]
+            tracker.restart(t_old, y_old)
+            interpolant = _step_interpolant(xp, t_old, h, y_old, coefficients)
+            stop = tracker.step(t_old, float(sign * ends[b]), y[b], interpolant)
+            one = xp.asarray(np.arange(len(ends)) == b, device=device)
+            if stop is None:
+                resumed = _SUCCESS if ends[b] == t_end[b] else _RUNNING
+                code = xp.where(one, xp.asarray(resumed, dtype=code.dtype, device=device), code)
+                continue
+            t_stop, y_stop = stop
+            tau = sign * t_stop
+            code = xp.where(one, xp.asarray(_EVENT, dtype=code.dtype, device=device), code)
+            t = xp.where(one, xp.asarray(tau, dtype=t.dtype, device=device), t)
+            y = xp.where(one[:, None], y_stop[None, :], y)
+            past = one[:, None] & (problem.times > tau)
+            ys = xp.where(past[:, :, None], xp.asarray(math.nan, dtype=ys.dtype, device=device), ys)
+        self.carry = carry._replace(code=code, t=t, y=y, ys=ys)
 
     def set_aside(self, finished: np.ndarray) -> None:
         """Take the rows ``finished`` (a host mask over the carry's rows) out of the batch: later steps
@@ -739,7 +866,57 @@ class PerSampleRun:
         code = xp.where((code == _UNDERFLOW) & ~(carry.last_ratio < math.inf), _NON_FINITE, code)
         nfev = self.start_evaluations + (stepper.n_stages - 1) * carry.n_steps + carry.n_final_f
         carry = carry._replace(code=code, t=carry.t if self.direction > 0 else -carry.t)
-        return _solution(xp, carry, self.times, self.shape, self.settings.max_steps, self.problem.adaptive, nfev)
+        solution = _solution(xp, carry, self.times, self.shape, self.settings.max_steps, self.problem.adaptive, nfev)
+        if not self.events:
+            return solution
+        # Per event function, per sample, the times (k,) and states (k, *shape) found.
+        empty_t = xp.zeros((0,), dtype=xp.float64, device=device_of(carry.y))
+        empty_y = xp.zeros((0, *self.shape), dtype=carry.y.dtype, device=device_of(carry.y))
+        batch = carry.y.shape[0]
+        t_events, y_events = [], []
+        for e in range(len(self.events)):
+            t_events.append([self.trackers[b].t_events[e] if b in self.trackers else empty_t for b in range(batch)])
+            y_events.append([self.trackers[b].y_events[e] if b in self.trackers else empty_y for b in range(batch)])
+        return dataclasses.replace(solution, t_events=t_events, y_events=y_events)
+
+
+def _event_values(xp: Any, g: Callable[[Any, Any], Any], index: int, t: Any, state: Any, batch: int) -> Any:
+    """``g(t, y)`` for the whole batch, checked to be one value per sample (naming ``events[index]``)."""
+    value = xp.asarray(g(t, state))
+    if tuple(value.shape) not in ((batch,), (batch, 1)):
+        raise ValueError(
+            f"events[{index}]: returned shape {tuple(value.shape)}, expected one value per sample, ({batch},)"
+        )
+    return xp.reshape(value, (batch,))
+
+
+def _one_sample_event(
+    xp: Any, g: Callable[[Any, Any], Any], b: int, carry: _Carry, shape: tuple[int, ...], sign: float
+) -> Any:
+    """Event function ``g`` of sample ``b`` alone, for its EventTracker: ``g`` on the batch with row ``b``
+    replaced (so ``g`` may hold per-sample data), the value of row ``b``; ``terminal`` and ``direction``
+    as ``g``'s."""
+    rows = carry.y.shape[0]
+    one = xp.asarray(np.arange(rows) == b, device=device_of(carry.y))
+    base_t = carry.t if sign > 0 else -carry.t
+    base_y = xp.reshape(carry.y, (rows, *shape))
+    mask = xp.reshape(one, (rows,) + (1,) * len(shape))
+
+    def sample(t: float, y: Any) -> Any:
+        times = xp.where(one, xp.asarray(t, dtype=base_t.dtype, device=device_of(base_t)), base_t)
+        return xp.reshape(xp.asarray(g(times, xp.where(mask, y[None, ...], base_y))), (-1,))[b]
+
+    for attribute in ("terminal", "direction"):
+        if hasattr(g, attribute):
+            setattr(sample, attribute, getattr(g, attribute))
+    return sample
+
+
+def _degree(stepper: PerSampleRungeKutta) -> int:
+    """Degree in theta of a step's interpolant (cubic Hermite without a continuous extension)."""
+    if stepper.has_interpolant:
+        return len(stepper.tableau.dense[0])  # type: ignore[index]
+    return 3
 
 
 # Compaction: once at most this fraction of the rows still runs, the finished rows leave the batch.
@@ -751,7 +928,8 @@ _PER_SAMPLE_CONSTANTS = ("times", "t_end", "infinity", "step_sizes")
 
 def _rows(xp: Any, carry: _Carry, index: Any, fields: tuple[str, ...] | None = None) -> _Carry:
     """The carry's rows ``index`` (every field, or those of ``fields``; the others kept as they are)."""
-    names = fields or tuple(name for name in _Carry._fields if name != "control")
+    # (The events' fields stay None: compaction and events are not taken together.)
+    names = fields or tuple(name for name in _Carry._fields if name != "control" and getattr(carry, name) is not None)
     taken = carry._replace(**{name: xp.take(getattr(carry, name), index, axis=0) for name in names})
     control = carry.control
     if fields is None and control is not None:
@@ -766,8 +944,12 @@ def _solution(
     """The batch's :class:`Solution`: per-sample statuses and statistics read once."""
     codes = [int(c) for c in _to_host(carry.code)]
     statuses = tuple(_STATUSES[c] for c in codes)
-    failed = [i for i, s in enumerate(statuses) if s is not Status.SUCCESS]
-    if not failed:
+    failed = [i for i, s in enumerate(statuses) if s not in (Status.SUCCESS, Status.EVENT)]
+    stopped = statuses.count(Status.EVENT)
+    if not failed and stopped:
+        status = Status.EVENT
+        message = f"{stopped} of {len(codes)} samples stopped at a terminal event, the others at their last output time"
+    elif not failed:
         status, message = Status.SUCCESS, f"every one of the {len(codes)} samples reached its last output time"
         if len(codes) == 1:  # one problem on the device (ode-adjoint's device_control): the joint loop's words
             message = "the solver reached the last output time"

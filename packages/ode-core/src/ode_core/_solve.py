@@ -339,7 +339,8 @@ def _solve_per_sample(
         state_dtype=state_dtype if dtype != state_dtype else None,
         **settings_arguments,
     )
-    check_per_sample(settings, events=events, on_step=on_step, jac=jac)
+    check_per_sample(settings, on_step=on_step, jac=jac)
+    sample_events = _per_sample_events(xp, events, batch_shape, state_shape)
     shaped = PerSampleFunction(f, batch_shape, state_shape, xp, state_dtype, dtype)
     fun: Callable[[Any, Any], Any] = shaped
     shared_times = len(np.shape(t if not hasattr(t, "shape") else np.empty(tuple(t.shape)))) == 1
@@ -363,7 +364,15 @@ def _solve_per_sample(
         if batch_dims == 1 and len(state_shape) == 1 and dtype == state_dtype:
             fun = f  # already on (B, n) states and (B,) times: no wrapper per call
         solution = integrate_per_sample(
-            fun, y, times, settings, f0=f0, sync_every=sync_every, compile_step=compile_step, compact=compact
+            fun,
+            y,
+            times,
+            settings,
+            f0=f0,
+            sync_every=sync_every,
+            compile_step=compile_step,
+            compact=compact,
+            events=sample_events,
         )
     stats = solution.stats
     return dataclasses.replace(
@@ -380,6 +389,31 @@ def _solve_per_sample(
             n_forced=xp.reshape(stats.n_forced, batch_shape),
         ),
     )
+
+
+def _per_sample_events(
+    xp: Any, events: Any, batch_shape: tuple[int, ...], state_shape: tuple[int, ...]
+) -> tuple[Callable[[Any, Any], Any], ...]:
+    """The user's event functions on (*batch,) times and (*batch, *state) states, as the per-sample loop
+    calls them: on (B,) times and (B, *state) states, one value per sample (B,)."""
+    if events is None:
+        return ()
+    functions = [events] if callable(events) else events
+    if isinstance(functions, (str, bytes)) or not isinstance(functions, (list, tuple)):
+        raise TypeError(f"events: expected a callable or a sequence of callables, got {type(events).__name__}")
+    wrapped = []
+    for index, g in enumerate(functions):
+        check_callable(g, f"events[{index}]")
+
+        def on_rows(t: Any, y: Any, g: Any = g) -> Any:
+            value = g(xp.reshape(t, batch_shape), xp.reshape(y, (*batch_shape, *state_shape)))
+            return xp.reshape(xp.asarray(value), (-1,))
+
+        for attribute in ("terminal", "direction"):
+            if hasattr(g, attribute):
+                setattr(on_rows, attribute, getattr(g, attribute))
+        wrapped.append(on_rows)
+    return tuple(wrapped)
 
 
 class PerSampleFunction:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # A suite in torchdiffeq's layout (tests/problems.py beside the modules), written here: two
@@ -29,6 +31,7 @@ class TestShim(unittest.TestCase):
 """
 
 
+@pytest.mark.slow
 def test_counts_subtests_and_names_the_failures(tmp_path: Path) -> None:
     tests = tmp_path / "tests"
     tests.mkdir()

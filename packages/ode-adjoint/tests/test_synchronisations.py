@@ -163,6 +163,7 @@ def test_per_sample_fixed_steps_read_a_fixed_number_of_times(device: str) -> Non
     assert fine_count == coarse <= 4 and backward == 0
 
 
+@pytest.mark.slow
 def test_device_control_reads_once_a_block(device: str) -> None:
     """The joint solve with its decisions on the device: one read every sync_every steps, none in between."""
     count = _synchronisations if device == "cuda" else _host_reads

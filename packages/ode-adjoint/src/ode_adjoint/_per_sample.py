@@ -21,7 +21,7 @@ from array_api_compat import array_namespace
 from ode_core import DEFAULT_SYNC_EVERY, PerSampleRun, Stats, Status, integrate_per_sample, per_sample_step
 from ode_core.validation import check_count, check_per_sample, check_sample_times, check_state, working_dtype
 
-from ._engines import Adjoint, Backprop, BackwardCounter, Checkpoint, GradientEngine, tensors_used_by
+from ._engines import Adjoint, Backprop, BackwardCounter, Checkpoint, EventTime, GradientEngine, tensors_used_by
 from ._namespace import TORCH
 from ._solution import Solution, SolverError
 from ._state import FlatState
@@ -293,7 +293,13 @@ def solve_per_sample(
             return value.reshape(batch).to(scaled.dtype)
 
     settings = settings_of(y[0], norm, state_dtype if working != state_dtype else None)
+    refused = dict(refused)
+    events = refused.pop("events", None)
     check_per_sample(settings, names={"step_size": "options['step_size']"}, **refused)
+    if events is not None and not isinstance(engine, Backprop):
+        raise ValueError(
+            f"events: the per-sample mode differentiates its events by backprop so far; got gradient={engine.name!r}"
+        )
     fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = PerSampleFunc(
         func, batch_shape, state_shape, state_dtype, working
     )
@@ -333,8 +339,11 @@ def solve_per_sample(
             compile_step=compiler,
             namespace=TORCH,
             compact=compact,
+            events=() if events is None else _loop_events(events, batch_shape, state_shape, state_dtype),
         )
-    if solution.status is not Status.SUCCESS and on_failure == "raise":
+    if events is not None:
+        solution = _differentiable_sample_events(solution, fun, events, batch_shape, state_shape, state_dtype)
+    if solution.status not in (Status.SUCCESS, Status.EVENT) and on_failure == "raise":
         raise SolverError(solution.status, solution.message)
     if differentiable_times:
         ys_flat = solution.ys.reshape(times.shape[1], batch, n)
@@ -366,6 +375,8 @@ def solve_per_sample(
         t_final=cast(torch.Tensor, solution.t_final).reshape(batch_shape),
         y_final=solution.y_final.reshape(y0.shape).to(state_dtype),
         step_proposal=math.nan,
+        t_events=solution.t_events,
+        y_events=solution.y_events,
         sample_status=solution.sample_status,
         backward_counter=counter,
     )
@@ -609,3 +620,87 @@ def _parameter_quadrature(
     for i, g in enumerate(found):
         if g is not None:
             grads[i] += g
+
+
+def _loop_events(
+    events: Any, batch_shape: tuple[int, ...], state_shape: tuple[int, ...], dtype: torch.dtype
+) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ...]:
+    """The user's event functions as the per-sample loop calls them: ``(t (B,) float64, y (B, *state))`` to
+    one value per sample, without a graph (where an event is decides where to look; its gradient is
+    :class:`EventTime`'s)."""
+    functions = [events] if callable(events) else events
+    if isinstance(functions, (str, bytes)) or not isinstance(functions, (list, tuple)):
+        raise TypeError(f"events: expected a callable or a sequence of callables, got {type(events).__name__}")
+    wrapped = []
+    for index, event in enumerate(functions):
+        if not callable(event):
+            raise TypeError(f"events[{index}]: expected a callable, got {type(event).__name__}")
+
+        def on_rows(t: torch.Tensor, y: torch.Tensor, event: Any = event) -> torch.Tensor:
+            rows = (y.shape[0],) if len(batch_shape) == 1 else batch_shape
+            with torch.no_grad():
+                value = event(t.to(dtype).reshape(rows), y.detach().to(dtype).reshape(*rows, *state_shape))
+            return torch.as_tensor(value).reshape(-1)
+
+        for attribute in ("terminal", "direction"):
+            if hasattr(event, attribute):
+                setattr(on_rows, attribute, getattr(event, attribute))
+        wrapped.append(on_rows)
+    return tuple(wrapped)
+
+
+def _differentiable_sample_events(
+    solution: Any,
+    fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    events: Any,
+    batch_shape: tuple[int, ...],
+    state_shape: tuple[int, ...],
+    dtype: torch.dtype,
+) -> Any:
+    """Each sample's event times and states with the joint solve's implicit-function gradient
+    (:class:`EventTime`), and a stopped sample's final state the corrected one at its event."""
+    functions = [events] if callable(events) else list(events)
+    y_final = solution.y_final.reshape(solution.y_final.shape[0], -1)
+    batch, n = y_final.shape
+    base_t = torch.as_tensor(solution.t_final, dtype=torch.float64, device=y_final.device).reshape(batch)
+    base_y = y_final.detach()
+    t_events, y_events = [], []
+    stopped: dict[int, torch.Tensor] = {}
+    for e, event in enumerate(functions):
+        times_e, states_e = [], []
+        for b in range(batch):
+            one = torch.arange(batch, device=y_final.device) == b
+
+            def f_b(t: float, state: torch.Tensor, one: torch.Tensor = one, b: int = b) -> torch.Tensor:
+                times = torch.where(one, torch.tensor(t, dtype=torch.float64, device=base_t.device), base_t)
+                return fun(times, torch.where(one[:, None], state[None, :], base_y))[b]
+
+            def g_b(
+                t: torch.Tensor, state: torch.Tensor, one: torch.Tensor = one, b: int = b, event: Any = event
+            ) -> Any:
+                times = torch.where(one, t.to(torch.float64), base_t).to(dtype)
+                states = torch.where(one[:, None], state[None, :].to(base_y.dtype), base_y).to(dtype)
+                rows = (batch,) if len(batch_shape) == 1 else batch_shape
+                value = event(times.reshape(rows), states.reshape(*rows, *state_shape))
+                return torch.as_tensor(value).reshape(-1)[b]
+
+            found_t, found_y = [], []
+            for time, state in zip(solution.t_events[e][b], solution.y_events[e][b]):
+                event_time, event_state = torch.as_tensor(time, dtype=torch.float64), state.reshape(n)
+                if event_state.requires_grad:
+                    event_time, event_state = EventTime.apply(f_b, g_b, event_time, event_state)
+                found_t.append(event_time)
+                found_y.append(event_state)
+                if solution.sample_status[b] is Status.EVENT and float(time) == float(base_t[b]):
+                    stopped.setdefault(b, event_state)
+            empty_t = torch.zeros(0, dtype=torch.float64, device=y_final.device)
+            times_e.append(torch.stack(found_t) if found_t else empty_t)
+            states_e.append(torch.stack(found_y).reshape(-1, *state_shape) if found_y else solution.y_events[e][b])
+        t_events.append(times_e)
+        y_events.append(states_e)
+    for b, state in stopped.items():
+        one = (torch.arange(batch, device=y_final.device) == b)[:, None]
+        y_final = torch.where(one, state[None, :], y_final)
+    return dataclasses.replace(
+        solution, t_events=t_events, y_events=y_events, y_final=y_final.reshape(solution.y_final.shape)
+    )

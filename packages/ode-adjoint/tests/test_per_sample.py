@@ -361,6 +361,7 @@ def _gradients(field: torch.nn.Module, times: torch.Tensor, **settings: Any) -> 
     return solution, grads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backwards", [False, True])
 def test_the_adjoint_converges_to_the_gradient(backwards: bool) -> None:
     """Each sample's backward solve on its own steps, the parameter adjoint summed over the samples: the

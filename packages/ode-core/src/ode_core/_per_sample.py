@@ -368,6 +368,11 @@ def per_sample_step(problem: _Problem, carry: _Carry) -> _Carry:
     if problem.lands_on_outputs:
         finished = finished & (target == problem.t_end)
     f_new = stages[-1] if stepper.fsal else problem.fun(t_new, y_new)
+    keep = accepted[:, None]
+    # The step's interpolant (d, B, n), for the outputs inside it and the events' location.
+    coefficients = None
+    if problem.events or not problem.lands_on_outputs:
+        coefficients = stepper.interpolant(xp, y, y_new, f_new, stages, column, readout)
     event_fields: dict[str, Any] = {}
     if problem.events:
         # A possible event: g changed sign over the step or is zero at its start (a superset of
@@ -378,19 +383,15 @@ def per_sample_step(problem: _Problem, carry: _Carry) -> _Carry:
         g_old = carry.g
         changed = (g_old == 0) | ((g_old > 0) != (g_new > 0)) | ((g_old < 0) != (g_new < 0))
         flagged = accepted & xp.any(changed, axis=0)
-        keep_step = accepted[:, None]
         event_fields = {
             "g": xp.where(accepted[None, :], g_new, g_old),
             "step_start": xp.where(accepted, t, carry.step_start),
             "step_size": xp.where(accepted, h, carry.step_size),
-            "step_state": xp.where(keep_step, y, carry.step_state),
+            "step_state": xp.where(keep, y, carry.step_state),
             "step_coefficients": xp.where(
-                accepted[:, None, None],
-                xp.permute_dims(stepper.interpolant(xp, y, y_new, f_new, stages, column, readout), (1, 0, 2)),
-                carry.step_coefficients,
+                accepted[:, None, None], xp.permute_dims(coefficients, (1, 0, 2)), carry.step_coefficients
             ),
         }
-    keep = accepted[:, None]
     ys = carry.ys
     interior = None
     if problem.lands_on_outputs:
@@ -406,7 +407,7 @@ def per_sample_step(problem: _Problem, carry: _Carry) -> _Carry:
         theta = xp.astype(offsets / xp.where(running, h, problem.one)[:, None], y.dtype, copy=False)
         # y + sum_j theta^j C_j for every output time of every sample, one
         # batched product (B, m, d) @ (B, d, n); an output at the step's end is y_new itself.
-        coefficients = stepper.interpolant(xp, y, y_new, f_new, stages, column, readout)
+        coefficients = cast(Any, coefficients)
         degree = coefficients.shape[0]
         powers = xp.cumulative_prod(xp.broadcast_to(theta[:, :, None], (*theta.shape, degree)), axis=2)
         values = y[:, None, :] + powers @ xp.permute_dims(coefficients, (1, 0, 2))
@@ -714,7 +715,7 @@ class PerSampleRun:
         # One EventTracker per sample, made when it first pauses (EventTracker holds the rules).
         self.events = tuple(events)
         self.trackers: dict[int, EventTracker] = {}
-        self.first_states = y0 * 1
+        self.first_states = y0
         self.xp, self.settings, self.times, self.shape = xp, settings, times_x, shape
         self.direction, self.start_evaluations = direction, start_evaluations
         self.problem, self.carry = problem, carry
@@ -731,12 +732,21 @@ class PerSampleRun:
     def running(self) -> bool:
         """Whether any sample is still stepping: the one read of the host (a synchronisation on a device).
 
+        With events, the read is of every sample's code, and the samples
+        paused at a possible event are resolved first (:meth:`resolve_events`).
+
         Returns
         -------
         bool
         """
         xp = self.xp
-        return bool(xp.any(self.carry.code == _RUNNING))
+        if not self.events:
+            return bool(xp.any(self.carry.code == _RUNNING))
+        codes = _to_host(self.carry.code)
+        if (codes == _PAUSED).any():
+            self.resolve_events(np.flatnonzero(codes == _PAUSED))
+            codes = _to_host(self.carry.code)
+        return bool((codes == _RUNNING).any())
 
     def run(self, step: Callable[[Any, Any], Any], sync_every: int) -> Solution:
         """Step until every sample is done, reading once every ``sync_every`` steps (fixed steps: once).
@@ -760,15 +770,7 @@ class PerSampleRun:
             for _ in range(count):
                 self.carry = step(self.problem, self.carry)
             self.steps += count
-            if self.events:
-                # The same one read, of every sample's code: the paused ones are resolved on the host.
-                codes = _to_host(self.carry.code)
-                if (codes == _PAUSED).any():
-                    self.resolve_events(np.flatnonzero(codes == _PAUSED))
-                    codes = _to_host(self.carry.code)
-                if not (codes == _RUNNING).any() or self.steps >= max_steps:
-                    break
-            elif self.compact:
+            if self.compact:
                 # The same one read, of every sample's flag: the finished ones leave the batch.
                 still = _to_host(self.carry.code == _RUNNING).astype(bool)
                 if not still.any() or self.steps >= max_steps:

@@ -10,7 +10,10 @@ Two neural-ODE workloads, float32 on the CPU, dopri5 on every side:
     embedded weights for dopri5 (the same method as torchdiffeq's, step for
     step; see ``TORCHDIFFEQ_DOPRI5``); ``torchdiffeq.odeint`` and
     torchode (``AutoDiffAdjoint(Dopri5, IntegralController)``, built once, run
-    eagerly). Forward and backward of ``loss = sum(y**2)`` over every output:
+    eagerly); and the eager floor, a hand-written dopri5 loop with the same
+    steps and the fewest torch kernels we know (``benchmarks/benchmarks/_eager_floor.py``):
+    what no general eager solver can beat with these kernels. Forward and
+    backward of ``loss = sum(y**2)`` over every output:
     our three engines (``gradient="backprop"``, ``"adjoint"``,
     ``"checkpoint"``), ``torchdiffeq.odeint`` (backprop),
     ``torchdiffeq.odeint_adjoint`` and torchode (backprop through its solver).
@@ -86,6 +89,7 @@ import ode_core
 import torch
 import torchdiffeq
 import torchode
+from benchmarks._eager_floor import hand_written_dopri5
 from benchmarks._fields import MLPField, ODENetField, torchode_dopri5
 from torch import nn
 
@@ -138,6 +142,7 @@ assert all(
     for mine, standard in zip(TORCHDIFFEQ_DOPRI5.error_weights, ode_core.TABLEAUX["dopri5"].error_weights)
 )
 SAME_METHOD = "ode_adjoint.solve, same method as torchdiffeq"
+EAGER_FLOOR = "hand-written dopri5 loop (the eager floor)"
 OVERHEAD_TARGET_SMALL = 2.0
 OVERHEAD_TARGET_LARGE = 1.2  # "near 1"
 
@@ -243,12 +248,18 @@ def forward_impls(func: nn.Module, y0: torch.Tensor, t: torch.Tensor, rtol: floa
             sol = ode_adjoint.solve(func, y0, t, rtol=rtol, atol=atol, method=TORCHDIFFEQ_DOPRI5)
         return sol.ys, None, sol.stats.nfev, None
 
+    def floor() -> Any:
+        with torch.no_grad():
+            ys, nfev = hand_written_dopri5(func, y0, t, rtol, atol)
+        return ys, None, nfev, None
+
     impls = [
         Impl("ode_adjoint.solve", ours, "forward", ours=True),
         Impl(SAME_METHOD, ours_same_method, "forward", ours=True),
         Impl("torchdiffeq.odeint", tde, "forward"),
     ]
-    if torchode_too:
+    if torchode_too:  # workload (a): its floor too
+        impls.append(Impl(EAGER_FLOOR, floor, "forward"))
         solver, problem = torchode_dopri5(func, y0, t, rtol, atol)
 
         def tode() -> Any:
@@ -518,6 +529,11 @@ def targets(cases: list[Case]) -> list[tuple[str, bool]]:
                 speedup >= 3.0 and same["nfe"] <= fwd_tde["nfe"],
             )
         )
+    floor = rows.get(("(a)", "forward", EAGER_FLOOR))
+    if fwd and floor:
+        # The general loop against the least the same kernels cost (benchmarks/benchmarks/_eager_floor.py).
+        ratio = fwd["speed_min_ms"] / floor["speed_min_ms"]
+        checks.append((f"(a) forward ode_adjoint.solve within 1.1x of the eager floor: {ratio:.2f}x", ratio <= 1.1))
     adj = rows.get(("(a)", "forward+backward", "ours gradient='adjoint'"))
     if adj:
         speedup = adj["speedup_vs_torchdiffeq.odeint_adjoint"]

@@ -18,7 +18,15 @@ from typing import Any, cast
 import numpy as np
 import torch
 from array_api_compat import array_namespace
-from ode_core import DEFAULT_SYNC_EVERY, PerSampleRun, Stats, Status, integrate_per_sample, per_sample_step
+from ode_core import (
+    DEFAULT_SYNC_EVERY,
+    BatchShapedFunction,
+    PerSampleRun,
+    Stats,
+    Status,
+    integrate_per_sample,
+    per_sample_step,
+)
 from ode_core.validation import check_count, check_per_sample, check_sample_times, check_state, working_dtype
 
 from ._engines import Adjoint, Backprop, BackwardCounter, Checkpoint, EventTime, GradientEngine, tensors_used_by
@@ -26,51 +34,7 @@ from ._namespace import TORCH
 from ._solution import Solution, SolverError
 from ._state import FlatState
 
-__all__ = ["PerSampleFunc", "solve_per_sample"]
-
-
-class PerSampleFunc:
-    """``func`` as the per-sample loop calls it: ``(t (B,) float64, y (B, n)) -> (B, n)``.
-
-    ``func`` itself sees ``t`` of shape ``batch_shape`` in the state's dtype
-    and ``y`` of the user's shape.
-
-    Parameters
-    ----------
-    func : callable
-    batch_shape, state_shape : tuple of int
-    state_dtype, working : torch.dtype
-        The user's dtype, and the one the loop computes in (float32 for half
-        precision states).
-    """
-
-    __slots__ = ("batch", "batch_shape", "func", "n", "shape", "state_dtype", "working")
-
-    def __init__(
-        self,
-        func: Callable[..., Any],
-        batch_shape: tuple[int, ...],
-        state_shape: tuple[int, ...],
-        state_dtype: torch.dtype,
-        working: torch.dtype,
-    ) -> None:
-        self.func = func
-        self.batch_shape = batch_shape
-        self.shape = (*batch_shape, *state_shape)
-        self.batch = math.prod(batch_shape)
-        self.n = math.prod(state_shape)
-        self.state_dtype = state_dtype
-        self.working = working
-
-    def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        # With one batch dimension the rows may be fewer than the batch's (compaction).
-        one = len(self.batch_shape) == 1
-        rows = (y.shape[0],) if one else self.batch_shape
-        value: torch.Tensor = self.func(
-            t.to(self.state_dtype).reshape(rows),
-            y.to(self.state_dtype).reshape(*rows, *self.shape[len(self.batch_shape) :]),
-        )
-        return value.reshape(-1, self.n).to(self.working)
+__all__ = ["solve_per_sample"]
 
 
 class _TimesIn:
@@ -300,9 +264,8 @@ def solve_per_sample(
         raise ValueError(
             f"events: the per-sample mode differentiates its events by backprop so far; got gradient={engine.name!r}"
         )
-    fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = PerSampleFunc(
-        func, batch_shape, state_shape, state_dtype, working
-    )
+    shaped = BatchShapedFunction(func, batch_shape, state_shape, TORCH, state_dtype, working, state_dtype)
+    fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = shaped
     if batch_dims == 1 and len(state_shape) == 1 and working == state_dtype:
         # Already (B, n) states: only the times change dtype (a wrapper a call
         # costs a tenth of a small field's evaluation).
@@ -339,7 +302,7 @@ def solve_per_sample(
             compile_step=compiler,
             namespace=TORCH,
             compact=compact,
-            events=() if events is None else _loop_events(events, batch_shape, state_shape, state_dtype),
+            events=shaped.events(events, guard=torch.no_grad),
         )
     if events is not None:
         solution = _differentiable_sample_events(solution, fun, events, batch_shape, state_shape, state_dtype)
@@ -620,33 +583,6 @@ def _parameter_quadrature(
     for i, g in enumerate(found):
         if g is not None:
             grads[i] += g
-
-
-def _loop_events(
-    events: Any, batch_shape: tuple[int, ...], state_shape: tuple[int, ...], dtype: torch.dtype
-) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ...]:
-    """The user's event functions as the per-sample loop calls them: ``(t (B,) float64, y (B, *state))`` to
-    one value per sample, without a graph (where an event is decides where to look; its gradient is
-    :class:`EventTime`'s)."""
-    functions = [events] if callable(events) else events
-    if isinstance(functions, (str, bytes)) or not isinstance(functions, (list, tuple)):
-        raise TypeError(f"events: expected a callable or a sequence of callables, got {type(events).__name__}")
-    wrapped = []
-    for index, event in enumerate(functions):
-        if not callable(event):
-            raise TypeError(f"events[{index}]: expected a callable, got {type(event).__name__}")
-
-        def on_rows(t: torch.Tensor, y: torch.Tensor, event: Any = event) -> torch.Tensor:
-            rows = (y.shape[0],) if len(batch_shape) == 1 else batch_shape
-            with torch.no_grad():
-                value = event(t.to(dtype).reshape(rows), y.detach().to(dtype).reshape(*rows, *state_shape))
-            return torch.as_tensor(value).reshape(-1)
-
-        for attribute in ("terminal", "direction"):
-            if hasattr(event, attribute):
-                setattr(on_rows, attribute, getattr(event, attribute))
-        wrapped.append(on_rows)
-    return tuple(wrapped)
 
 
 def _differentiable_sample_events(

@@ -27,7 +27,7 @@ from ._dense import DenseOutput
 from ._initial_step import select_initial_step
 from ._loop import AcceptedStep, StepObserver, integrate, make_stepper
 from ._norms import MixedNorm, max_norm, rms_norm
-from ._per_sample import DEFAULT_SYNC_EVERY, PerSampleRun, integrate_per_sample, per_sample_step
+from ._per_sample import DEFAULT_SYNC_EVERY, BatchShapedFunction, PerSampleRun, integrate_per_sample, per_sample_step
 from ._settings import Settings
 from ._solution import Solution, Stats, Status
 from ._solve import solve
@@ -46,6 +46,7 @@ __all__ = [
     "TABLEAUX",
     "AcceptedStep",
     "AdamsMethod",
+    "BatchShapedFunction",
     "ButcherTableau",
     "ControllerState",
     "DenseOutput",

@@ -56,7 +56,14 @@ from ._settings import Settings
 from ._solution import Solution, Stats, Status
 from ._tableau import ButcherTableau
 
-__all__ = ["DEFAULT_SYNC_EVERY", "PerSampleRun", "PerSampleRungeKutta", "integrate_per_sample", "per_sample_step"]
+__all__ = [
+    "DEFAULT_SYNC_EVERY",
+    "BatchShapedFunction",
+    "PerSampleRun",
+    "PerSampleRungeKutta",
+    "integrate_per_sample",
+    "per_sample_step",
+]
 
 DEFAULT_SYNC_EVERY = 8
 """Adaptive steps between two host reads of "is every sample done?"."""
@@ -997,3 +1004,155 @@ def _to_host(array: Any) -> np.ndarray:
     """An array's values as NumPy (from any device)."""
     to = getattr(array, "cpu", None)
     return np.asarray(to() if callable(to) else array)
+
+
+class BatchShapedFunction:
+    """The user's ``f`` on (*batch,) times and (*batch, *state) states, as the per-sample loop calls it:
+    on (B,) float64 times and (B, n) states, returning (B, n).
+
+    The one wrapper of ``f`` for the per-sample mode (ode-core's ``solve`` and
+    ode-adjoint's, with its torch namespace).
+
+    Parameters
+    ----------
+    f : callable
+    batch_shape, state_shape : tuple of int
+    xp : array namespace
+    state_dtype, working : dtype
+        The user's dtype, and the one the loop computes in (float32 for half
+        precision states): ``f`` sees its states in ``state_dtype``.
+    time_dtype : dtype, optional
+        The dtype ``f`` sees its times in; default the loop's float64.
+    """
+
+    __slots__ = ("batch", "batch_shape", "f", "n", "shape", "state_dtype", "time_dtype", "working", "xp")
+
+    def __init__(
+        self,
+        f: Callable[[Any, Any], Any],
+        batch_shape: tuple[int, ...],
+        state_shape: tuple[int, ...],
+        xp: Any,
+        state_dtype: Any,
+        working: Any,
+        time_dtype: Any = None,
+    ) -> None:
+        self.f = f
+        self.batch_shape = batch_shape
+        self.shape = (*batch_shape, *state_shape)
+        self.batch = math.prod(batch_shape)
+        self.n = math.prod(state_shape)
+        self.xp = xp
+        self.state_dtype = state_dtype
+        self.working = working
+        self.time_dtype = time_dtype
+
+    def rows(self, y: Any) -> tuple[int, ...]:
+        """The batch dimensions of (B, n) states: one batch dimension keeps any number of rows (compaction).
+
+        Parameters
+        ----------
+        y : array, shape (B, n)
+
+        Returns
+        -------
+        tuple of int
+        """
+        return (y.shape[0],) if len(self.batch_shape) == 1 else self.batch_shape
+
+    def sample_times(self, t: Any, rows: tuple[int, ...] | None = None) -> Any:
+        """Times (B,) as ``f`` takes them: (*batch,) in ``time_dtype``.
+
+        Parameters
+        ----------
+        t : array, shape (B,)
+        rows : tuple of int, optional
+            The batch dimensions (:meth:`rows`); default from ``t``.
+
+        Returns
+        -------
+        array, shape (*batch,)
+        """
+        if self.time_dtype is not None and t.dtype != self.time_dtype:
+            t = self.xp.astype(t, self.time_dtype)
+        if rows is None:
+            rows = (t.shape[0],) if len(self.batch_shape) == 1 else self.batch_shape
+        return t if len(rows) == 1 else self.xp.reshape(t, rows)
+
+    def sample_states(self, y: Any, rows: tuple[int, ...]) -> Any:
+        """States (B, n) as ``f`` takes them: (*batch, *state) in ``state_dtype``.
+
+        Parameters
+        ----------
+        y : array, shape (B, n)
+        rows : tuple of int
+            The batch dimensions (:meth:`rows`).
+
+        Returns
+        -------
+        array, shape (*rows, *state)
+        """
+        state = self.xp.reshape(y, (*rows, *self.shape[len(self.batch_shape) :]))
+        return state if self.state_dtype == self.working else self.xp.astype(state, self.state_dtype)
+
+    def flatten(self, value: Any) -> Any:
+        """A value of ``f`` as (B, n) in the working dtype.
+
+        Parameters
+        ----------
+        value : array, shape (*batch, *state)
+
+        Returns
+        -------
+        array, shape (B, n)
+        """
+        flat = self.xp.reshape(value, (-1, self.n))
+        return flat if self.state_dtype == self.working else self.xp.astype(flat, self.working)
+
+    def __call__(self, t: Any, y: Any) -> Any:
+        rows = self.rows(y)
+        return self.flatten(self.f(self.sample_times(t, rows), self.sample_states(y, rows)))
+
+    def events(self, events: Any, guard: Callable[[], Any] | None = None) -> tuple[Callable[[Any, Any], Any], ...]:
+        """The user's event functions as the per-sample loop calls them: on (B,) times and (B, n) states, one
+        value per sample (B,), each seeing times and states as ``f`` does.
+
+        Parameters
+        ----------
+        events : callable or sequence of callables or None
+        guard : callable, optional
+            A context manager factory each call runs inside (ode-adjoint:
+            ``torch.no_grad``; where an event is decides where to look, its
+            gradient is found otherwise).
+
+        Returns
+        -------
+        tuple of callable
+            Empty without events.
+        """
+        if events is None:
+            return ()
+        functions = [events] if callable(events) else events
+        if isinstance(functions, (str, bytes)) or not isinstance(functions, (list, tuple)):
+            raise TypeError(f"events: expected a callable or a sequence of callables, got {type(events).__name__}")
+        wrapped = []
+        for index, g in enumerate(functions):
+            if not callable(g):
+                raise TypeError(f"events[{index}]: expected a callable, got {type(g).__name__}")
+
+            def on_rows(t: Any, y: Any, g: Any = g) -> Any:
+                rows = self.rows(y)
+                # Detached: where an event is decides where to look, not what is differentiated.
+                state = self.sample_states(detached(y), rows)
+                if guard is None:
+                    value = g(self.sample_times(t, rows), state)
+                else:
+                    with guard():
+                        value = g(self.sample_times(t, rows), state)
+                return self.xp.reshape(value if hasattr(value, "shape") else self.xp.asarray(value), (-1,))
+
+            for attribute in ("terminal", "direction"):
+                if hasattr(g, attribute):
+                    setattr(on_rows, attribute, getattr(g, attribute))
+            wrapped.append(on_rows)
+        return tuple(wrapped)

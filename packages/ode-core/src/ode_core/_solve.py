@@ -12,7 +12,7 @@ from array_api_compat import device as device_of
 
 from ._controllers import PIDController, PredictiveController
 from ._loop import AcceptedStep, integrate
-from ._per_sample import DEFAULT_SYNC_EVERY, integrate_per_sample
+from ._per_sample import DEFAULT_SYNC_EVERY, BatchShapedFunction, integrate_per_sample
 from ._solution import Solution, Stats, Status
 from ._tableau import ButcherTableau
 from .validation import (
@@ -340,8 +340,8 @@ def _solve_per_sample(
         **settings_arguments,
     )
     check_per_sample(settings, on_step=on_step, jac=jac)
-    sample_events = _per_sample_events(xp, events, batch_shape, state_shape)
-    shaped = PerSampleFunction(f, batch_shape, state_shape, xp, state_dtype, dtype)
+    shaped = BatchShapedFunction(f, batch_shape, state_shape, xp, state_dtype, dtype)
+    sample_events = shaped.events(events)
     fun: Callable[[Any, Any], Any] = shaped
     shared_times = len(np.shape(t if not hasattr(t, "shape") else np.empty(tuple(t.shape)))) == 1
     first_value = f(shaped.sample_times(xp.asarray(times[:, 0], dtype=xp.float64, device=device_of(y))), y0)
@@ -389,82 +389,6 @@ def _solve_per_sample(
             n_forced=xp.reshape(stats.n_forced, batch_shape),
         ),
     )
-
-
-def _per_sample_events(
-    xp: Any, events: Any, batch_shape: tuple[int, ...], state_shape: tuple[int, ...]
-) -> tuple[Callable[[Any, Any], Any], ...]:
-    """The user's event functions on (*batch,) times and (*batch, *state) states, as the per-sample loop
-    calls them: on (B,) times and (B, *state) states, one value per sample (B,)."""
-    if events is None:
-        return ()
-    functions = [events] if callable(events) else events
-    if isinstance(functions, (str, bytes)) or not isinstance(functions, (list, tuple)):
-        raise TypeError(f"events: expected a callable or a sequence of callables, got {type(events).__name__}")
-    wrapped = []
-    for index, g in enumerate(functions):
-        check_callable(g, f"events[{index}]")
-
-        def on_rows(t: Any, y: Any, g: Any = g) -> Any:
-            value = g(xp.reshape(t, batch_shape), xp.reshape(y, (*batch_shape, *state_shape)))
-            return xp.reshape(xp.asarray(value), (-1,))
-
-        for attribute in ("terminal", "direction"):
-            if hasattr(g, attribute):
-                setattr(on_rows, attribute, getattr(g, attribute))
-        wrapped.append(on_rows)
-    return tuple(wrapped)
-
-
-class PerSampleFunction:
-    """The user's ``f`` on (*batch, *state) states and (*batch,) times, called by the per-sample loop on (B, n).
-
-    Parameters
-    ----------
-    f : callable
-    batch_shape, state_shape : tuple of int
-    xp : array namespace
-    state_dtype, working : dtype
-        As :class:`ShapedFunction`.
-    """
-
-    __slots__ = ("batch", "batch_shape", "f", "n", "shape", "state_dtype", "working", "xp")
-
-    def __init__(
-        self,
-        f: Callable[[Any, Any], Any],
-        batch_shape: tuple[int, ...],
-        state_shape: tuple[int, ...],
-        xp: Any,
-        state_dtype: Any,
-        working: Any,
-    ) -> None:
-        self.f = f
-        self.batch_shape = batch_shape
-        self.shape = (*batch_shape, *state_shape)
-        self.batch = math.prod(batch_shape)
-        self.n = math.prod(state_shape)
-        self.xp = xp
-        self.state_dtype = state_dtype
-        self.working = working
-
-    def sample_times(self, t: Any) -> Any:
-        """Times (B,) as ``f`` takes them: (*batch,); one batch dimension keeps any number of rows."""
-        return t if len(self.batch_shape) == 1 else self.xp.reshape(t, self.batch_shape)
-
-    def flatten(self, value: Any) -> Any:
-        """A value of ``f`` as (B, n) in the working dtype."""
-        flat = self.xp.reshape(value, (-1, self.n))
-        return flat if self.state_dtype == self.working else self.xp.astype(flat, self.working)
-
-    def __call__(self, t: Any, y: Any) -> Any:
-        xp = self.xp
-        # With one batch dimension the rows may be fewer than the batch's (compaction).
-        rows = (y.shape[0],) if len(self.batch_shape) == 1 else self.batch_shape
-        state = xp.reshape(y, (*rows, *self.shape[len(self.batch_shape) :]))
-        if self.state_dtype != self.working:
-            state = xp.astype(state, self.state_dtype)
-        return self.flatten(self.f(self.sample_times(t), state))
 
 
 class ShapedFunction:

@@ -91,9 +91,12 @@ def test_torch_wrong_output_library_is_named() -> None:
         ode_core.solve(lambda t, y: np.zeros(2), torch.zeros(2, dtype=torch.float64), [0.0, 1.0])
 
 
-def test_torch_integer_state_is_rejected() -> None:
-    with pytest.raises(TypeError, match="y0: expected a real floating dtype"):
-        ode_core.solve(lambda t, y: y, torch.zeros(2, dtype=torch.int64), [0.0, 1.0])
+def test_torch_integer_state_becomes_float64() -> None:
+    solution = ode_core.solve(lambda t, y: -y, torch.ones(2, dtype=torch.int64), [0.0, 1.0])
+    assert solution.ys.dtype == torch.float64
+    torch.testing.assert_close(
+        solution.ys[-1], torch.full((2,), math.exp(-1.0), dtype=torch.float64), rtol=1e-5, atol=0
+    )
 
 
 def test_torch_status_on_nan() -> None:

@@ -342,8 +342,13 @@ def g_zero(t: float, y: np.ndarray) -> float:
     [
         ([g_zero, 3], TypeError, r"events\[1\]: expected a callable, got int"),
         ("g", TypeError, r"events: expected a callable or a sequence of callables"),
-        ([g_zero, event(g_zero, terminal=0.5)], TypeError, r"events\[1\]\.terminal: expected a bool or a positive int"),
+        (
+            [g_zero, event(g_zero, terminal=0.5)],
+            ValueError,
+            r"events\[1\]\.terminal: expected a bool or a positive int",
+        ),
         ([event(g_zero, terminal=-1)], ValueError, r"events\[0\]\.terminal: expected a bool or a positive int"),
+        ([event(g_zero, terminal=3.5)], ValueError, r"The `terminal` attribute of each event must be a boolean"),
         ([event(g_zero, terminal="yes")], TypeError, r"events\[0\]\.terminal"),
         ([g_zero, event(g_zero, direction="up")], TypeError, r"events\[1\]\.direction: expected a real number"),
         ([event(g_zero, direction=math.nan)], ValueError, r"events\[0\]\.direction: expected a finite number"),

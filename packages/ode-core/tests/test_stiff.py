@@ -196,8 +196,9 @@ def test_adaptive_implicit_method_retries_a_newton_failure_with_a_smaller_step()
     [
         (lambda t, y: np.eye(3), ValueError, r"jac: returned shape \(3, 3\), expected \(2, 2\)"),
         (lambda t, y: np.eye(2, dtype=np.float32), TypeError, "jac: returned dtype float32"),
-        (lambda t, y: [[1.0, 0.0], [0.0, 1.0]], TypeError, "jac: expected an array"),
-        (1.0, TypeError, "jac: expected a callable"),
+        (lambda t, y: "identity", TypeError, "jac: expected an array"),
+        (1.0, ValueError, r"jac: returned shape \(\), expected \(2, 2\)"),
+        ("identity", TypeError, "jac: expected a callable or an array, got str"),
     ],
 )
 def test_bad_jacobian_names_jac(jac: object, error: type[Exception], message: str) -> None:
@@ -215,9 +216,10 @@ def test_jacobian_of_batched_state_may_use_its_shape() -> None:
     np.testing.assert_allclose(sol.ys[-1], y0 * math.exp(-1.0), rtol=1e-6)
 
 
-def test_explicit_method_refuses_a_jacobian() -> None:
-    with pytest.raises(ValueError, match="jac: method 'dopri5' is explicit"):
-        ode_core.solve(lambda t, y: -y, np.ones(2), [0.0, 1.0], jac=lambda t, y: -np.eye(2))
+def test_explicit_method_ignores_a_jacobian_with_a_warning() -> None:
+    with pytest.warns(UserWarning, match="jac: method 'dopri5' is explicit and uses no Jacobian; it is ignored"):
+        solution = ode_core.solve(lambda t, y: -y, np.ones(2), [0.0, 1.0], jac=lambda t, y: -np.eye(2))
+    assert solution.success and solution.stats.njev == 0
 
 
 @pytest.mark.parametrize("method", IMPLICIT_ADAPTIVE)

@@ -320,6 +320,8 @@ class TorchRungeKutta(StepperBase):
             factor = h
         error = torch.mv(stages_t, coefficients.error_weights).div_(scale)
         secondary = coefficients.error_weights_secondary
+        if error.is_complex():  # the norm of the moduli
+            error = error.abs()
         if secondary is None:
             if norm is None:
                 return abs(factor) * math.sqrt(float(torch.dot(error, error)) / error.shape[0])
@@ -328,6 +330,8 @@ class TorchRungeKutta(StepperBase):
         # ode-core's stepper computes it: |h| e5^2 / sqrt(e5^2 + 0.01 e3^2),
         # on the error weights without h.
         error3 = torch.mv(stages_t, secondary).div_(scale)
+        if error3.is_complex():
+            error3 = error3.abs()
         unit = factor / h  # 1 / rtol, or 1
         if norm is None:
             error5_norm = abs(unit) * math.sqrt(float(torch.dot(error, error)) / error.shape[0])

@@ -84,6 +84,17 @@ class DenseOutput:
         self._steps: list[float] = []
         self._y_starts: list[Any] = []
         self._coefficients: list[Any] = []
+        self._constant: Any = None
+
+    def hold(self, y: Any) -> None:
+        """Make a dense output of no step the constant ``y`` at every time (scipy's ``ConstantDenseOutput``):
+        for a solve over a span of zero length, or of a state with no elements.
+
+        Parameters
+        ----------
+        y : array, shape (n,)
+        """
+        self._constant = y
 
     def append(self, t_start: float, h: float, y_start: Any, coefficients: Any, t_end: float | None = None) -> None:
         """Add the piece for the step ``[t_start, t_start + h]``, or up to
@@ -148,7 +159,14 @@ class DenseOutput:
         scalar = np.ndim(t) == 0 if not hasattr(t, "shape") else len(t.shape) == 0
         times = [float(t)] if scalar else [float(v) for v in (t.tolist() if hasattr(t, "tolist") else t)]
         if not self._steps:
-            raise ValueError("t: the dense output is empty (the solve took no step)")
+            if self._constant is None:
+                raise ValueError("t: the dense output is empty (the solve took no step)")
+            held = xp.reshape(self._constant, self._shape)
+            if scalar:
+                return held
+            if not times:
+                return xp.zeros((0, *self._shape), dtype=held.dtype, device=_device(held))
+            return xp.stack([held] * len(times))
         low, high = self._forward_boundaries[0], self._forward_boundaries[-1]
         rows = []
         for time in times:

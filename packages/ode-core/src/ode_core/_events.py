@@ -95,12 +95,17 @@ def _check_terminal(event: Any, index: int) -> int:
         return 0
     if terminal is True:
         return 1
-    if not isinstance(terminal, numbers.Integral):
+    # scipy's words too, and its exception: ValueError for a number that is no count.
+    scipy_words = "The `terminal` attribute of each event must be a boolean or positive integer."
+    if not isinstance(terminal, numbers.Real):
         raise TypeError(
-            f"events[{index}].terminal: expected a bool or a positive int, got {type(terminal).__name__} {terminal!r}"
+            f"events[{index}].terminal: expected a bool or a positive int, got {type(terminal).__name__} "
+            f"{terminal!r} ({scipy_words})"
         )
-    if terminal < 0:
-        raise ValueError(f"events[{index}].terminal: expected a bool or a positive int, got {terminal!r}")
+    if not isinstance(terminal, numbers.Integral) or terminal < 0:
+        raise ValueError(
+            f"events[{index}].terminal: expected a bool or a positive int, got {terminal!r} ({scipy_words})"
+        )
     return int(terminal)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from array_api_compat import is_numpy_namespace
 
 from ._dense import hermite_coefficients
+from ._norms import flat_rms_norm
 from ._stepper import StepperBase
 from ._tableau import ButcherTableau
 
@@ -75,6 +76,7 @@ class ExplicitRungeKutta(StepperBase):
         self.dtype = dtype
         self.device = device
         self.n = n
+        self._rms = flat_rms_norm(xp, n, dtype)
         s = tableau.n_stages
         self.n_stages = s
         self.fsal = tableau.fsal
@@ -165,9 +167,6 @@ class ExplicitRungeKutta(StepperBase):
         if error5 == 0.0 and error3 == 0.0:
             return 0.0
         return abs(h) * error5 * error5 / math.sqrt(error5 * error5 + 0.01 * error3 * error3)
-
-    def _rms(self, scaled: Any) -> float:
-        return math.sqrt(float(scaled @ scaled) / self.n)
 
     @property
     def has_continuous_extension(self) -> bool:

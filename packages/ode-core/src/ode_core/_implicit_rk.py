@@ -149,12 +149,15 @@ class NewtonStepper(StepperBase):
         # tiny components (Robertson's y2 ~ 1e-7) are resolved as well as
         # large ones, but bounded below where round-off in f would dominate.
         columns = []
+        # A complex state takes real steps (as scipy's num_jac): f is holomorphic where the Newton
+        # iteration on complex values makes sense, so a real step gives its derivative.
+        scalar = complex if xp.isdtype(y.dtype, "complex floating") else float
         for j in range(self.n):
-            y_j = float(y[j])
+            y_j = scalar(y[j])
             step = math.sqrt(self.eps * max(1e-5, abs(y_j)))
             perturbed = xp.asarray(y, copy=True)
             perturbed[j] = y_j + step
-            step = float(perturbed[j]) - y_j  # the step actually representable
+            step = (scalar(perturbed[j]) - y_j).real  # the step actually representable
             columns.append((fun(t, perturbed) - f0) / step)
         self.jacobian = xp.stack(columns, axis=1)
         return self.n

@@ -32,6 +32,7 @@ from ._dense import DenseOutput, evaluate_polynomial
 from ._events import EventTracker
 from ._explicit_rk import explicit_stepper
 from ._implicit_rk import DiagonallyImplicitRungeKutta
+from ._norms import flat_rms_norm
 from ._progress import ProgressMeter
 from ._radau import RadauIIA
 from ._settings import Settings
@@ -179,10 +180,7 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
         return explicit_stepper(tableau, xp, y0.dtype, device_of(y0), n)
     norm = settings.norm
     if norm is None:
-        inverse_n = 1.0 / n
-
-        def norm(scaled: Any) -> float:
-            return math.sqrt(float(scaled @ scaled) * inverse_n)
+        norm = flat_rms_norm(xp, n, y0.dtype)
 
     if isinstance(tableau, AdamsMethod):
         return AdamsStepper(tableau, xp, y0, fun, settings.atol, settings.rtol, norm)
@@ -279,8 +277,8 @@ def integrate(
     rtol, atol, norm = settings.rtol, settings.atol, settings.norm
     max_step, min_step, max_steps = settings.max_step, settings.min_step, settings.max_steps
     one_sided_time = getattr(f, "one_sided_time", None) or _next_time
-    if len(times) == 1:
-        return _initial_state_only(xp, y0, t0, shape, settings, events, f0 is not None)
+    if len(times) == 1 or t_end == t0:  # one time, or a span of zero length: nothing to integrate
+        return _initial_state_only(xp, y0, t0, len(times), shape, settings, events, f0 is not None)
 
     one_sided = settings.one_sided_steps
     nfev = 1
@@ -541,7 +539,7 @@ def integrate(
                 meter.update(t_current)
             if stop is not None:
                 status = Status.EVENT
-                message = f"a terminal event occurred at t={t_new!r}"
+                message = "A termination event occurred."  # scipy's words: code compares them
                 break
             if landed:
                 if finished:
@@ -628,17 +626,23 @@ _NON_FINITE_F0 = "f(t0, y0) is not finite at t={t0!r}"
 
 
 def _initial_state_only(
-    xp: Any, y0: Any, t0: float, shape: tuple[int, ...], settings: Settings, events: Any, had_f0: bool
+    xp: Any, y0: Any, t0: float, m: int, shape: tuple[int, ...], settings: Settings, events: Any, had_f0: bool
 ) -> Solution:
-    """The solution at a single output time: ``y0``, no step taken (``f`` evaluated only if the caller did)."""
+    """The solution at ``m`` output times all ``t0``: ``y0``, no step taken (``f`` evaluated only if the caller
+    did); the dense output is ``y0`` at every time."""
     n_events = 0 if events is None else (1 if callable(events) else len(events))
+    dense = None
+    if settings.dense_output:
+        dense = DenseOutput(xp, shape, t0, 1.0)
+        dense.hold(y0)
+    message = "a single output time" if m == 1 else "a span of zero length"
     return Solution(
-        ts=xp.asarray([t0], dtype=xp.float64, device=device_of(y0)),
-        ys=xp.reshape(y0, (1, *shape)),
+        ts=xp.asarray([t0] * m, dtype=xp.float64, device=device_of(y0)),
+        ys=xp.concat([xp.reshape(y0, (1, *shape))] * m),
         status=Status.SUCCESS,
-        message="a single output time: the initial state, no step taken",
+        message=f"{message}: the initial state, no step taken",
         stats=Stats(nfev=int(had_f0), n_steps=0, n_accepted=0, n_rejected=0, njev=0, nlu=0),
-        dense=DenseOutput(xp, shape, t0, 1.0) if settings.dense_output else None,
+        dense=dense,
         t_final=t0,
         y_final=xp.reshape(y0, shape),
         t_events=None if events is None else [xp.zeros((0,), dtype=xp.float64, device=device_of(y0))] * n_events,

@@ -4,7 +4,7 @@ of ``y0``) to a non-negative scalar; a step passes when it is at most one."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from array_api_compat import array_namespace
@@ -32,7 +32,40 @@ def rms_norm(scaled_error: Any) -> float:
     """
     xp = array_namespace(scaled_error)
     flat = xp.reshape(scaled_error, (-1,))
+    if xp.isdtype(flat.dtype, "complex floating"):
+        flat = xp.abs(flat)
     return math.sqrt(float(flat @ flat) / flat.shape[0])
+
+
+def flat_rms_norm(xp: Any, n: int, dtype: Any) -> Callable[[Any], float]:
+    """:func:`rms_norm` for the loop's flat arrays of ``n`` elements of ``dtype``, with the dtype's branch
+    taken once (a solve calls it at every step).
+
+    Parameters
+    ----------
+    xp : array namespace
+    n : int
+    dtype : dtype
+        Real or complex: a complex error's norm is that of its moduli.
+
+    Returns
+    -------
+    callable
+        ``norm(scaled) -> float``.
+    """
+    inverse_n = 1.0 / n
+    if xp.isdtype(dtype, "complex floating"):
+
+        def complex_norm(scaled: Any) -> float:
+            moduli = xp.abs(scaled)
+            return math.sqrt(float(moduli @ moduli) * inverse_n)
+
+        return complex_norm
+
+    def norm(scaled: Any) -> float:
+        return math.sqrt(float(scaled @ scaled) * inverse_n)
+
+    return norm
 
 
 def max_norm(scaled_error: Any) -> float:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from array_api_compat import array_namespace, is_array_api_obj
 from array_api_compat import device as device_of
 
 from ._controllers import PIDController, PredictiveController
+from ._dense import DenseOutput
 from ._loop import AcceptedStep, integrate
 from ._per_sample import DEFAULT_SYNC_EVERY, BatchShapedFunction, integrate_per_sample
+from ._settings import Settings
 from ._solution import Solution, Stats, Status
 from ._tableau import ButcherTableau
 from .validation import (
@@ -52,8 +56,10 @@ def solve(
     step_t: Any = None,
     jump_t: Any = None,
     dense_output: bool | None = None,
-    jac: Callable[[float, Any], Any] | None = None,
+    jac: Callable[[float, Any], Any] | Any | None = None,
     events: Any = None,
+    args: Any = None,
+    vectorized: bool = False,
     on_step: Callable[[AcceptedStep], None] | None = None,
     progress: bool = False,
     batch_dims: int = 0,
@@ -70,7 +76,12 @@ def solve(
         arrays of ``y0``'s shape, dtype, library and device.
     y0 : array, any shape
         Initial state: a NumPy array, a torch tensor or any array API array
-        of a real floating dtype (a list of numbers becomes float64 NumPy).
+        of a real or complex floating dtype (a list of numbers becomes
+        float64 NumPy, or complex128 where it holds complex numbers; integer
+        arrays become float64 of their library, as scipy converts them). A
+        state with no elements is solved at once: success, no evaluation
+        of ``f``. Complex states take the RMS norm of the errors' moduli;
+        implicit methods difference ``f`` in real steps (as scipy).
         Leading batch dimensions need no special treatment. Half precision
         states (float16, bfloat16) are integrated in float32 with ``f``
         evaluated in their dtype (see :func:`ode_core.validation.working_dtype`);
@@ -78,7 +89,9 @@ def solve(
         resolution warns.
     t : 1-D sequence of float, shape (m,), m >= 2
         Output times, strictly increasing or strictly decreasing; ``t[0]`` is
-        the initial time. Times are float64 whatever the state's dtype.
+        the initial time. Times all equal to ``t[0]`` are a span of zero
+        length (scipy's ``t_span=(a, a)``): ``y0`` at each, no step, and a
+        dense output that is ``y0`` at every time. Times are float64 whatever the state's dtype.
         Output times between steps are interpolated (no evaluations of
         ``f``), except for adaptive methods whose interpolant is of lower
         order than the error their step-size control bounds (``cash_karp``,
@@ -88,7 +101,9 @@ def solve(
         Default ``"dopri5"``.
     rtol, atol : float or array of y0's shape
         Relative and absolute tolerances; a step passes when
-        ``norm(error / (atol + rtol * max(|y|, |y_new|))) <= 1``. Defaults
+        ``norm(error / (atol + rtol * max(|y|, |y_new|))) <= 1``. An
+        ``rtol`` below 100 float64 epsilons is raised to that, with scipy's
+        warning (below it the error estimate is round-off). Defaults
         ``1e-6`` and ``1e-9`` (tighter than scipy's ``1e-3, 1e-6``, which are
         often too loose for learning; looser than torchdiffeq's).
     step_size : float, optional
@@ -130,9 +145,11 @@ def solve(
         with the number of steps). Output times between steps cost no
         evaluations of ``f`` either way. Default: on, except in the
         per-sample mode (which has none).
-    jac : callable, optional
-        Implicit methods only: ``jac(t, y) -> df/dy`` as an array of shape
-        ``(n, n)`` or ``(*y0.shape, *y0.shape)`` (``n = y0.size``). By default
+    jac : callable or array, optional
+        Implicit methods: ``jac(t, y) -> df/dy`` as an array (or nested
+        lists) of shape ``(n, n)`` or ``(*y0.shape, *y0.shape)``
+        (``n = y0.size``), or that array itself when it is constant. An
+        explicit method ignores it with a warning (as scipy). By default
         the Jacobian comes from forward differences (``n`` evaluations of
         ``f``, counted in ``nfev``). It is reused across steps until Newton
         converges slowly or fails (``stats.njev``, ``stats.nlu``). Newton's
@@ -147,6 +164,12 @@ def solve(
         from negative to positive, positive to negative, or both, in the
         order the solver visits times. A zero exactly at ``t[0]`` is no
         event.
+    args : tuple, optional
+        Extra arguments: ``f(t, y, *args)``, and likewise ``jac`` and every
+        event function (scipy's ``args``).
+    vectorized : bool
+        ``f`` works on columns, as scipy's ``vectorized=True``: it is called
+        with ``y`` of shape ``(*y0.shape, 1)``. Default False.
     on_step : callable, optional
         ``on_step(step)`` after every accepted step, with an
         :class:`AcceptedStep` ``(t, t_next, h, y, t_start_eval, t_end_eval)``
@@ -206,8 +229,19 @@ def solve(
     True
     """
     f = check_callable(f, "f")
-    xp, y0 = check_state(y0)
+    if args is not None:
+        f, jac, events = _with_arguments(args, f, jac, events)
+    if not isinstance(vectorized, (bool, np.bool_)):
+        raise TypeError(f"vectorized: expected True or False, got {vectorized!r}")
+    xp, y0 = check_state(y0, convert_integers=True, allow_complex=True, allow_empty=True)
+    if vectorized:
+        f = _single_column(f)
     if check_batch_dims(batch_dims, y0):
+        if xp.isdtype(y0.dtype, "complex floating") or math.prod(y0.shape) == 0:
+            raise ValueError(
+                f"y0: the per-sample mode (batch_dims={batch_dims}) takes non-empty real states, got "
+                f"{y0.dtype} of shape {tuple(y0.shape)}"
+            )
         return _solve_per_sample(
             f,
             xp,
@@ -240,9 +274,11 @@ def solve(
         )
     if dense_output is None:
         dense_output = True
-    times, _ = check_times(t)
+    times, _ = check_times(t, allow_zero_span=True)
     shape = tuple(y0.shape)
     n = math.prod(shape)
+    if jac is not None and not callable(jac):
+        jac = _constant_jacobian(xp, jac, y0)
     state_dtype = y0.dtype
     dtype = working_dtype(xp, state_dtype)
     y = xp.reshape(y0, (n,))
@@ -276,7 +312,14 @@ def solve(
         state_dtype=state_dtype if dtype != state_dtype else None,
     )
     check_span(times, settings)
+    settings = _floor_rtol(settings)
+    if n == 0:  # nothing to integrate: the empty state at every time
+        return _empty_state(xp, y0, times, settings, events)
     first_value = f(times[0], y0)
+    if not is_array_api_obj(first_value):
+        # scipy's rule: f may return a list, a tuple or a number, converted to y0's dtype.
+        f = _converted_output(f, xp, y0)
+        first_value = f(times[0], y0)
     check_f_output(first_value, y0, xp)
     if len(shape) == 1 and dtype == state_dtype:
         fun: Callable[[float, Any], Any] = f
@@ -292,6 +335,112 @@ def solve(
         ys=xp.astype(solution.ys, state_dtype),
         y_final=xp.astype(solution.y_final, state_dtype),
         y_events=None if solution.y_events is None else [xp.astype(v, state_dtype) for v in solution.y_events],
+    )
+
+
+def _with_arguments(args: Any, f: Any, jac: Any, events: Any) -> tuple[Any, Any, Any]:
+    """``f``, ``jac`` and the event functions with ``args`` passed after ``(t, y)``, as scipy's ``solve_ivp``."""
+    try:
+        args = tuple(args)
+    except TypeError as exc:
+        # scipy's words too, for code that matches them.
+        raise TypeError(
+            f"args: expected a tuple, got {type(args).__name__}; Supplied 'args' cannot be unpacked. Please "
+            "supply `args` as a tuple (e.g. `args=(arg,)`)"
+        ) from exc
+
+    def with_args(function: Any) -> Any:
+        def called(t: Any, y: Any) -> Any:
+            return function(t, y, *args)
+
+        for attribute in ("terminal", "direction"):
+            if hasattr(function, attribute):
+                setattr(called, attribute, getattr(function, attribute))
+        return called
+
+    if jac is not None and callable(jac):
+        jac = with_args(jac)
+    if events is not None:
+        events = with_args(events) if callable(events) else [with_args(g) if callable(g) else g for g in events]
+    return with_args(f), jac, events
+
+
+def _single_column(f: Any) -> Any:
+    """A vectorized ``f`` (scipy's: on states with a trailing axis of columns) called on one state."""
+
+    def one(t: Any, y: Any) -> Any:
+        return f(t, y[..., None])[..., 0]
+
+    return one
+
+
+def _converted_output(f: Any, xp: Any, y0: Any) -> Any:
+    """``f`` with its value converted to an array of y0's dtype, library and device (a list, a tuple, a number)."""
+    dtype, where = y0.dtype, device_of(y0)
+
+    def converted(t: Any, y: Any) -> Any:
+        return xp.asarray(f(t, y), dtype=dtype, device=where)
+
+    return converted
+
+
+def _constant_jacobian(xp: Any, jac: Any, y0: Any) -> Callable[[float, Any], Any]:
+    """A Jacobian given as a constant array: the function that returns it."""
+    try:
+        matrix = xp.asarray(jac, dtype=y0.dtype, device=device_of(y0))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"jac: expected a callable or an array, got {type(jac).__name__}") from exc
+
+    def constant(t: float, y: Any) -> Any:
+        return matrix
+
+    return constant
+
+
+# scipy's floor on rtol (solve_ivp's validate_tol): below it the error estimate is round-off.
+_RTOL_FLOOR = 100 * float(np.finfo(np.float64).eps)
+
+
+def _floor_rtol(settings: Settings) -> Settings:
+    """``settings`` with ``rtol`` raised to 100 float64 epsilons where it is below, with scipy's warning."""
+    rtol = settings.rtol
+    smallest = rtol if isinstance(rtol, float) else float(np.min(np.asarray(rtol)))
+    if smallest >= _RTOL_FLOOR:
+        return settings
+    warnings.warn(
+        f"rtol: {smallest:g} is below 100 float64 epsilons, where the error estimate is round-off; raised to "
+        f"{_RTOL_FLOOR:g} (At least one element of `rtol` is too small. Setting `rtol = np.maximum(rtol, "
+        f"{_RTOL_FLOOR})`.)",
+        UserWarning,
+        stacklevel=3,
+    )
+    if isinstance(rtol, float):
+        return dataclasses.replace(settings, rtol=_RTOL_FLOOR)
+    xp = array_namespace(rtol)
+    return dataclasses.replace(settings, rtol=xp.clip(rtol, min=_RTOL_FLOOR))
+
+
+def _empty_state(xp: Any, y0: Any, times: list[float], settings: Settings, events: Any) -> Solution:
+    """The solution of a state with no elements: success at every time, no evaluation of ``f``."""
+    shape, where = tuple(y0.shape), device_of(y0)
+    n_events = 0 if events is None else (1 if callable(events) else len(events))
+    dense = None
+    if settings.dense_output:
+        dense = DenseOutput(xp, shape, times[0], 1.0)
+        dense.hold(xp.reshape(y0, (0,)))
+    finite = [v for v in times if math.isfinite(v)]
+    return Solution(
+        ts=xp.asarray(finite, dtype=xp.float64, device=where),
+        ys=xp.zeros((len(finite), *shape), dtype=y0.dtype, device=where),
+        status=Status.SUCCESS,
+        message="the state has no elements: nothing to integrate",
+        stats=Stats(nfev=0, n_steps=0, n_accepted=0, n_rejected=0),
+        dense=dense,
+        t_final=times[-1],
+        y_final=y0,
+        t_events=None if events is None else [xp.zeros((0,), dtype=xp.float64, device=where)] * n_events,
+        y_events=None if events is None else [xp.zeros((0, *shape), dtype=y0.dtype, device=where)] * n_events,
+        step_proposal=math.nan,
     )
 
 

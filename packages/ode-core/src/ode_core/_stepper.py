@@ -20,7 +20,6 @@ the loop will call; ``None`` declines and ode-core's own stepper is used.
 from __future__ import annotations
 
 import importlib.metadata
-import math
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,6 +27,7 @@ from array_api_compat import is_numpy_namespace
 
 from ._dense import evaluate_polynomial
 from ._initial_step import select_initial_step
+from ._norms import rms_norm
 from ._tableau import ButcherTableau
 
 __all__ = ["STEPPER_ENTRY_POINTS", "Stepper", "StepperBase", "register_stepper", "stepper_provider"]
@@ -308,7 +308,7 @@ class StepperBase:
         float
         """
         return select_initial_step(
-            fun, t0, y0, f0, direction, self.error_order, rtol, atol, norm or _rms, max_step, span
+            fun, t0, y0, f0, direction, self.error_order, rtol, atol, norm or rms_norm, max_step, span
         )
 
     def adjust_step(self, h: float, h_next: float) -> float:
@@ -359,10 +359,6 @@ class StepperBase:
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-def _rms(scaled: Any) -> float:
-    return math.sqrt(float(scaled @ scaled) / scaled.shape[0])
 
 
 _PROVIDERS: dict[str, Callable[..., Any] | None] = {}

@@ -45,6 +45,7 @@ __all__ = [
     "check_tolerances",
     "flat_jacobian",
     "is_finite",
+    "real_dtype",
     "working_dtype",
 ]
 
@@ -141,20 +142,39 @@ def is_finite(xp: Any, array: Any) -> bool:
         return bool(np.isfinite(array).all())
     # The array's own sum where it has one: on a small state the compat
     # layer's wrapper costs more than the reduction. One read either way.
+    if xp.isdtype(array.dtype, "complex floating"):
+        return bool(xp.all(xp.isfinite(array)))
     total = float(detached(array.sum() if hasattr(array, "sum") else xp.sum(array)))
     return math.isfinite(total) or bool(xp.all(xp.isfinite(array)))
 
 
-def check_state(y0: Any, name: str = "y0") -> tuple[Any, Any]:
-    """``(xp, y0)`` with ``y0`` a non-empty array of a real floating dtype, all finite.
+def check_state(
+    y0: Any,
+    name: str = "y0",
+    *,
+    convert_integers: bool = False,
+    allow_complex: bool = False,
+    allow_empty: bool = False,
+) -> tuple[Any, Any]:
+    """``(xp, y0)`` with ``y0`` an array of a floating dtype, all finite.
 
-    Python numbers and sequences become float64 NumPy arrays.
+    Python numbers and sequences become NumPy arrays: float64, or complex128
+    where they hold complex numbers and ``allow_complex``.
 
     Parameters
     ----------
     y0 : array or sequence of numbers
     name : str
         The argument's name in error messages.
+    convert_integers : bool
+        Integer and boolean arrays become float64 arrays of their library
+        (as scipy's ``solve_ivp`` converts them) instead of being refused.
+    allow_complex : bool
+        Accept complex floating dtypes (``ode_core.solve``; the torch
+        gradient engines take real states).
+    allow_empty : bool
+        Accept a state with no elements (``ode_core.solve``: nothing to
+        integrate).
 
     Returns
     -------
@@ -163,19 +183,30 @@ def check_state(y0: Any, name: str = "y0") -> tuple[Any, Any]:
     """
     if not is_array_api_obj(y0):
         try:
-            y0 = np.asarray(y0, dtype=np.float64)
+            y0 = np.asarray(y0)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name}: expected an array or a sequence of numbers, got {type(y0).__name__}") from exc
+        if y0.dtype == object or not (np.issubdtype(y0.dtype, np.number) or np.issubdtype(y0.dtype, np.bool_)):
+            raise TypeError(f"{name}: expected an array or a sequence of numbers, got {type(y0).__name__}")
+        if not (allow_complex and np.iscomplexobj(y0)):
+            y0 = y0.astype(np.float64)
     xp = array_namespace(y0)
-    if not xp.isdtype(y0.dtype, "real floating"):
-        raise TypeError(
-            f"{name}: expected a real floating dtype (float16, bfloat16, float32 or float64), got {y0.dtype}; "
-            "convert it first (complex states: split into real and imaginary parts)"
+    if convert_integers and (xp.isdtype(y0.dtype, "integral") or xp.isdtype(y0.dtype, "bool")):
+        y0 = xp.astype(y0, xp.float64)
+    kinds = ("real floating", "complex floating") if allow_complex else "real floating"
+    if not xp.isdtype(y0.dtype, kinds):
+        expected = (
+            "a floating dtype (real or complex)"
+            if allow_complex
+            else ("a real floating dtype (float16, bfloat16, float32 or float64)")
         )
-    if math.prod(y0.shape) == 0:
+        hint = "" if allow_complex else "; convert it first (complex states: split into real and imaginary parts)"
+        raise TypeError(f"{name}: expected {expected}, got {y0.dtype}{hint}")
+    if math.prod(y0.shape) == 0 and not allow_empty:
         raise ValueError(f"{name}: expected at least one element, got shape {tuple(y0.shape)}")
     if not is_finite(xp, y0):
-        raise ValueError(f"{name}: contains inf or nan")
+        # scipy's words too, for code that matches them.
+        raise ValueError(f"{name}: contains inf or nan; All components of the initial state `y0` must be finite.")
     return xp, y0
 
 
@@ -197,7 +228,7 @@ def _as_float_list(values: Any, name: str, *, infinite_end: bool = False) -> lis
     return times
 
 
-def check_times(t: Any, name: str = "t") -> tuple[list[float], float]:
+def check_times(t: Any, name: str = "t", *, allow_zero_span: bool = False) -> tuple[list[float], float]:
     """Output times as floats and the direction of integration (+1 or -1).
 
     Parameters
@@ -209,6 +240,9 @@ def check_times(t: Any, name: str = "t") -> tuple[list[float], float]:
         ``max_steps``).
     name : str
         The argument's name in error messages.
+    allow_zero_span : bool
+        Also accept several times all equal to the first, a span of zero
+        length (scipy's ``t_span=(a, a)``): the initial state at each.
 
     Returns
     -------
@@ -220,6 +254,8 @@ def check_times(t: Any, name: str = "t") -> tuple[list[float], float]:
     if not times:
         raise ValueError(f"{name}: expected at least one output time (the initial time), got none")
     direction = 1.0 if len(times) == 1 or times[1] > times[0] else -1.0
+    if allow_zero_span and all(v == times[0] for v in times):
+        return times, 1.0
     if all(map(operator.lt if direction > 0 else operator.gt, times, times[1:])):
         return times, direction
     for i in range(1, len(times)):  # find the first pair out of order, to name it
@@ -268,6 +304,23 @@ def check_optional_times(values: Any, name: str) -> list[float]:
     return _as_float_list(values, name)
 
 
+def real_dtype(xp: Any, dtype: Any) -> Any:
+    """The real floating dtype of ``dtype``'s precision: itself when real, float64 for complex128.
+
+    Parameters
+    ----------
+    xp : array namespace
+    dtype : dtype
+
+    Returns
+    -------
+    dtype
+    """
+    if not xp.isdtype(dtype, "complex floating"):
+        return dtype
+    return xp.float32 if dtype == xp.complex64 else xp.float64
+
+
 def check_tolerances(
     rtol: Any, atol: Any, xp: Any, y0: Any, names: tuple[str, str] = ("rtol", "atol")
 ) -> tuple[Any, Any]:
@@ -302,7 +355,7 @@ def check_tolerances(
                     )
                 if not np.all(np.isfinite(array)) or (np.any(array < 0) if allow_zero else np.any(array <= 0)):
                     raise ValueError(f"{name}: expected finite values {'>= 0' if allow_zero else '> 0'}")
-                checked.append(xp.asarray(array.reshape(-1), dtype=y0.dtype, device=device(y0)))
+                checked.append(xp.asarray(array.reshape(-1), dtype=real_dtype(xp, y0.dtype), device=device(y0)))
                 continue
             value = float(array)  # a 0-d array is a scalar
         value = float(value)
@@ -458,6 +511,8 @@ def flat_jacobian(
     def flat(t: float, y: Any) -> Any:
         nonlocal checked
         value = jac(t, xp.reshape(y, shape))
+        if isinstance(value, (list, tuple)):  # scipy's rule: nested sequences become an array of y0's dtype
+            value = xp.asarray(value, dtype=y0.dtype, device=device(y0))
         if not checked:
             if not is_array_api_obj(value) or array_namespace(value) is not xp:
                 raise TypeError(f"jac: expected an array of the same library as y0, got {type(value).__name__}")
@@ -566,9 +621,14 @@ def check_settings(
     if jac is not None:
         check_callable(jac, called("jac"))
         if tableau.explicit:
-            raise ValueError(
-                f"{called('jac')}: method {tableau.name!r} is explicit and uses no Jacobian; pass jac=None"
+            # As scipy's solve_ivp: code that passes a Jacobian to every method runs.
+            warnings.warn(
+                f"{called('jac')}: method {tableau.name!r} is explicit and uses no Jacobian; it is ignored "
+                "(The following arguments have no effect for a chosen solver: `jac`.)",
+                UserWarning,
+                stacklevel=4,
             )
+            jac = None
     flags = (
         ("dense_output", dense_output),
         ("progress", progress),

@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from ._dense import hermite_coefficients
+from ._differences import GroupedDifferences
 from ._implicit_rk import NewtonStepper, RightHandSide
+from ._linalg import Factors, factorise, is_sparse
 from ._tableau import ButcherTableau
 
 __all__ = ["FullyImplicitRungeKutta"]
@@ -66,7 +68,7 @@ class FullyImplicitRungeKutta(NewtonStepper):
         dtype: Any,
         device: Any,
         n: int,
-        jac: Callable[[float, Any], Any] | None,
+        jac: Callable[[float, Any], Any] | GroupedDifferences | None,
         atol: Any,
         rtol: Any,
         norm: Callable[[Any], float],
@@ -98,22 +100,25 @@ class FullyImplicitRungeKutta(NewtonStepper):
         # y1 = y + d^T Z with d = A^{-T} b.
         self.solution_weights = array(np.array([float(v) for v in tableau.b]) @ inverse)
         self.identity_sn = xp.eye(s * n, dtype=dtype, device=device)
-        self.iteration_inverse: Any = None
+        self.iteration_factors: Factors | None = None
         self.factored_h = math.nan
 
     def _forget_iteration_matrices(self) -> None:
         self.factored_h = math.nan
 
     def _ensure_iteration_matrix(self, h: float) -> bool:
-        """Invert ``I - h (A kron J)`` unless already done for this ``h`` (see ``_same_step``)."""
+        """Factorise ``I - h (A kron J)`` unless already done for this ``h`` (see ``_same_step``)."""
         if self._same_step(h, self.factored_h):
             return True
         xp, s = self.xp, self.n_stages
-        rows = [xp.concat([(h * self.a[i][j]) * self.jacobian for j in range(s)], axis=1) for i in range(s)]
-        inverse = self._invert(self.identity_sn - xp.concat(rows, axis=0))
-        if inverse is None:
+        # The coupled (s n) system is assembled dense (these are fixed-step methods of few stages).
+        jacobian = self.jacobian.toarray() if is_sparse(self.jacobian) else self.jacobian
+        rows = [xp.concat([(h * self.a[i][j]) * jacobian for j in range(s)], axis=1) for i in range(s)]
+        self.nlu += 1
+        factors = factorise(xp, self.identity_sn - xp.concat(rows, axis=0))
+        if factors is None:
             return False
-        self.iteration_inverse, self.factored_h = inverse, h
+        self.iteration_factors, self.factored_h = factors, h
         return True
 
     def _attempt(
@@ -148,7 +153,8 @@ class FullyImplicitRungeKutta(NewtonStepper):
             if not bool(xp.all(xp.isfinite(values))):
                 return None, None, evaluations, False, rate
             residual = increments - h * (self.matrix @ values)
-            delta = -xp.reshape(self.iteration_inverse @ xp.reshape(residual, (s * n,)), (s, n))
+            solved = self.iteration_factors.solve(xp.reshape(residual, (s * n,)))  # type: ignore[union-attr]
+            delta = -xp.reshape(solved, (s, n))
             delta_norm = self._norm_of_stages(delta, scale)
             verdict, rate = self._verdict(iteration, iterations, delta_norm, previous_norm, rate)
             if verdict == "failed":

@@ -12,10 +12,11 @@ II*, IV.8). The stage derivative is then ``k_i = (Y_i - psi_i) / (h gamma_i)``,
 which, unlike ``f(Y_i)``, does not amplify the Newton error in stiff
 components.
 
-The array API has no LU factorisation, so ``M`` is inverted once and the
-inverse reused by every Newton iteration of every stage with the same
-``h gamma`` (ESDIRK methods share one ``gamma``), making each linear solve a
-matrix-vector product; ``nlu`` counts these inversions.
+``M`` is LU-factorised once (:mod:`ode_core._linalg`: LAPACK, sparse LU for
+a scipy.sparse ``J``, torch's own) and the factors reused by every Newton
+iteration of every stage with the same ``h gamma`` (ESDIRK methods share one
+``gamma``), each linear solve two triangular solves; ``nlu`` counts the
+factorisations.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ._dense import hermite_coefficients
+from ._differences import GroupedDifferences
+from ._linalg import Factors, factorise, shifted
 from ._stepper import StepperBase
 from ._tableau import ButcherTableau
 
@@ -84,7 +87,7 @@ class NewtonStepper(StepperBase):
         dtype: Any,
         device: Any,
         n: int,
-        jac: Callable[[float, Any], Any] | None,
+        jac: Callable[[float, Any], Any] | GroupedDifferences | None,
         atol: Any,
         rtol: Any,
         norm: Callable[[Any], float],
@@ -95,7 +98,13 @@ class NewtonStepper(StepperBase):
         self.dtype = dtype
         self.device = device
         self.n = n
-        self.jac = jac
+        # Differences grouped by a sparsity pattern come in the place of a jac (make_stepper's).
+        self.differences: GroupedDifferences | None = None
+        self.jac: Callable[[float, Any], Any] | None = None
+        if isinstance(jac, GroupedDifferences):
+            self.differences = jac
+        else:
+            self.jac = jac
         self.atol = atol
         self.rtol = rtol
         self.norm = norm
@@ -144,6 +153,9 @@ class NewtonStepper(StepperBase):
         if self.jac is not None:
             self.jacobian = self.jac(t, y)
             return 0
+        if self.differences is not None:  # jac_sparsity: differences grouped by it, sparse
+            self.jacobian = self.differences.estimate(t, y, f0)
+            return self.differences.evaluations
         # Forward differences, one column per component, with Hairer's step
         # sqrt(eps * max(1e-5, |y_j|)) (RADAU5): relative to the component, so
         # tiny components (Robertson's y2 ~ 1e-7) are resolved as well as
@@ -171,17 +183,11 @@ class NewtonStepper(StepperBase):
             return self._evaluate_jacobian(fun, t, y, None)
         return 1 + self._evaluate_jacobian(fun, t, y, fun(t, y))
 
-    def _invert(self, matrix: Any) -> Any:
-        """``matrix^{-1}``, or ``None`` when it is singular or not finite."""
-        xp = self.xp
-        try:
-            inverse = xp.linalg.inv(matrix)
-        except Exception:  # singular: numpy LinAlgError, torch's _LinAlgError, ...
-            return None
+    def _factorise(self, a: Any, b: float) -> Factors | None:
+        """The LU factors of ``a I + b J``, or ``None`` when it is singular or not finite."""
+        factors = factorise(self.xp, shifted(self.xp, self.identity, a, b, self.jacobian))
         self.nlu += 1
-        if not bool(xp.all(xp.isfinite(inverse))):
-            return None
-        return inverse
+        return factors
 
     def adjust_step(self, h: float, h_next: float) -> float:
         """Keep ``h`` when the controller would grow it only a little."""
@@ -299,7 +305,7 @@ class DiagonallyImplicitRungeKutta(NewtonStepper):
         dtype: Any,
         device: Any,
         n: int,
-        jac: Callable[[float, Any], Any] | None,
+        jac: Callable[[float, Any], Any] | GroupedDifferences | None,
         atol: Any,
         rtol: Any,
         norm: Callable[[Any], float],
@@ -325,20 +331,20 @@ class DiagonallyImplicitRungeKutta(NewtonStepper):
         # Stiffly accurate with an explicit first stage: y1 is the last stage,
         # whose derivative starts the next step.
         self.fsal = self.explicit_first_stage and s > 1 and tableau.c[-1] == 1 and tableau.a[-1] == tableau.b
-        self.iteration_inverse: Any = None
+        self.iteration_factors: Factors | None = None
         self.factored_h_gamma = math.nan
 
     def _forget_iteration_matrices(self) -> None:
         self.factored_h_gamma = math.nan
 
     def _ensure_iteration_matrix(self, h_gamma: float) -> bool:
-        """Invert ``I - h gamma J`` unless already done for this ``h gamma``."""
+        """Factorise ``I - h gamma J`` unless already done for this ``h gamma``."""
         if self._same_step(h_gamma, self.factored_h_gamma):
             return True
-        inverse = self._invert(self.identity - h_gamma * self.jacobian)
-        if inverse is None:
+        factors = self._factorise(1.0, -h_gamma)
+        if factors is None:
             return False
-        self.iteration_inverse = inverse
+        self.iteration_factors = factors
         self.factored_h_gamma = h_gamma
         return True
 
@@ -372,7 +378,7 @@ class DiagonallyImplicitRungeKutta(NewtonStepper):
                 if not self._ensure_iteration_matrix(h_gamma):
                     return stage_value, evaluations, False, rate
             residual = stage_value - psi - h_gamma * value
-            delta = -(self.iteration_inverse @ residual)
+            delta = -self.iteration_factors.solve(residual)  # type: ignore[union-attr]
             delta_norm = self.norm(delta / scale)
             if not math.isfinite(delta_norm):
                 return stage_value, evaluations, False, rate

@@ -29,6 +29,7 @@ from ._adams import AdamsMethod, AdamsStepper
 from ._collocation import FullyImplicitRungeKutta
 from ._controllers import IController
 from ._dense import DenseOutput, evaluate_polynomial
+from ._differences import GroupedDifferences
 from ._events import EventTracker
 from ._explicit_rk import explicit_stepper
 from ._implicit_rk import DiagonallyImplicitRungeKutta
@@ -184,7 +185,10 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
 
     if isinstance(tableau, AdamsMethod):
         return AdamsStepper(tableau, xp, y0, fun, settings.atol, settings.rtol, norm)
-    common = (xp, y0.dtype, device_of(y0), n, settings.jac, settings.atol, settings.rtol, norm)
+    jac: Callable[[float, Any], Any] | GroupedDifferences | None = settings.jac
+    if jac is None and settings.jac_sparsity is not None:
+        jac = GroupedDifferences(fun, settings.jac_sparsity, float(xp.finfo(y0.dtype).eps))
+    common = (xp, y0.dtype, device_of(y0), n, jac, settings.atol, settings.rtol, norm)
     if tableau.diagonally_implicit:
         return DiagonallyImplicitRungeKutta(tableau, *common, fixed_step=not settings.adaptive)
     # Coupled stages: RADAU5's split system where the tableau has its

@@ -11,11 +11,13 @@ equations are multiplied by ``(h A)^{-1}`` and the stages transformed by
 ``T``, where ``T^{-1} A^{-1} T = diag(mu, [[alpha, beta], [-beta, alpha]])``
 (one real eigenvalue and a complex pair). In ``W = T^{-1} Z`` the system
 splits into an ``n x n`` real one, ``(mu/h I - J)``, and one for the complex
-pair. The array API's complex support varies between libraries, so the pair
-is solved as the real ``2n x 2n`` block ``[[alpha/h I - J, beta/h I],
-[-beta/h I, alpha/h I - J]]`` rather than in complex arithmetic; both
-matrices are inverted once per step size and Jacobian (the array API has no
-LU factorisation) and reused by every iteration, as ``nlu`` counts.
+pair, the ``2n x 2n`` block ``[[alpha/h I - J, beta/h I], [-beta/h I,
+alpha/h I - J]]``. For a real state that block is the complex ``n x n``
+system ``((alpha - i beta)/h I - J) w = r_1 + i r_2`` (``w = x_1 + i x_2``),
+as RADAU5 and scipy solve it: a quarter of the real block's factorisation
+work, and sparse with ``J``. A complex state keeps the block. Both matrices
+are LU-factorised once per step size and Jacobian and reused by every
+iteration (:mod:`ode_core._linalg`), as ``nlu`` counts.
 
 Newton starts from the previous step's collocation polynomial, extrapolated
 (or, after a rejection, evaluated inside the rejected step), and its
@@ -36,7 +38,9 @@ from typing import Any
 import numpy as np
 
 from ._controllers import PredictiveController
+from ._differences import GroupedDifferences
 from ._implicit_rk import NewtonStepper, RightHandSide
+from ._linalg import Factors, factorise, is_sparse
 from ._tableau import ButcherTableau
 
 __all__ = ["RadauIIA"]
@@ -91,7 +95,7 @@ class RadauIIA(NewtonStepper):
         dtype: Any,
         device: Any,
         n: int,
-        jac: Callable[[float, Any], Any] | None,
+        jac: Callable[[float, Any], Any] | GroupedDifferences | None,
         atol: Any,
         rtol: Any,
         norm: Callable[[Any], float],
@@ -151,9 +155,11 @@ class RadauIIA(NewtonStepper):
         self.error_weights = array(np.array([float(e) for e in errors]))
         dense = tableau.dense
         self.dense_weights_t = None if dense is None else array(np.array([[float(v) for v in r] for r in dense]).T)
-        # Iteration matrices: (mu/h I - J)^{-1} and the pair's real 2n block.
-        self.real_inverse: Any = None
-        self.pair_inverse: Any = None
+        # Iteration matrices' factors: (mu/h I - J) and the pair's, complex n x n
+        # for a real state (the real 2n block for a complex one).
+        self.real_factors: Factors | None = None
+        self.pair_factors: Factors | None = None
+        self.complex_state = xp.isdtype(dtype, "complex floating")
         self.factored_h = math.nan
         # The last converged step's start, size and stage increments, for
         # Newton's starting guess; and the start of the last attempt.
@@ -171,20 +177,35 @@ class RadauIIA(NewtonStepper):
         if self._same_step(h, self.factored_h):
             return True
         xp = self.xp
-        real_inverse = self._invert((self.mu / h) * self.identity - self.jacobian)
-        if real_inverse is None:
+        real_factors = self._factorise(self.mu / h, -1.0)
+        if real_factors is None:
             return False
-        diagonal = (self.alpha / h) * self.identity - self.jacobian
-        coupling = (self.beta / h) * self.identity
-        block = xp.concat(
-            (xp.concat((diagonal, coupling), axis=1), xp.concat((-coupling, diagonal), axis=1)),
-            axis=0,
-        )
-        pair_inverse = self._invert(block)
-        if pair_inverse is None:
+        if self.complex_state:
+            jacobian = self.jacobian.toarray() if is_sparse(self.jacobian) else self.jacobian
+            diagonal = (self.alpha / h) * self.identity - jacobian
+            coupling = (self.beta / h) * self.identity
+            block = xp.concat(
+                (xp.concat((diagonal, coupling), axis=1), xp.concat((-coupling, diagonal), axis=1)),
+                axis=0,
+            )
+            self.nlu += 1
+            pair_factors = factorise(xp, block)
+        else:
+            pair_factors = self._factorise(complex(self.alpha, -self.beta) / h, -1.0)
+        if pair_factors is None:
             return False
-        self.real_inverse, self.pair_inverse, self.factored_h = real_inverse, pair_inverse, h
+        self.real_factors, self.pair_factors, self.factored_h = real_factors, pair_factors, h
         return True
+
+    def _solve_pair(self, first: Any, second: Any) -> tuple[Any, Any]:
+        """``x_1, x_2`` of the pair's block system with right-hand sides ``first, second``."""
+        xp, factors = self.xp, self.pair_factors
+        assert factors is not None  # _ensure_iteration_matrices succeeded
+        if self.complex_state:
+            both = factors.solve(xp.concat((first, second)))
+            return both[: self.n], both[self.n :]
+        w = factors.solve(first + 1j * second)
+        return xp.real(w), xp.imag(w)
 
     # -- the step -------------------------------------------------------------
 
@@ -238,14 +259,12 @@ class RadauIIA(NewtonStepper):
                 return None, None, evaluations, False, rate
             rhs = self.transform_inverse @ values
             residual_real = (self.mu / h) * transformed[0] - rhs[0]
-            residual_pair = xp.concat(
-                (
-                    (self.alpha / h) * transformed[1] + (self.beta / h) * transformed[2] - rhs[1],
-                    (-self.beta / h) * transformed[1] + (self.alpha / h) * transformed[2] - rhs[2],
-                )
+            first, second = self._solve_pair(
+                (self.alpha / h) * transformed[1] + (self.beta / h) * transformed[2] - rhs[1],
+                (-self.beta / h) * transformed[1] + (self.alpha / h) * transformed[2] - rhs[2],
             )
-            delta_pair = -(self.pair_inverse @ residual_pair)
-            delta = xp.stack((-(self.real_inverse @ residual_real), delta_pair[:n], delta_pair[n:]))
+            real = self.real_factors.solve(residual_real)  # type: ignore[union-attr]
+            delta = -xp.stack((real, first, second))
             delta_norm = self._norm_of_stages(delta, scale)
             verdict, rate = self._verdict(iteration, iterations, delta_norm, previous_norm, rate)
             if verdict == "failed":
@@ -278,13 +297,13 @@ class RadauIIA(NewtonStepper):
         gamma0_h = h / self.mu
         unfiltered = h * (self.error_weights @ stages)
         # (I - h gamma0 J)^{-1} v = (mu / h) (mu/h I - J)^{-1} v
-        error = (self.mu / h) * (self.real_inverse @ unfiltered)
+        error = (self.mu / h) * self.real_factors.solve(unfiltered)  # type: ignore[union-attr]
         ratio = self.norm(error / scale)
         evaluations = 0
         if refine and ratio > 1.0:
             refined = unfiltered + gamma0_h * (fun(t, y + error) - f0)
             evaluations = 1
-            error = (self.mu / h) * (self.real_inverse @ refined)
+            error = (self.mu / h) * self.real_factors.solve(refined)  # type: ignore[union-attr]
             ratio = self.norm(error / scale)
         self.cached_error_ratio = (y1, ratio)
         return evaluations

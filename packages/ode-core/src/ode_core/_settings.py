@@ -47,7 +47,11 @@ class Settings:
     dense_output : bool
         Keep every step's interpolant.
     jac : callable or None
-        ``jac(t, y) -> (n, n)`` on the flat state, implicit methods only.
+        ``jac(t, y) -> (n, n)`` on the flat state (an array, or a scipy.sparse
+        matrix for NumPy states), implicit methods only.
+    jac_sparsity : scipy.sparse matrix or None
+        Where ``df/dy`` may be nonzero, for finite differences grouped by it
+        when ``jac`` is None (NumPy states).
     progress : bool
         Show a progress meter over time (tqdm, when installed).
     one_sided_steps : bool
@@ -76,6 +80,7 @@ class Settings:
     jump_t: tuple[float, ...] = ()
     dense_output: bool = False
     jac: Callable[[float, Any], Any] | None = None
+    jac_sparsity: Any = None
     progress: bool = False
     one_sided_steps: bool = False
     accept_at_min_step: bool = False

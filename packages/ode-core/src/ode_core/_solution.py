@@ -47,7 +47,8 @@ class Stats:
         Jacobian evaluations (implicit methods; finite-difference ones
         included, their evaluations of ``f`` counted in ``nfev``).
     nlu : int
-        Inversions of the Newton iteration matrix ``I - h gamma J``.
+        LU factorisations of the Newton iteration matrices (``I - h gamma J``
+        and Radau IIA's pair; sparse LU for a sparse Jacobian).
     n_forced : int
         Accepted steps whose error was above the tolerance, taken at
         ``min_step`` because the settings say so

@@ -14,6 +14,7 @@ from array_api_compat import device as device_of
 
 from ._controllers import PIDController, PredictiveController
 from ._dense import DenseOutput
+from ._linalg import is_sparse
 from ._loop import AcceptedStep, integrate
 from ._per_sample import DEFAULT_SYNC_EVERY, BatchShapedFunction, integrate_per_sample
 from ._settings import Settings
@@ -58,6 +59,7 @@ def solve(
     dense_output: bool | None = None,
     jac: Callable[[float, Any], Any] | Any | None = None,
     events: Any = None,
+    jac_sparsity: Any = None,
     args: Any = None,
     vectorized: bool = False,
     on_step: Callable[[AcceptedStep], None] | None = None,
@@ -149,9 +151,11 @@ def solve(
         Implicit methods: ``jac(t, y) -> df/dy`` as an array (or nested
         lists) of shape ``(n, n)`` or ``(*y0.shape, *y0.shape)``
         (``n = y0.size``), or that array itself when it is constant. An
-        explicit method ignores it with a warning (as scipy). By default
-        the Jacobian comes from forward differences (``n`` evaluations of
-        ``f``, counted in ``nfev``). It is reused across steps until Newton
+        explicit method ignores it with a warning (as scipy). For NumPy
+        states it may be (or return) a scipy.sparse matrix: the Newton
+        matrices are then factorised by sparse LU. By default the Jacobian
+        comes from forward differences (``n`` evaluations of ``f``, counted
+        in ``nfev``; see ``jac_sparsity``). It is reused across steps until Newton
         converges slowly or fails (``stats.njev``, ``stats.nlu``). Newton's
         iteration stops at a fraction of ``rtol``/``atol``, also with fixed
         steps.
@@ -164,6 +168,11 @@ def solve(
         from negative to positive, positive to negative, or both, in the
         order the solver visits times. A zero exactly at ``t[0]`` is no
         event.
+    jac_sparsity : array_like or scipy.sparse matrix, optional
+        ``(n, n)``, nonzero where ``df/dy`` may be: without ``jac``, the
+        finite-difference Jacobian perturbs structurally independent columns
+        together (one evaluation of ``f`` per group, counted in ``nfev``)
+        and is sparse. NumPy states, implicit methods.
     args : tuple, optional
         Extra arguments: ``f(t, y, *args)``, and likewise ``jac`` and every
         event function (scipy's ``args``).
@@ -237,6 +246,8 @@ def solve(
     if vectorized:
         f = _single_column(f)
     if check_batch_dims(batch_dims, y0):
+        if jac_sparsity is not None:
+            raise ValueError(f"jac_sparsity: the per-sample mode (batch_dims={batch_dims}) runs explicit methods")
         if xp.isdtype(y0.dtype, "complex floating") or math.prod(y0.shape) == 0:
             raise ValueError(
                 f"y0: the per-sample mode (batch_dims={batch_dims}) takes non-empty real states, got "
@@ -308,6 +319,7 @@ def solve(
         jump_t=jump_t,
         dense_output=dense_output,
         jac=flat_jacobian(jac, y0, xp, shape, n),
+        jac_sparsity=jac_sparsity,
         progress=progress,
         state_dtype=state_dtype if dtype != state_dtype else None,
     )
@@ -385,7 +397,10 @@ def _converted_output(f: Any, xp: Any, y0: Any) -> Any:
 
 
 def _constant_jacobian(xp: Any, jac: Any, y0: Any) -> Callable[[float, Any], Any]:
-    """A Jacobian given as a constant array: the function that returns it."""
+    """A Jacobian given as a constant array (or scipy.sparse matrix): the function that returns it."""
+    if is_sparse(jac):
+        sparse = jac.tocsc()
+        return lambda t, y: sparse
     try:
         matrix = xp.asarray(jac, dtype=y0.dtype, device=device_of(y0))
     except (TypeError, ValueError) as exc:

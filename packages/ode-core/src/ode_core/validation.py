@@ -18,10 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace, device, is_array_api_obj
+from array_api_compat import array_namespace, device, is_array_api_obj, is_numpy_namespace
 
 from ._adams import AdamsMethod
 from ._arrays import detached
+from ._differences import check_sparsity
+from ._linalg import is_sparse
 from ._settings import Settings
 from ._tableau import ButcherTableau
 from ._tableaux import ALIASES, METHODS, MULTISTEP, TABLEAUX
@@ -513,6 +515,14 @@ def flat_jacobian(
         value = jac(t, xp.reshape(y, shape))
         if isinstance(value, (list, tuple)):  # scipy's rule: nested sequences become an array of y0's dtype
             value = xp.asarray(value, dtype=y0.dtype, device=device(y0))
+        if is_sparse(value):  # a scipy.sparse matrix, kept sparse (sparse LU), for NumPy states
+            if not checked:
+                if not is_numpy_namespace(xp):
+                    raise TypeError(f"jac: returned a scipy.sparse matrix for a state of {xp.__name__}")
+                if tuple(value.shape) != (n, n):
+                    raise ValueError(f"jac: returned shape {tuple(value.shape)}, expected {(n, n)}")
+                checked = True
+            return value.astype(y0.dtype, copy=False).tocsc()
         if not checked:
             if not is_array_api_obj(value) or array_namespace(value) is not xp:
                 raise TypeError(f"jac: expected an array of the same library as y0, got {type(value).__name__}")
@@ -562,6 +572,7 @@ def check_settings(
     jump_t: Any = None,
     dense_output: Any = False,
     jac: Callable[[float, Any], Any] | None = None,
+    jac_sparsity: Any = None,
     progress: Any = False,
     one_sided_steps: Any = False,
     accept_at_min_step: Any = False,
@@ -588,6 +599,9 @@ def check_settings(
         On the flat scaled error; checked to be callable.
     jac : callable or None
         On the flat state (see :func:`flat_jacobian`); implicit methods only.
+    jac_sparsity : array_like or scipy.sparse matrix or None
+        ``(n, n)``: where ``df/dy`` may be nonzero; implicit methods on
+        NumPy states, without ``jac`` (which it would not serve: ignored).
     state_dtype : dtype, optional
         The user's state dtype, when the solver computes in another one
         (half precision): an ``rtol`` below its resolution warns.
@@ -629,6 +643,20 @@ def check_settings(
                 stacklevel=4,
             )
             jac = None
+    if jac_sparsity is not None:
+        if tableau.explicit:
+            warnings.warn(
+                f"{called('jac_sparsity')}: method {tableau.name!r} is explicit and uses no Jacobian; it is ignored",
+                UserWarning,
+                stacklevel=4,
+            )
+            jac_sparsity = None
+        elif not is_numpy_namespace(xp):
+            raise TypeError(f"{called('jac_sparsity')}: grouped differences take NumPy states, got {xp.__name__}")
+        elif jac is not None:
+            jac_sparsity = None  # a Jacobian given needs no differences (scipy ignores it too)
+        else:
+            jac_sparsity = check_sparsity(jac_sparsity, math.prod(y0.shape), called("jac_sparsity"))
     flags = (
         ("dense_output", dense_output),
         ("progress", progress),
@@ -661,6 +689,7 @@ def check_settings(
         jump_t=tuple(check_optional_times(jump_t, called("jump_t"))),
         dense_output=bool(dense_output),
         jac=jac,
+        jac_sparsity=jac_sparsity,
         progress=bool(progress),
         one_sided_steps=bool(one_sided_steps) and (step_size is not None or not tableau.adaptive),
         accept_at_min_step=bool(accept_at_min_step),

@@ -1,0 +1,185 @@
+"""The Newton iterations' linear systems: each iteration matrix factorised once, solved many times.
+
+An implicit step solves ``M x = r`` with the same ``M = a I + b J`` at every
+Newton iteration and for as long as the step size and Jacobian stay: so ``M``
+is LU-factorised once (``Stats.nlu`` counts the factorisations) and every
+iteration costs two triangular solves, never an explicit inverse. The
+factorisation is chosen by the matrix's kind, as scipy's ``Radau`` and
+``BDF`` do:
+
+* a scipy.sparse Jacobian: sparse LU (``scipy.sparse.linalg.splu``), whose
+  fill-in follows the sparsity (scipy's medazko problem, n = 400);
+* a dense NumPy array: LAPACK's ``getrf``/``getrs`` through
+  ``scipy.linalg.lu_factor``/``lu_solve`` (scipy is optional, ``ode-core[scipy]``;
+  without it, ``numpy.linalg.solve`` at every call);
+* a torch tensor: ``torch.linalg.lu_factor_ex``/``lu_solve`` (on the
+  tensor's device);
+* any other array API library: its ``linalg.solve`` at every call (the
+  standard has no LU), which still forms no inverse.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Protocol
+
+import numpy as np
+from array_api_compat import is_numpy_namespace, is_torch_namespace
+
+__all__ = ["Factors", "factorise", "is_sparse", "shifted"]
+
+
+class Factors(Protocol):
+    """A factorised matrix ``M``: :meth:`solve` returns ``M^{-1} r``."""
+
+    def solve(self, rhs: Any) -> Any:
+        """``M^{-1} rhs`` for ``rhs`` of shape (n,)."""
+        ...
+
+
+def is_sparse(matrix: Any) -> bool:
+    """Whether ``matrix`` is a scipy.sparse matrix or array (without importing scipy to ask).
+
+    Parameters
+    ----------
+    matrix : object
+
+    Returns
+    -------
+    bool
+    """
+    return type(matrix).__module__.startswith("scipy.sparse")
+
+
+def shifted(xp: Any, identity: Any, a: Any, b: float, jacobian: Any) -> Any:
+    """``a I + b J``, sparse when ``J`` is, dense otherwise; ``a`` may be complex.
+
+    Parameters
+    ----------
+    xp : array namespace
+    identity : array, shape (n, n)
+        The dense identity of the state's dtype (unused for a sparse ``J``).
+    a : float or complex
+    b : float
+    jacobian : array or scipy.sparse matrix, shape (n, n)
+
+    Returns
+    -------
+    array or scipy.sparse matrix, shape (n, n)
+    """
+    if is_sparse(jacobian):
+        import scipy.sparse
+
+        eye = scipy.sparse.identity(jacobian.shape[0], format="csc", dtype=jacobian.dtype)
+        return (a * eye + b * jacobian).tocsc()
+    return a * identity + b * jacobian
+
+
+def factorise(xp: Any, matrix: Any) -> Factors | None:
+    """The LU factorisation of ``matrix``, or ``None`` when it is singular or not finite.
+
+    Parameters
+    ----------
+    xp : array namespace
+        Of the state (and of ``matrix`` when it is dense).
+    matrix : array or scipy.sparse matrix, shape (n, n)
+
+    Returns
+    -------
+    Factors or None
+    """
+    if is_sparse(matrix):
+        return _SparseLU.of(matrix)
+    if is_numpy_namespace(xp):
+        try:
+            return _LapackLU.of(matrix)
+        except ImportError:  # scipy is optional (ode-core[scipy]): numpy's solve at every call
+            return _Solve.of(xp, matrix)
+    if is_torch_namespace(xp):
+        return _TorchLU.of(xp, matrix)
+    return _Solve.of(xp, matrix)
+
+
+class _SparseLU:
+    __slots__ = ("lu",)
+
+    def __init__(self, lu: Any) -> None:
+        self.lu = lu
+
+    @classmethod
+    def of(cls, matrix: Any) -> _SparseLU | None:
+        import scipy.sparse.linalg
+
+        if not np.all(np.isfinite(matrix.data)):
+            return None
+        try:
+            return cls(scipy.sparse.linalg.splu(matrix.tocsc()))
+        except RuntimeError:  # "Factor is exactly singular"
+            return None
+
+    def solve(self, rhs: Any) -> Any:
+        return self.lu.solve(np.asarray(rhs, dtype=np.result_type(rhs, self.lu.U.dtype)))
+
+
+class _LapackLU:
+    __slots__ = ("factors",)
+
+    def __init__(self, factors: Any) -> None:
+        self.factors = factors
+
+    @classmethod
+    def of(cls, matrix: Any) -> _LapackLU | None:
+        import scipy.linalg
+
+        if not np.all(np.isfinite(matrix)):
+            return None
+        with warnings.catch_warnings():
+            # A zero pivot warns; it is answered by returning None below.
+            warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+            lu, pivots = scipy.linalg.lu_factor(matrix, check_finite=False)
+        if not np.all(np.diagonal(lu)):
+            return None
+        return cls((lu, pivots))
+
+    def solve(self, rhs: Any) -> Any:
+        import scipy.linalg
+
+        return scipy.linalg.lu_solve(self.factors, rhs, check_finite=False)
+
+
+class _TorchLU:
+    __slots__ = ("linalg", "lu", "pivots")
+
+    def __init__(self, linalg: Any, lu: Any, pivots: Any) -> None:
+        self.linalg, self.lu, self.pivots = linalg, lu, pivots
+
+    @classmethod
+    def of(cls, xp: Any, matrix: Any) -> _TorchLU | None:
+        linalg = xp.linalg
+        lu, pivots, info = linalg.lu_factor_ex(matrix)
+        # One read per factorisation (not per iteration): a singular or
+        # non-finite matrix sends the step back, as a failed Newton does.
+        if int(info) != 0 or not bool(xp.all(xp.isfinite(lu))):
+            return None
+        return cls(linalg, lu, pivots)
+
+    def solve(self, rhs: Any) -> Any:
+        if rhs.dtype != self.lu.dtype:
+            rhs = rhs.to(self.lu.dtype)
+        return self.linalg.lu_solve(self.lu, self.pivots, rhs[:, None])[:, 0]
+
+
+class _Solve:
+    __slots__ = ("matrix", "xp")
+
+    def __init__(self, xp: Any, matrix: Any) -> None:
+        self.xp, self.matrix = xp, matrix
+
+    @classmethod
+    def of(cls, xp: Any, matrix: Any) -> _Solve | None:
+        if not bool(xp.all(xp.isfinite(matrix))):
+            return None
+        return cls(xp, matrix)
+
+    def solve(self, rhs: Any) -> Any:
+        return self.xp.linalg.solve(self.matrix, rhs)

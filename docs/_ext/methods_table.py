@@ -186,13 +186,20 @@ def method_rows(tableaux: Mapping[str, Any] | None = None, names: Sequence[str] 
 
     registered = tableaux is None
     if tableaux is None:
-        tableaux = {**ode_core.TABLEAUX, **getattr(ode_core, "MULTISTEP", {})}
+        tableaux = {
+            **ode_core.TABLEAUX,
+            **getattr(ode_core, "MULTISTEP", {}),
+            **getattr(ode_core, "VARIABLE_ORDER", {}),
+        }
         names = names if names is not None else getattr(ode_core, "METHODS", None)
     rows = []
     for name in names if names is not None else list(tableaux):
         tableau = tableaux[name]
         if hasattr(tableau, "steps") and hasattr(tableau, "starter"):
             rows.append(multistep_row(name, tableau))
+            continue
+        if hasattr(tableau, "kappa") and hasattr(tableau, "max_order"):
+            rows.append(variable_order_row(name, tableau))
             continue
         rows.append(
             {
@@ -228,6 +235,29 @@ def multistep_row(name: str, method: Any) -> dict[str, str]:
         "kind": f"explicit multistep ({kind})",
         "R(-inf)": "unbounded",
         "dense output": "cubic Hermite",
+        "citation": str(method.citation or ""),
+    }
+
+
+def variable_order_row(name: str, method: Any) -> dict[str, str]:
+    """The row of an :class:`ode_core.BDFMethod`: variable step and order, one Newton solve a step.
+
+    Examples
+    --------
+    >>> import ode_core
+    >>> row = variable_order_row("bdf", ode_core.VARIABLE_ORDER["bdf"])
+    >>> row["order"], row["adaptive"], row["R(-inf)"]
+    ('1-5', 'yes (step and order)', '0')
+    """
+    return {
+        "method": name,
+        "order": f"1-{method.max_order}",
+        "stages": "1 implicit (Newton)",
+        "adaptive": "yes (step and order)",
+        "kind": "implicit multistep (NDF, quasi-constant steps)",
+        # The BDFs/NDFs are stiffly stable: R(z) -> 0 as z -> -inf at every order.
+        "R(-inf)": "0",
+        "dense output": "order of the step (backward differences)",
         "citation": str(method.citation or ""),
     }
 

@@ -20,10 +20,12 @@ METHODS = list(ode_core.METHODS)
 METHOD = {name: ode_core.validation.check_method(name) for name in METHODS}
 # Runge-Kutta methods only: each step stands alone (the checkpoint replays it so).
 MULTISTEP = list(ode_core.MULTISTEP)
+# Methods whose steps use the steps before: the checkpoint engine, which replays a step alone, refuses them.
+WITH_HISTORY = [*ode_core.MULTISTEP, *ode_core.VARIABLE_ORDER]
 # torchdiffeq's Adams methods, whose order rises with the history (to 11 and 12).
 RISING_ORDER = ["explicit_adams", "implicit_adams"]
 EXPLICIT = [name for name in ode_core.TABLEAUX if ode_core.TABLEAUX[name].explicit]
-IMPLICIT = [name for name in METHODS if METHOD[name].implicit]
+IMPLICIT = [name for name in METHODS if METHOD[name].implicit and name not in WITH_HISTORY]
 ADAPTIVE = [name for name in METHODS if METHOD[name].adaptive]
 FIXED_STEP = [name for name in METHODS if not METHOD[name].adaptive]
 EXPLICIT_ADAPTIVE = [name for name in EXPLICIT if METHOD[name].adaptive]
@@ -184,5 +186,6 @@ GRADCHECK_SETTINGS: dict[str, GradcheckSetting] = {
     "kvaerno3": _adaptive(1e-7, atol=3e-6),
     "kvaerno5": _adaptive(1e-9, atol=3e-6),
     "radau5": _adaptive(1e-9, atol=3e-6),
+    "bdf": _adaptive(1e-9, atol=3e-6),
 }
 assert set(GRADCHECK_SETTINGS) == set(METHODS), "every registered method needs a gradcheck setting"

@@ -23,6 +23,7 @@ from _adjoint_problems import (
     METHODS,
     MULTISTEP,
     RISING_ORDER,
+    WITH_HISTORY,
     forced_van_der_pol,
     van_der_pol_inputs,
 )
@@ -49,7 +50,7 @@ _FAST_GRADCHECK = {"dopri5", "rk4"}
         for m in METHODS
         for g in GRADIENTS
         # The checkpoint replays steps alone: it refuses multistep methods (test_engines).
-        if not (m in MULTISTEP and g == "checkpoint")
+        if not (m in WITH_HISTORY and g == "checkpoint")
     ],
 )
 def test_gradcheck_every_method_and_engine(method: str, gradient: str) -> None:
@@ -211,6 +212,14 @@ def test_the_checkpoint_refuses_a_multistep_method_by_name(method: str) -> None:
             method=method,
             gradient="checkpoint",
             options={"step_size": 0.1},
+        )
+
+
+def test_the_checkpoint_refuses_bdf_by_name() -> None:
+    y0, theta = van_der_pol_inputs()
+    with pytest.raises(ValueError, match=r"gradient: 'checkpoint' replays each step alone.*'bdf' is a multistep"):
+        ode_adjoint.odeint(
+            forced_van_der_pol(theta), y0, torch.tensor([0.0, 0.5], dtype=DTYPE), method="bdf", gradient="checkpoint"
         )
 
 

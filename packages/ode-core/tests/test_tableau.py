@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-from ode_core import METHODS, MULTISTEP, TABLEAUX, ButcherTableau
+from ode_core import METHODS, MULTISTEP, TABLEAUX, VARIABLE_ORDER, ButcherTableau
 
 REQUIRED = {
     "euler", "midpoint", "heun", "ralston", "rk4", "rk38", "heun_euler",
@@ -15,8 +15,8 @@ REQUIRED = {
 
 def test_registry_has_every_required_method() -> None:
     assert set(METHODS) >= REQUIRED
-    assert (*TABLEAUX, *MULTISTEP) == METHODS
-    assert not set(TABLEAUX) & set(MULTISTEP)
+    assert (*TABLEAUX, *MULTISTEP, *VARIABLE_ORDER) == METHODS
+    assert not set(TABLEAUX) & set(MULTISTEP) and not (set(TABLEAUX) | set(MULTISTEP)) & set(VARIABLE_ORDER)
     for name, tableau in TABLEAUX.items():
         assert tableau.name == name
         assert tableau.citation

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from . import validation
 from ._adams import AdamsMethod
+from ._bdf import BDFMethod
 from ._controllers import (
     ControllerState,
     IController,
@@ -33,7 +34,7 @@ from ._solution import Solution, Stats, Status
 from ._solve import solve
 from ._stepper import STEPPER_ENTRY_POINTS, Stepper, StepperBase, register_stepper
 from ._tableau import ButcherTableau
-from ._tableaux import ALIASES, METHODS, MULTISTEP, TABLEAUX
+from ._tableaux import ALIASES, METHODS, MULTISTEP, TABLEAUX, VARIABLE_ORDER
 
 __version__ = "0.2.0"
 
@@ -44,8 +45,10 @@ __all__ = [
     "MULTISTEP",
     "STEPPER_ENTRY_POINTS",
     "TABLEAUX",
+    "VARIABLE_ORDER",
     "AcceptedStep",
     "AdamsMethod",
+    "BDFMethod",
     "BatchShapedFunction",
     "ButcherTableau",
     "ControllerState",

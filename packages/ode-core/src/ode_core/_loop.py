@@ -26,6 +26,7 @@ from array_api_compat import array_namespace, is_numpy_namespace
 from array_api_compat import device as device_of
 
 from ._adams import AdamsMethod, AdamsStepper
+from ._bdf import BDFMethod, BDFStepper
 from ._collocation import FullyImplicitRungeKutta
 from ._controllers import IController
 from ._dense import DenseOutput, evaluate_polynomial
@@ -189,6 +190,8 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
     if jac is None and settings.jac_sparsity is not None:
         jac = GroupedDifferences(fun, settings.jac_sparsity, float(xp.finfo(y0.dtype).eps))
     common = (xp, y0.dtype, device_of(y0), n, jac, settings.atol, settings.rtol, norm)
+    if isinstance(tableau, BDFMethod):
+        return BDFStepper(tableau, *common)
     if tableau.diagonally_implicit:
         return DiagonallyImplicitRungeKutta(tableau, *common, fixed_step=not settings.adaptive)
     # Coupled stages: RADAU5's split system where the tableau has its

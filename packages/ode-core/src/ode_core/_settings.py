@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._adams import AdamsMethod
+from ._bdf import BDFMethod
 from ._tableau import ButcherTableau
 
 __all__ = ["Settings"]
@@ -24,7 +25,7 @@ class Settings:
 
     Attributes
     ----------
-    method : ButcherTableau or AdamsMethod
+    method : ButcherTableau, AdamsMethod or BDFMethod
     rtol, atol : float, or array of shape (n,) in the state's namespace
         Relative and absolute tolerances on the flat state.
     step_size : float or None
@@ -66,7 +67,7 @@ class Settings:
         below ``min_step`` ends the solve (:attr:`Status.STEP_SIZE_UNDERFLOW`).
     """
 
-    method: ButcherTableau | AdamsMethod
+    method: ButcherTableau | AdamsMethod | BDFMethod
     rtol: Any = 1e-6
     atol: Any = 1e-9
     step_size: float | None = None

@@ -22,11 +22,12 @@ from array_api_compat import array_namespace, device, is_array_api_obj, is_numpy
 
 from ._adams import AdamsMethod
 from ._arrays import detached
+from ._bdf import BDFMethod
 from ._differences import check_sparsity
 from ._linalg import is_sparse
 from ._settings import Settings
 from ._tableau import ButcherTableau
-from ._tableaux import ALIASES, METHODS, MULTISTEP, TABLEAUX
+from ._tableaux import ALIASES, METHODS, MULTISTEP, TABLEAUX, VARIABLE_ORDER
 
 __all__ = [
     "check_batch_dims",
@@ -70,27 +71,28 @@ def check_callable(value: Any, name: str) -> Callable[..., Any]:
     return value  # type: ignore[no-any-return]
 
 
-def check_method(method: Any, name: str = "method") -> ButcherTableau | AdamsMethod:
+def check_method(method: Any, name: str = "method") -> ButcherTableau | AdamsMethod | BDFMethod:
     """The method for a registry name (or one of its :data:`ode_core.ALIASES`), or a user's method as is.
 
     Parameters
     ----------
-    method : str, ButcherTableau or AdamsMethod
+    method : str, ButcherTableau, AdamsMethod or BDFMethod
     name : str
         The argument's name in error messages.
 
     Returns
     -------
-    ButcherTableau or AdamsMethod
+    ButcherTableau, AdamsMethod or BDFMethod
     """
-    if isinstance(method, (ButcherTableau, AdamsMethod)):
+    if isinstance(method, (ButcherTableau, AdamsMethod, BDFMethod)):
         return method
     if not isinstance(method, str):
         raise TypeError(
-            f"{name}: expected a method name, a ButcherTableau or an AdamsMethod, got {type(method).__name__}"
+            f"{name}: expected a method name, a ButcherTableau, an AdamsMethod or a BDFMethod, got "
+            f"{type(method).__name__}"
         )
     own = ALIASES.get(method, method)
-    found = TABLEAUX.get(own) or MULTISTEP.get(own)
+    found = TABLEAUX.get(own) or MULTISTEP.get(own) or VARIABLE_ORDER.get(own)
     if found is None:
         aliases = ", ".join(f"{alias} ({own})" for alias, own in ALIASES.items())
         raise ValueError(
@@ -620,6 +622,14 @@ def check_settings(
 
     tableau = check_method(method, called("method"))
     rtol, atol = check_tolerances(rtol, atol, xp, y0, (called("rtol"), called("atol")))
+    if isinstance(tableau, BDFMethod):
+        # Its steps and orders come from its own estimates; a step size or a controller would bypass them.
+        if step_size is not None:
+            raise ValueError(f"{called('step_size')}: {tableau.name!r} chooses its own steps; pass step_size=None")
+        if controller is not None:
+            raise ValueError(
+                f"{called('controller')}: {tableau.name!r} chooses its own steps and orders; pass controller=None"
+            )
     if step_size is not None:
         step_size = check_positive(step_size, called("step_size"))
     if first_step is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from .._adams import AdamsMethod
+from .._bdf import BDF, BDFMethod
 from .._tableau import ButcherTableau
 from .adams import ADAMS_BASHFORTH, ADAMS_BASHFORTH_MOULTON, EXPLICIT_ADAMS, IMPLICIT_ADAMS
 from .backward_euler import BACKWARD_EULER
@@ -71,7 +72,10 @@ MULTISTEP: MappingProxyType[str, AdamsMethod] = MappingProxyType(
 )
 """Read-only mapping from method name to its :class:`AdamsMethod`."""
 
-METHODS: tuple[str, ...] = (*TABLEAUX, *MULTISTEP)
+VARIABLE_ORDER: MappingProxyType[str, BDFMethod] = MappingProxyType({BDF.name: BDF})
+"""Read-only mapping from method name to its variable-order :class:`BDFMethod`."""
+
+METHODS: tuple[str, ...] = (*TABLEAUX, *MULTISTEP, *VARIABLE_ORDER)
 """Every method's own name (:data:`ALIASES` adds other libraries' names for some)."""
 
 ALIASES: MappingProxyType[str, str] = MappingProxyType(
@@ -93,4 +97,4 @@ ALIASES: MappingProxyType[str, str] = MappingProxyType(
 )
 """Other names :func:`ode_core.solve` accepts, each for one method of :data:`METHODS`."""
 
-__all__ = ["ALIASES", "METHODS", "MULTISTEP", "TABLEAUX"]
+__all__ = ["ALIASES", "METHODS", "MULTISTEP", "TABLEAUX", "VARIABLE_ORDER"]

@@ -201,6 +201,9 @@ def method_rows(tableaux: Mapping[str, Any] | None = None, names: Sequence[str] 
         if hasattr(tableau, "kappa") and hasattr(tableau, "max_order"):
             rows.append(variable_order_row(name, tableau))
             continue
+        if hasattr(tableau, "nonstiff") and hasattr(tableau, "stiff"):
+            rows.append(switching_row(name, tableau))
+            continue
         rows.append(
             {
                 "method": name,
@@ -258,6 +261,29 @@ def variable_order_row(name: str, method: Any) -> dict[str, str]:
         # The BDFs/NDFs are stiffly stable: R(z) -> 0 as z -> -inf at every order.
         "R(-inf)": "0",
         "dense output": "order of the step (backward differences)",
+        "citation": str(method.citation or ""),
+    }
+
+
+def switching_row(name: str, method: Any) -> dict[str, str]:
+    """The row of an :class:`ode_core.AutoMethod`: a non-stiff method and a stiff one, switched.
+
+    Examples
+    --------
+    >>> import ode_core
+    >>> switching_row("auto", ode_core.VARIABLE_ORDER["auto"])["kind"]
+    'implicit when stiff (switching: dopri5 while non-stiff, bdf while stiff)'
+    """
+    return {
+        "method": name,
+        "order": f"{method.nonstiff.order} / 1-{method.stiff.max_order}",
+        "stages": f"{method.nonstiff.n_stages} / 1 implicit (Newton)",
+        "adaptive": "yes (and the method)",
+        "kind": (
+            f"implicit when stiff (switching: {method.nonstiff.name} while non-stiff, {method.stiff.name} while stiff)"
+        ),
+        "R(-inf)": "0 while stiff",
+        "dense output": "the active method's",
         "citation": str(method.citation or ""),
     }
 

@@ -187,5 +187,6 @@ GRADCHECK_SETTINGS: dict[str, GradcheckSetting] = {
     "kvaerno5": _adaptive(1e-9, atol=3e-6),
     "radau5": _adaptive(1e-9, atol=3e-6),
     "bdf": _adaptive(1e-9, atol=3e-6),
+    "auto": _adaptive(1e-10, atol=1e-6),
 }
 assert set(GRADCHECK_SETTINGS) == set(METHODS), "every registered method needs a gradcheck setting"

@@ -119,9 +119,12 @@ def test_matches_scipy_rk45_step_for_step() -> None:
 # --- convergence order with fixed steps ----------------------------------
 
 
-# torchdiffeq's Adams methods raise their order with the history (test_adams); bdf chooses its own
-# steps and orders (test_bdf).
-@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("explicit_adams", "implicit_adams", "bdf")])
+# torchdiffeq's Adams methods raise their order with the history (test_adams); bdf and auto choose
+# their own steps and orders (test_bdf, test_auto).
+CHOOSING = ("explicit_adams", "implicit_adams", "bdf", "auto")
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in CHOOSING])
 def test_observed_convergence_order_matches_the_tableau(method: str) -> None:
     """Halving a fixed step divides the global error by about 2**order."""
     order = check_method(method).order

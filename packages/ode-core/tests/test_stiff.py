@@ -127,8 +127,8 @@ def test_user_jacobian_agrees_with_finite_differences(method: str) -> None:
     assert scaled_error(differences.ys, reference, 1e-6, 1e-10) <= 20
 
 
-# bdf chooses its own steps (test_bdf).
-@pytest.mark.parametrize("method", IMPLICIT_FIXED + [m for m in IMPLICIT_ADAPTIVE if m != "bdf"])
+# bdf and auto choose their own steps (test_bdf, test_auto).
+@pytest.mark.parametrize("method", IMPLICIT_FIXED + [m for m in IMPLICIT_ADAPTIVE if m not in ("bdf", "auto")])
 def test_implicit_methods_are_stable_where_explicit_euler_explodes(method: str) -> None:
     """y' = -1000 y with h = 0.1 (h lambda = -100): A-stable methods keep |y| <= 1."""
     t = np.linspace(0.0, 2.0, 21)  # outputs on the step grid

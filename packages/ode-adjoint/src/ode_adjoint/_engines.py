@@ -620,7 +620,7 @@ class Checkpoint(GradientEngine):
             For a multistep method, whose steps cannot be replayed alone.
         """
         method = problem.settings.method
-        if isinstance(method, (ode_core.AdamsMethod, ode_core.BDFMethod)):
+        if isinstance(method, (ode_core.AdamsMethod, ode_core.BDFMethod, ode_core.AutoMethod)):
             raise ValueError(
                 f"gradient: 'checkpoint' replays each step alone, from its start state, and method {method.name!r} "
                 "is a multistep method whose steps use the slopes of the steps before; use gradient='backprop' "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from . import validation
 from ._adams import AdamsMethod
+from ._auto import AutoMethod
 from ._bdf import BDFMethod
 from ._controllers import (
     ControllerState,
@@ -48,6 +49,7 @@ __all__ = [
     "VARIABLE_ORDER",
     "AcceptedStep",
     "AdamsMethod",
+    "AutoMethod",
     "BDFMethod",
     "BatchShapedFunction",
     "ButcherTableau",

@@ -26,6 +26,7 @@ from array_api_compat import array_namespace, is_numpy_namespace
 from array_api_compat import device as device_of
 
 from ._adams import AdamsMethod, AdamsStepper
+from ._auto import AutoMethod, AutoStepper
 from ._bdf import BDFMethod, BDFStepper
 from ._collocation import FullyImplicitRungeKutta
 from ._controllers import IController
@@ -192,6 +193,10 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
     common = (xp, y0.dtype, device_of(y0), n, jac, settings.atol, settings.rtol, norm)
     if isinstance(tableau, BDFMethod):
         return BDFStepper(tableau, *common)
+    if isinstance(tableau, AutoMethod):
+        stiff = make_stepper(tableau.stiff, xp, y0, fun, settings)
+        assert isinstance(stiff, BDFStepper)
+        return AutoStepper(tableau, make_stepper(tableau.nonstiff, xp, y0, fun, settings), stiff, xp)
     if tableau.diagonally_implicit:
         return DiagonallyImplicitRungeKutta(tableau, *common, fixed_step=not settings.adaptive)
     # Coupled stages: RADAU5's split system where the tableau has its

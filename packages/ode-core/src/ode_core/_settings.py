@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._adams import AdamsMethod
+from ._auto import AutoMethod
 from ._bdf import BDFMethod
 from ._tableau import ButcherTableau
 
@@ -25,7 +26,7 @@ class Settings:
 
     Attributes
     ----------
-    method : ButcherTableau, AdamsMethod or BDFMethod
+    method : ButcherTableau, AdamsMethod, BDFMethod or AutoMethod
     rtol, atol : float, or array of shape (n,) in the state's namespace
         Relative and absolute tolerances on the flat state.
     step_size : float or None
@@ -67,7 +68,7 @@ class Settings:
         below ``min_step`` ends the solve (:attr:`Status.STEP_SIZE_UNDERFLOW`).
     """
 
-    method: ButcherTableau | AdamsMethod | BDFMethod
+    method: ButcherTableau | AdamsMethod | BDFMethod | AutoMethod
     rtol: Any = 1e-6
     atol: Any = 1e-9
     step_size: float | None = None

@@ -22,6 +22,7 @@ from array_api_compat import array_namespace, device, is_array_api_obj, is_numpy
 
 from ._adams import AdamsMethod
 from ._arrays import detached
+from ._auto import AutoMethod
 from ._bdf import BDFMethod
 from ._differences import check_sparsity
 from ._linalg import is_sparse
@@ -71,20 +72,20 @@ def check_callable(value: Any, name: str) -> Callable[..., Any]:
     return value  # type: ignore[no-any-return]
 
 
-def check_method(method: Any, name: str = "method") -> ButcherTableau | AdamsMethod | BDFMethod:
+def check_method(method: Any, name: str = "method") -> ButcherTableau | AdamsMethod | BDFMethod | AutoMethod:
     """The method for a registry name (or one of its :data:`ode_core.ALIASES`), or a user's method as is.
 
     Parameters
     ----------
-    method : str, ButcherTableau, AdamsMethod or BDFMethod
+    method : str, ButcherTableau, AdamsMethod, BDFMethod or AutoMethod
     name : str
         The argument's name in error messages.
 
     Returns
     -------
-    ButcherTableau, AdamsMethod or BDFMethod
+    ButcherTableau, AdamsMethod, BDFMethod or AutoMethod
     """
-    if isinstance(method, (ButcherTableau, AdamsMethod, BDFMethod)):
+    if isinstance(method, (ButcherTableau, AdamsMethod, BDFMethod, AutoMethod)):
         return method
     if not isinstance(method, str):
         raise TypeError(
@@ -622,7 +623,7 @@ def check_settings(
 
     tableau = check_method(method, called("method"))
     rtol, atol = check_tolerances(rtol, atol, xp, y0, (called("rtol"), called("atol")))
-    if isinstance(tableau, BDFMethod):
+    if isinstance(tableau, (BDFMethod, AutoMethod)):
         # Its steps and orders come from its own estimates; a step size or a controller would bypass them.
         if step_size is not None:
             raise ValueError(f"{called('step_size')}: {tableau.name!r} chooses its own steps; pass step_size=None")

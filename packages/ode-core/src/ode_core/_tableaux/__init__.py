@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from .._adams import AdamsMethod
+from .._auto import AutoMethod
 from .._bdf import BDF, BDFMethod
 from .._tableau import ButcherTableau
 from .adams import ADAMS_BASHFORTH, ADAMS_BASHFORTH_MOULTON, EXPLICIT_ADAMS, IMPLICIT_ADAMS
@@ -72,8 +73,19 @@ MULTISTEP: MappingProxyType[str, AdamsMethod] = MappingProxyType(
 )
 """Read-only mapping from method name to its :class:`AdamsMethod`."""
 
-VARIABLE_ORDER: MappingProxyType[str, BDFMethod] = MappingProxyType({BDF.name: BDF})
-"""Read-only mapping from method name to its variable-order :class:`BDFMethod`."""
+AUTO = AutoMethod(
+    "auto",
+    DOPRI5,
+    BDF,
+    citation=(
+        "dopri5 and bdf, switched by Hairer's stiffness test (Hairer, Norsett & Wanner, Solving ODEs I, IV.2) "
+        "and a comparison of stable step sizes (after Petzold's LSODA, SIAM J. Sci. Stat. Comput. 4, 1983)"
+    ),
+)
+
+VARIABLE_ORDER: MappingProxyType[str, BDFMethod | AutoMethod] = MappingProxyType({BDF.name: BDF, AUTO.name: AUTO})
+"""Read-only mapping from name to the methods that choose their order (``bdf``) or their method
+(``auto``) as they go."""
 
 METHODS: tuple[str, ...] = (*TABLEAUX, *MULTISTEP, *VARIABLE_ORDER)
 """Every method's own name (:data:`ALIASES` adds other libraries' names for some)."""

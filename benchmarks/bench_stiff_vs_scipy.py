@@ -1,8 +1,13 @@
-"""Stiff problems: ode-core's implicit ``kvaerno5``/``kvaerno3``/``radau5`` against scipy's ``Radau`` and ``BDF``.
+"""Stiff problems: ode-core's implicit methods (kvaerno5, kvaerno3, radau5, bdf) against scipy's ``Radau`` and ``BDF``.
 
 Problems: Robertson's chemical kinetics (3 states, t in [0, 1e5]) at
-``rtol, atol = 1e-6, 1e-10`` and ``1e-4, 1e-8``, and van der Pol with
-mu = 1000 (2 states, t in [0, 3000]) at ``rtol = atol = 1e-6`` and ``1e-4``.
+``rtol, atol = 1e-6, 1e-10`` and ``1e-4, 1e-8``, van der Pol with
+mu = 1000 (2 states, t in [0, 3000]) at ``rtol = atol = 1e-6`` and ``1e-4``,
+and HIRES (8 states) at ``1e-6, 1e-10`` and ``1e-4, 1e-8``. Then two large
+problems with sparse Jacobians, MEDAKZO (400 states) and the 2-D
+Brusselator (2048 states), at ``1e-6, 1e-9``: ``radau5`` and ``bdf``
+against ``Radau`` and ``BDF``, every solver with ``jac_sparsity`` (grouped
+finite differences, sparse LU), against scipy ``Radau`` at ``rtol = 1e-10``.
 Every solver gets the same tolerances and the same 11 output times, once
 with a finite-difference Jacobian (``jac=None``, each solver's own) and once
 with the analytic ``jac``; ode-core runs with ``dense_output=False``.
@@ -50,6 +55,7 @@ import numpy as np
 import ode_core
 import scipy
 from benchmarks._problems import (
+    LARGE_STIFF_PROBLEMS,
     STIFF_PROBLEMS,
     STIFF_REFERENCE_RTOL,
     StiffProblem,
@@ -58,9 +64,12 @@ from benchmarks._problems import (
 )
 from scipy.integrate import solve_ivp
 
-OURS_METHODS = ("kvaerno5", "kvaerno3", "radau5")
+OURS_METHODS = ("kvaerno5", "kvaerno3", "radau5", "bdf")
 SCIPY_METHODS = ("Radau", "BDF")
 PROBLEMS = tuple(STIFF_PROBLEMS.values())
+# The large sparse problems: radau5 and bdf against Radau and BDF, each with jac_sparsity.
+LARGE_PROBLEMS = tuple(LARGE_STIFF_PROBLEMS.values())
+LARGE_OURS = ("radau5", "bdf")
 
 
 # --------------------------------------------------------------------------- solvers
@@ -76,15 +85,22 @@ class Solver:
     def label(self) -> str:
         return f"{self.library} {self.method}"
 
+    sparse: bool = False  # FD grouped by the problem's sparsity (jac_sparsity), sparse LU
+
     @property
     def jac_label(self) -> str:
-        return "analytic" if self.analytic_jac else "FD"
+        return "analytic" if self.analytic_jac else ("FD, sparse" if self.sparse else "FD")
 
 
 SOLVERS = tuple(
     Solver(library, method, analytic_jac)
     for analytic_jac in (False, True)
     for library, methods in (("ode-core", OURS_METHODS), ("scipy", SCIPY_METHODS))
+    for method in methods
+)
+LARGE_SOLVERS = tuple(
+    Solver(library, method, False, sparse=True)
+    for library, methods in (("ode-core", LARGE_OURS), ("scipy", SCIPY_METHODS))
     for method in methods
 )
 
@@ -94,9 +110,10 @@ def solve_once(
 ) -> Any:
     jac = problem.jac if solver.analytic_jac else None
     times = problem.times
+    sparsity = {"jac_sparsity": SPARSITY[problem.key]} if solver.sparse else {}
     if solver.library == "ode-core":
         return ode_core.solve(
-            f, problem.y0, times, method=solver.method, rtol=rtol, atol=atol, jac=jac, dense_output=False
+            f, problem.y0, times, method=solver.method, rtol=rtol, atol=atol, jac=jac, dense_output=False, **sparsity
         )
     return solve_ivp(
         f,
@@ -107,13 +124,19 @@ def solve_once(
         rtol=rtol,
         atol=atol,
         jac=jac,
+        **sparsity,
     )
 
 
+# Each large problem's pattern, built once (scipy.sparse matrices).
+SPARSITY = {problem.key: problem.sparsity() for problem in LARGE_PROBLEMS if problem.sparsity is not None}
+
+
 def run_case(problem: StiffProblem, rtol: float, atol: float, ref: np.ndarray, settings: dict[str, Any]) -> list[dict]:
+    solvers = LARGE_SOLVERS if problem.sparsity is not None else SOLVERS
     calls = {
         f"{solver.label} {solver.jac_label}": (lambda solver=solver: solve_once(solver, problem, problem.f, rtol, atol))
-        for solver in SOLVERS
+        for solver in solvers
     }
     timings = _common.round_robin_times(
         calls,
@@ -123,7 +146,7 @@ def run_case(problem: StiffProblem, rtol: float, atol: float, ref: np.ndarray, s
     )
 
     rows = []
-    for solver, record in zip(SOLVERS, timings.wall.values()):
+    for solver, record in zip(solvers, timings.wall.values()):
         counter = _common.CountingRhs(problem.f)
         sol = solve_once(solver, problem, counter, rtol, atol)
         if solver.library == "ode-core":
@@ -244,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[dict] = []
     started = time.perf_counter()
-    for problem in PROBLEMS:
+    for problem in (*PROBLEMS, *LARGE_PROBLEMS):
         ref = stiff_reference(problem)
         for rtol, atol in problem.tolerances:
             case_rows = run_case(problem, rtol, atol, ref, settings)
@@ -265,11 +288,22 @@ def main(argv: list[str] | None = None) -> int:
     for method in OURS_METHODS:
         for scipy_method in SCIPY_METHODS:
             ratios = [r[f"ratio_{scipy_method}"] for r in rows if r["method"] == method]
+            if not ratios:
+                continue
             summary.append(
                 f"geometric mean ratio {method} / {scipy_method}: {_common.geometric_mean(ratios):.2f} "
                 f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
             )
     print("\n".join(summary))
+    # Issue 17's target: radau5 at most Radau's time and bdf at most BDF's, on every case.
+    for method, scipy_method in (("radau5", "Radau"), ("bdf", "BDF")):
+        ratios = [
+            (r["problem"], r["rtol"], r["jac"], r[f"ratio_{scipy_method}"]) for r in rows if r["method"] == method
+        ]
+        slower = [f"{p} {rt:.0e} {j}: {v:.2f}" for p, rt, j, v in ratios if v > 1.0]
+        line = f"target {method} <= {scipy_method} on every case: {len(ratios) - len(slower)} of {len(ratios)}"
+        summary.append(line + (f" (slower: {'; '.join(slower)})" if slower else ""))
+    print("\n".join(summary[-2:]))
     failures = [r for r in rows if not r["success"]]
     if failures:
         print(f"WARNING: {len(failures)} solve(s) did not succeed")

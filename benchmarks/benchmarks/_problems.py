@@ -155,11 +155,15 @@ def reference_solution(problem: Problem) -> np.ndarray:
     return _scipy_reference(problem, "DOP853", REFERENCE_RTOL)
 
 
-def _scipy_reference(problem: Problem | StiffProblem, method: str, rtol: float, jac: Any = None) -> np.ndarray:
+def _scipy_reference(
+    problem: Problem | StiffProblem, method: str, rtol: float, jac: Any = None, jac_sparsity: Any = None
+) -> np.ndarray:
     """scipy's ``method`` at ``rtol`` and the problem's reference ``atol``, at ``problem.times``: (times, n)."""
     times = problem.times
     # Only the implicit methods take a Jacobian; solve_ivp warns at any other.
     options = {} if jac is None else {"jac": jac}
+    if jac_sparsity is not None:
+        options["jac_sparsity"] = jac_sparsity
     solution = solve_ivp(
         problem.f,
         (float(times[0]), float(times[-1])),
@@ -220,19 +224,143 @@ def stiff_van_der_pol_jacobian(t: float, y: np.ndarray) -> np.ndarray:
     return np.array([[0.0, 1.0], [-2.0 * mu * y[0] * y[1] - 1.0, mu * (1.0 - y[0] ** 2)]])
 
 
+def hires_rhs(t: float, y: np.ndarray) -> np.ndarray:
+    """HIRES, Schaefer's plant physiology model (Hairer & Wanner, Solving ODEs II, IV.10), 8 states."""
+    return np.array(
+        [
+            -1.71 * y[0] + 0.43 * y[1] + 8.32 * y[2] + 0.0007,
+            1.71 * y[0] - 8.75 * y[1],
+            -10.03 * y[2] + 0.43 * y[3] + 0.035 * y[4],
+            8.32 * y[1] + 1.71 * y[2] - 1.12 * y[3],
+            -1.745 * y[4] + 0.43 * y[5] + 0.43 * y[6],
+            -280.0 * y[5] * y[7] + 0.69 * y[3] + 1.71 * y[4] - 0.43 * y[5] + 0.69 * y[6],
+            280.0 * y[5] * y[7] - 1.81 * y[6],
+            -280.0 * y[5] * y[7] + 1.81 * y[6],
+        ]
+    )
+
+
+def hires_jacobian(t: float, y: np.ndarray) -> np.ndarray:
+    jac = np.zeros((8, 8))
+    jac[0, :3] = (-1.71, 0.43, 8.32)
+    jac[1, :2] = (1.71, -8.75)
+    jac[2, 2:5] = (-10.03, 0.43, 0.035)
+    jac[3, 1:4] = (8.32, 1.71, -1.12)
+    jac[4, 4:7] = (-1.745, 0.43, 0.43)
+    jac[5, 3:8] = (0.69, 1.71, -0.43 - 280.0 * y[7], 0.69, -280.0 * y[5])
+    jac[6, 5:8] = (280.0 * y[7], -1.81, 280.0 * y[5])
+    jac[7, 5:8] = (-280.0 * y[7], 1.81, -280.0 * y[5])
+    return jac
+
+
+MEDAKZO_POINTS = 200
+
+
+def medakzo_rhs(t: float, y: np.ndarray) -> np.ndarray:
+    """MEDAKZO (Test Set for IVP Solvers, Mazzia & Magherini): a reaction front through a medium, the
+    PDE ``u_t = alpha(x) u_x + beta(x) u_xx - k u v``, ``v_t = -k u v`` on ``x in (0, 1]`` by central
+    differences at N = 200 points (``alpha = 2 (x - 1)^3 / c^2``, ``beta = (x - 1)^4 / c^2``, k = 100,
+    c = 4); u(0, t) = 2 up to t = 5 and 0 after, u_x(1, t) = 0. State (u_1, v_1, u_2, v_2, ...), 400."""
+    n = MEDAKZO_POINTS
+    u, v = y[0::2], y[1::2]
+    dx = 1.0 / n
+    x = np.arange(1, n + 1) * dx
+    alpha = 2.0 * (x - 1.0) ** 3 / 16.0
+    beta = (x - 1.0) ** 4 / 16.0
+    left = np.concatenate(([2.0 if t <= 5.0 else 0.0], u[:-1]))
+    right = np.concatenate((u[1:], [u[-2]]))  # u_{N+1} = u_{N-1}
+    out = np.empty_like(y)
+    reaction = 100.0 * u * v
+    out[0::2] = alpha * (right - left) / (2.0 * dx) + beta * (left - 2.0 * u + right) / dx**2 - reaction
+    out[1::2] = -reaction
+    return out
+
+
+def medakzo_sparsity() -> Any:
+    """Where MEDAKZO's Jacobian may be nonzero: u_j on u_{j-1}, u_j, u_{j+1}, v_j; v_j on u_j, v_j."""
+    import scipy.sparse
+
+    n = MEDAKZO_POINTS
+    rows, cols = [], []
+    for j in range(n):
+        u, v = 2 * j, 2 * j + 1
+        for col in (u - 2, u, u + 2, v):
+            if 0 <= col < 2 * n:
+                rows.append(u)
+                cols.append(col)
+        rows += [v, v]
+        cols += [u, v]
+    return scipy.sparse.csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(2 * n, 2 * n))
+
+
+BRUSSELATOR_GRID = 32
+
+
+def brusselator_2d_rhs(t: float, y: np.ndarray) -> np.ndarray:
+    """The 2-D Brusselator BRUSS-2D (Hairer & Wanner, Solving ODEs II, IV.10): ``u_t = 1 + u^2 v - 4.4 u +
+    0.1 lap u + f``, ``v_t = 3.4 u - u^2 v + 0.1 lap v`` on the periodic unit square, an N = 32 grid
+    (2 N^2 = 2048 states, u then v), with the source f = 5 in the disc of radius 0.1 about (0.3, 0.6) from
+    t = 1.1."""
+    n = BRUSSELATOR_GRID
+    u = y[: n * n].reshape(n, n)
+    v = y[n * n :].reshape(n, n)
+    scale = 0.1 * n * n  # alpha / dx^2
+
+    def laplacian(w: np.ndarray) -> np.ndarray:
+        return np.roll(w, 1, 0) + np.roll(w, -1, 0) + np.roll(w, 1, 1) + np.roll(w, -1, 1) - 4.0 * w
+
+    grid = np.arange(n) / n
+    x, yy = np.meshgrid(grid, grid, indexing="ij")
+    source = 5.0 * (((x - 0.3) ** 2 + (yy - 0.6) ** 2 <= 0.01) & (t >= 1.1))
+    u2v = u * u * v
+    du = 1.0 + u2v - 4.4 * u + scale * laplacian(u) + source
+    dv = 3.4 * u - u2v + scale * laplacian(v)
+    return np.concatenate((du.ravel(), dv.ravel()))
+
+
+def brusselator_2d_initial() -> np.ndarray:
+    n = BRUSSELATOR_GRID
+    grid = np.arange(n) / n
+    x, yy = np.meshgrid(grid, grid, indexing="ij")
+    return np.concatenate(((22.0 * yy * (1.0 - yy) ** 1.5).ravel(), (27.0 * x * (1.0 - x) ** 1.5).ravel()))
+
+
+def brusselator_2d_sparsity() -> Any:
+    """Each u and v couples to its four periodic neighbours of the same species and to u and v at its point."""
+    import scipy.sparse
+
+    n = BRUSSELATOR_GRID
+    points = n * n
+    index = np.arange(points).reshape(n, n)
+    neighbours = [np.roll(index, shift, axis).ravel() for shift in (1, -1) for axis in (0, 1)]
+    rows, cols = [], []
+    for species in (0, 1):
+        offset = species * points
+        for columns in (index.ravel(), *neighbours):
+            rows.append(offset + index.ravel())
+            cols.append(offset + columns)
+        rows.append(offset + index.ravel())
+        cols.append((1 - species) * points + index.ravel())
+    rows_all, cols_all = np.concatenate(rows), np.concatenate(cols)
+    return scipy.sparse.csc_matrix((np.ones(rows_all.size), (rows_all, cols_all)), shape=(2 * points, 2 * points))
+
+
 @dataclass(frozen=True)
 class StiffProblem:
-    """A stiff problem with its analytic Jacobian and the ``(rtol, atol)`` pairs it is benchmarked at."""
+    """A stiff problem with its analytic Jacobian (or, for the large ones, its sparsity) and the
+    ``(rtol, atol)`` pairs it is benchmarked at."""
 
     key: str
     name: str
     f: Callable[[float, np.ndarray], np.ndarray]
-    jac: Callable[[float, np.ndarray], np.ndarray]
+    jac: Callable[[float, np.ndarray], np.ndarray] | None
     y0: np.ndarray
     t_end: float
     tolerances: tuple[tuple[float, float], ...]
     reference_atol: float
     n_outputs: int = 11
+    sparsity: Callable[[], Any] | None = None  # the Jacobian's pattern, for jac_sparsity
+    reference_rtol: float = 1e-13
 
     @property
     def times(self) -> np.ndarray:
@@ -266,12 +394,56 @@ STIFF_PROBLEMS: dict[str, StiffProblem] = {
             ((1e-6, 1e-6), (1e-4, 1e-4)),
             1e-13,
         ),
+        StiffProblem(
+            "hires",
+            "HIRES (n=8)",
+            hires_rhs,
+            hires_jacobian,
+            np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0057]),
+            321.8122,
+            ((1e-6, 1e-10), (1e-4, 1e-8)),
+            1e-14,
+        ),
     )
 }
 
+LARGE_STIFF_PROBLEMS: dict[str, StiffProblem] = {
+    problem.key: problem
+    for problem in (
+        StiffProblem(
+            "medakzo",
+            "MEDAKZO (n=400, sparse)",
+            medakzo_rhs,
+            None,
+            np.tile([0.0, 1.0], MEDAKZO_POINTS),
+            20.0,
+            ((1e-6, 1e-9),),
+            1e-12,
+            sparsity=medakzo_sparsity,
+            reference_rtol=1e-10,
+        ),
+        StiffProblem(
+            "brusselator_2d",
+            "2-D Brusselator (n=2048, sparse)",
+            brusselator_2d_rhs,
+            None,
+            brusselator_2d_initial(),
+            1.5,
+            ((1e-6, 1e-9),),
+            1e-12,
+            sparsity=brusselator_2d_sparsity,
+            reference_rtol=1e-10,
+        ),
+    )
+}
+"""Large problems with a sparse Jacobian, solved with ``jac_sparsity`` (grouped differences, sparse LU)."""
+
 
 def stiff_reference(problem: StiffProblem) -> np.ndarray:
-    """scipy ``Radau`` with the analytic Jacobian at ``rtol = 1e-13``, at ``problem.times``."""
+    """scipy ``Radau`` with the analytic Jacobian at ``rtol = 1e-13`` (a large problem: with its sparsity
+    at its ``reference_rtol``), at ``problem.times``."""
+    if problem.sparsity is not None:
+        return _scipy_reference(problem, "Radau", problem.reference_rtol, jac_sparsity=problem.sparsity())
     return _scipy_reference(problem, "Radau", STIFF_REFERENCE_RTOL, problem.jac)
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ._arrays import is_finite
 from ._controllers import ControllerState
 from ._differences import GroupedDifferences
 from ._implicit_rk import NewtonStepper, RightHandSide
@@ -325,7 +326,7 @@ class BDFStepper(NewtonStepper):
         for k in range(NEWTON_ITERATIONS):
             value = fun(t_new, y)
             evaluations += 1
-            if not bool(xp.all(xp.isfinite(value))):
+            if not is_finite(xp, value):
                 break
             delta = factors.solve(c * value - psi - correction)
             delta_norm = float(self.norm(delta / scale))

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ._arrays import is_finite
 from ._dense import hermite_coefficients
 from ._differences import GroupedDifferences
 from ._implicit_rk import NewtonStepper, RightHandSide
@@ -150,7 +151,7 @@ class FullyImplicitRungeKutta(NewtonStepper):
         for iteration in range(iterations):
             values = xp.stack([fun(times[i], y + increments[i]) for i in range(s)])
             evaluations += s
-            if not bool(xp.all(xp.isfinite(values))):
+            if not is_finite(xp, values):
                 return None, None, evaluations, False, rate
             residual = increments - h * (self.matrix @ values)
             solved = self.iteration_factors.solve(xp.reshape(residual, (s * n,)))  # type: ignore[union-attr]

@@ -31,12 +31,14 @@ cit., (8.20) and the remarks after it), as RADAU5 and scipy's Radau do.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from ._arrays import is_finite
 from ._controllers import PredictiveController
 from ._differences import GroupedDifferences
 from ._implicit_rk import NewtonStepper, RightHandSide
@@ -47,6 +49,20 @@ __all__ = ["RadauIIA"]
 
 # Hairer's RADAU5 default: more iterations rarely converge when these did not.
 MAX_NEWTON_ITERATIONS = 7
+
+
+@functools.lru_cache(maxsize=64)
+def _starting_basis(nodes: tuple[float, ...], ratio: float, extrapolate: bool) -> np.ndarray:
+    """The basis that maps the last converged increments to Newton's first guess, for a step ``ratio``
+    times the last: inside it (a retry) or beyond its end (the next step). Steps of one size repeat the
+    same ratio, so it is cached (numpy's small-array arithmetic costs more than the step's solves); callers
+    only read it."""
+    points = np.array(nodes)
+    thetas = (1.0 if extrapolate else 0.0) + points * ratio
+    basis = _lagrange_on_collocation_nodes(points, thetas)
+    if extrapolate:
+        basis[:, -1] -= 1.0  # increments from y1 = y0 + Z_3, not from y0
+    return basis
 
 
 def _lagrange_on_collocation_nodes(nodes: np.ndarray, thetas: np.ndarray) -> np.ndarray:
@@ -128,6 +144,7 @@ class RadauIIA(NewtonStepper):
 
         matrix = a[1:, 1:]
         self.nodes = np.array([float(ci) for ci in tableau.c[1:]])
+        self.node_values = tuple(float(node) for node in self.nodes)  # the cache key of the starting bases
         matrix_inverse = np.linalg.inv(matrix)
         eigenvalues, eigenvectors = np.linalg.eig(matrix_inverse)
         real = int(np.argmin(np.abs(eigenvalues.imag)))
@@ -216,13 +233,10 @@ class RadauIIA(NewtonStepper):
             start, size, increments = self.last_converged
             end = start + size
             if start == t:  # retrying a rejected step: interpolate inside it
-                thetas = self.nodes * (h / size)
-                basis = _lagrange_on_collocation_nodes(self.nodes, thetas)
+                basis = _starting_basis(self.node_values, h / size, False)
                 return xp.asarray(basis, dtype=self.dtype, device=self.device) @ increments
             if abs(end - t) <= 1e-12 * abs(size):  # the step that ended here: extrapolate
-                thetas = 1.0 + self.nodes * (h / size)
-                basis = _lagrange_on_collocation_nodes(self.nodes, thetas)
-                basis[:, -1] -= 1.0  # increments from y1 = y0 + Z_3, not from y0
+                basis = _starting_basis(self.node_values, h / size, True)
                 return xp.asarray(basis, dtype=self.dtype, device=self.device) @ increments
         return xp.zeros((3, self.n), dtype=self.dtype, device=self.device)
 
@@ -241,7 +255,7 @@ class RadauIIA(NewtonStepper):
         self.last_attempt_start = t
         if not self._ensure_iteration_matrices(h):
             return None, None, 0, False, math.inf
-        times = [t + float(node) * h for node in self.nodes]
+        times = [t + node * h for node in self.node_values]
         if t_end_eval is not None:
             times[-1] = t_end_eval
         scale = self.atol + self.rtol * xp.abs(y)
@@ -255,7 +269,7 @@ class RadauIIA(NewtonStepper):
         for iteration in range(iterations):
             values = xp.stack([fun(times[i], y + increments[i]) for i in range(3)])
             evaluations += 3
-            if not bool(xp.all(xp.isfinite(values))):
+            if not is_finite(xp, values):
                 return None, None, evaluations, False, rate
             rhs = self.transform_inverse @ values
             residual_real = (self.mu / h) * transformed[0] - rhs[0]

@@ -21,7 +21,7 @@ import numpy as np
 from array_api_compat import array_namespace, device, is_array_api_obj, is_numpy_namespace
 
 from ._adams import AdamsMethod
-from ._arrays import detached
+from ._arrays import detached, is_finite
 from ._auto import AutoMethod
 from ._bdf import BDFMethod
 from ._differences import check_sparsity
@@ -121,36 +121,6 @@ def working_dtype(xp: Any, dtype: Any) -> Any:
     dtype
     """
     return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
-
-
-def is_finite(xp: Any, array: Any) -> bool:
-    """Whether every element of ``array`` is finite, mostly for the price of a sum.
-
-    An inf or a nan makes the sum inf or nan, so a finite sum settles it
-    with one reduction and one read (cheaper than ``isfinite``, which is
-    several kernels in torch); a sum that is not finite, which large finite
-    elements can overflow to, is settled element by element.
-
-    NumPy arrays are checked element by element: that is fast there, and a
-    sum that overflows would warn.
-
-    Parameters
-    ----------
-    xp : array namespace
-    array : array
-
-    Returns
-    -------
-    bool
-    """
-    if isinstance(array, np.ndarray):
-        return bool(np.isfinite(array).all())
-    # The array's own sum where it has one: on a small state the compat
-    # layer's wrapper costs more than the reduction. One read either way.
-    if xp.isdtype(array.dtype, "complex floating"):
-        return bool(xp.all(xp.isfinite(array)))
-    total = float(detached(array.sum() if hasattr(array, "sum") else xp.sum(array)))
-    return math.isfinite(total) or bool(xp.all(xp.isfinite(array)))
 
 
 def check_state(

@@ -160,3 +160,29 @@ def test_without_scipy_numpy_states_solve_with_numpy(monkeypatch: pytest.MonkeyP
     np.testing.assert_allclose(regular @ factors.solve(np.array([1.0, 2.0])), [1.0, 2.0], rtol=1e-14)
     solution = ode_core.solve(lambda t, y: -50.0 * y, np.ones(2), [0.0, 1.0], method="radau5")
     np.testing.assert_allclose(solution.ys[-1], np.exp(-50.0), rtol=1e-3, atol=1e-12)
+
+
+@pytest.mark.parametrize("shift", [(2.0, -0.5), (1.0 + 2.0j, -1.0)])
+def test_a_sparse_shift_is_scipys_arithmetic(shift: tuple[complex, float]) -> None:
+    from ode_core._linalg import SparseShift
+
+    jacobian = scipy.sparse.random(40, 40, density=0.1, format="csc", random_state=3)  # diagonal partly empty
+    a, b = shift
+    expected = (a * scipy.sparse.identity(40) + b * jacobian).toarray()
+    np.testing.assert_array_equal(SparseShift(jacobian).matrix(a, b).toarray(), expected)
+
+
+def test_nfev_jacobian_counts_the_differences() -> None:
+    f, y0, pattern = brusselator(10)
+    dense = ode_core.solve(f, y0, [0.0, 1.0], method="radau5")
+    grouped = ode_core.solve(f, y0, [0.0, 1.0], method="radau5", jac_sparsity=pattern)
+    given = ode_core.solve(f, y0, [0.0, 1.0], method="radau5", jac=lambda t, y: grouped_jacobian(f, pattern, t, y))
+    # each Jacobian: f(t, y) and one evaluation per column (dense) or per group (5)
+    assert dense.stats.nfev_jacobian == dense.stats.njev * (1 + y0.size)
+    assert grouped.stats.nfev_jacobian == grouped.stats.njev * (1 + 5)
+    assert given.stats.nfev_jacobian == 0
+    assert dense.stats.nfev - dense.stats.nfev_jacobian == grouped.stats.nfev - grouped.stats.nfev_jacobian
+
+
+def grouped_jacobian(f, pattern, t, y):  # type: ignore[no-untyped-def]
+    return GroupedDifferences(f, pattern, float(np.finfo(np.float64).eps)).estimate(t, y, f(t, y))

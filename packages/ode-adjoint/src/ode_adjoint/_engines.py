@@ -52,7 +52,7 @@ class BackwardCounter:
 
     Attributes
     ----------
-    nfev, n_steps, n_accepted, n_rejected, njev, nlu, n_forced : int
+    nfev, n_steps, n_accepted, n_rejected, njev, nlu, n_forced, nfev_jacobian : int
         As :class:`ode_core.Stats`.
     runs : int
         Backward passes taken so far.
@@ -65,6 +65,7 @@ class BackwardCounter:
     njev: int = 0
     nlu: int = 0
     n_forced: int = 0
+    nfev_jacobian: int = 0
     runs: int = 0
 
     def add(self, stats: Stats) -> None:
@@ -81,6 +82,7 @@ class BackwardCounter:
         self.njev += stats.njev
         self.nlu += stats.nlu
         self.n_forced += stats.n_forced
+        self.nfev_jacobian += stats.nfev_jacobian
 
     def stats(self) -> Stats | None:
         """The counts as :class:`ode_core.Stats`, ``None`` before any backward pass.
@@ -91,7 +93,16 @@ class BackwardCounter:
         """
         if self.runs == 0:
             return None
-        return Stats(self.nfev, self.n_steps, self.n_accepted, self.n_rejected, self.njev, self.nlu, self.n_forced)
+        return Stats(
+            self.nfev,
+            self.n_steps,
+            self.n_accepted,
+            self.n_rejected,
+            self.njev,
+            self.nlu,
+            self.n_forced,
+            self.nfev_jacobian,
+        )
 
 
 @dataclass

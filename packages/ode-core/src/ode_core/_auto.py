@@ -166,7 +166,8 @@ class AutoStepper(StepperBase):
                 self.switches.append((t, self.method.nonstiff.name))
             self.stiff_count = self.nonstiff_count = 0
         y1, stages, evaluations = self.active.step(fun, t, y, f0, h, t_end_eval)
-        self.njev, self.nlu = self.stiff.njev, self.stiff.nlu  # the stiff method's, for the statistics
+        # The stiff method's, for the statistics.
+        self.njev, self.nlu, self.nfev_jacobian = self.stiff.njev, self.stiff.nlu, self.stiff.nfev_jacobian
         if self.active is self.nonstiff:
             self._last = (t, y, y1, stages, h)
         return y1, stages, evaluations

@@ -301,7 +301,11 @@ class BDFStepper(NewtonStepper):
             if jacobian_is_current:
                 return None, None, evaluations
             # A fresh Jacobian at the prediction, as scipy's BDF, and once more.
-            evaluations += 1 + self._evaluate_jacobian(fun, t_new, predicted, fun(t_new, predicted))
+            if self.jac is None:
+                self.nfev_jacobian += 1  # f at the prediction, for the differences
+                evaluations += 1 + self._evaluate_jacobian(fun, t_new, predicted, fun(t_new, predicted))
+            else:
+                evaluations += self._evaluate_jacobian(fun, t_new, predicted, None)
             jacobian_is_current = True
         self.safety = 0.9 * (2 * NEWTON_ITERATIONS + 1) / (2 * NEWTON_ITERATIONS + iterations)
         self.correction = correction

@@ -27,7 +27,7 @@ from typing import Any
 
 from ._dense import hermite_coefficients
 from ._differences import GroupedDifferences
-from ._linalg import Factors, factorise, is_sparse, shifted
+from ._linalg import Factors, SparseShift, factorise, is_sparse, shifted
 from ._stepper import StepperBase
 from ._tableau import ButcherTableau
 
@@ -119,6 +119,7 @@ class NewtonStepper(StepperBase):
         self.roundoff_norm = 10.0 * eps / rtol_scalar
         self.eps = eps
         self._identity: Any = None  # made at the first dense iteration matrix (a sparse J needs none)
+        self._sparse_shift: SparseShift | None = None
         self.has_continuous_extension = False
         self.extra_evaluations = 0
         # Carried state.
@@ -127,6 +128,7 @@ class NewtonStepper(StepperBase):
         self.recompute_jacobian = False
         self.njev = 0
         self.nlu = 0
+        self.nfev_jacobian = 0
 
     # -- Jacobian and iteration matrices --------------------------------------
 
@@ -155,6 +157,7 @@ class NewtonStepper(StepperBase):
             return 0
         if self.differences is not None:  # jac_sparsity: differences grouped by it, sparse
             self.jacobian = self.differences.estimate(t, y, f0)
+            self.nfev_jacobian += self.differences.evaluations
             return self.differences.evaluations
         # Forward differences, one column per component, with Hairer's step
         # sqrt(eps * max(1e-5, |y_j|)) (RADAU5): relative to the component, so
@@ -172,6 +175,7 @@ class NewtonStepper(StepperBase):
             step = (scalar(perturbed[j]) - y_j).real  # the step actually representable
             columns.append((fun(t, perturbed) - f0) / step)
         self.jacobian = xp.stack(columns, axis=1)
+        self.nfev_jacobian += self.n
         return self.n
 
     def _fresh_jacobian(self, fun: RightHandSide, t: float, y: Any) -> int:
@@ -181,6 +185,7 @@ class NewtonStepper(StepperBase):
         needed)."""
         if self.jac is not None:
             return self._evaluate_jacobian(fun, t, y, None)
+        self.nfev_jacobian += 1  # f(t, y) for the differences
         return 1 + self._evaluate_jacobian(fun, t, y, fun(t, y))
 
     @property
@@ -192,8 +197,15 @@ class NewtonStepper(StepperBase):
 
     def _factorise(self, a: Any, b: float) -> Factors | None:
         """The LU factors of ``a I + b J``, or ``None`` when it is singular or not finite."""
-        identity = None if is_sparse(self.jacobian) else self.identity
-        factors = factorise(self.xp, shifted(self.xp, identity, a, b, self.jacobian))
+        jacobian = self.jacobian
+        if is_sparse(jacobian):
+            # The pattern joined with the diagonal, once per Jacobian; each shift fills its values.
+            if self._sparse_shift is None or self._sparse_shift.jacobian is not jacobian:
+                self._sparse_shift = SparseShift(jacobian)
+            matrix = self._sparse_shift.matrix(a, b)
+        else:
+            matrix = shifted(self.xp, self.identity, a, b, jacobian)
+        factors = factorise(self.xp, matrix)
         self.nlu += 1
         return factors
 

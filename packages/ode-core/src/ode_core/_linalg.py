@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 from array_api_compat import is_numpy_namespace, is_torch_namespace
 
-__all__ = ["Factors", "factorise", "is_sparse", "shifted"]
+__all__ = ["Factors", "SparseShift", "factorise", "is_sparse", "shifted"]
 
 
 class Factors(Protocol):
@@ -51,6 +51,62 @@ def is_sparse(matrix: Any) -> bool:
     return type(matrix).__module__.startswith("scipy.sparse")
 
 
+class SparseShift:
+    """``a I + b J`` for one sparse ``J`` and many ``(a, b)``, each in O(nnz) with one matrix made.
+
+    The pattern of ``J`` joined with the diagonal is built once; each shift
+    only fills its values. scipy.sparse's own ``a * eye + b * J`` makes
+    several matrices and checks each (on MEDAKZO, 400 states, 42 ms of a
+    280 ms ``bdf`` solve, by cProfile).
+
+    Parameters
+    ----------
+    jacobian : scipy.sparse matrix, shape (n, n)
+    """
+
+    def __init__(self, jacobian: Any) -> None:
+        import scipy.sparse
+
+        self.jacobian = jacobian
+        n = jacobian.shape[0]
+        csc = scipy.sparse.csc_matrix(jacobian)
+        csc.sum_duplicates()
+        union = (abs(csc) + scipy.sparse.identity(n, format="csc")).tocsc()
+        union.sort_indices()
+        self.indices, self.indptr, self.shape = union.indices, union.indptr, union.shape
+        self.values = _on_pattern(csc, self.indices, self.indptr)
+        columns = np.repeat(np.arange(n), np.diff(self.indptr))
+        self.diagonal = (self.indices == columns).astype(np.float64)
+
+    def matrix(self, a: Any, b: float) -> Any:
+        """``a I + b J`` (CSC).
+
+        Parameters
+        ----------
+        a : float or complex
+        b : float
+
+        Returns
+        -------
+        scipy.sparse.csc_matrix
+        """
+        import scipy.sparse
+
+        data = b * self.values + a * self.diagonal
+        return scipy.sparse.csc_matrix((data, self.indices, self.indptr), shape=self.shape)
+
+
+def _on_pattern(csc: Any, indices: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """The values of ``csc`` (duplicates summed) at the positions of the sorted CSC pattern ``(indices,
+    indptr)``, a superset of its own; zero where it has none."""
+    rows = csc.shape[0]
+    pattern_keys = np.repeat(np.arange(indptr.size - 1), np.diff(indptr)) * rows + indices
+    own_keys = np.repeat(np.arange(csc.indptr.size - 1), np.diff(csc.indptr)) * rows + csc.indices
+    out = np.zeros(indices.size, dtype=csc.dtype)
+    out[np.searchsorted(pattern_keys, own_keys)] = csc.data
+    return out
+
+
 def shifted(xp: Any, identity: Any, a: Any, b: float, jacobian: Any) -> Any:
     """``a I + b J``, sparse when ``J`` is, dense otherwise; ``a`` may be complex.
 
@@ -68,10 +124,7 @@ def shifted(xp: Any, identity: Any, a: Any, b: float, jacobian: Any) -> Any:
     array or scipy.sparse matrix, shape (n, n)
     """
     if is_sparse(jacobian):
-        import scipy.sparse
-
-        eye = scipy.sparse.identity(jacobian.shape[0], format="csc", dtype=jacobian.dtype)
-        return (a * eye + b * jacobian).tocsc()
+        return SparseShift(jacobian).matrix(a, b)
     return a * identity + b * jacobian
 
 
@@ -101,10 +154,10 @@ def factorise(xp: Any, matrix: Any) -> Factors | None:
 
 
 class _SparseLU:
-    __slots__ = ("lu",)
+    __slots__ = ("dtype", "lu")
 
-    def __init__(self, lu: Any) -> None:
-        self.lu = lu
+    def __init__(self, lu: Any, dtype: Any) -> None:
+        self.lu, self.dtype = lu, dtype
 
     @classmethod
     def of(cls, matrix: Any) -> _SparseLU | None:
@@ -113,12 +166,19 @@ class _SparseLU:
         if not np.all(np.isfinite(matrix.data)):
             return None
         try:
-            return cls(scipy.sparse.linalg.splu(matrix.tocsc()))
+            # A Newton matrix a I + b J has J's pattern and a full diagonal, structurally symmetric for
+            # the usual discretised operators: minimum degree on A^T + A orders it with half the fill
+            # of SuperLU's default COLAMD (the 2-D Brusselator, 2048 states: L + U 144k against 270k
+            # nonzeros, factorisation 4.4 against 7.2 ms, a solve 0.10 against 0.17 ms; MEDAKZO's
+            # factorisation 0.07 against 0.60 ms; by hand, splu on I - 0.01 J).
+            return cls(scipy.sparse.linalg.splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A"), matrix.dtype)
         except RuntimeError:  # "Factor is exactly singular"
             return None
 
     def solve(self, rhs: Any) -> Any:
-        return self.lu.solve(np.asarray(rhs, dtype=np.result_type(rhs, self.lu.U.dtype)))
+        if rhs.dtype != self.dtype:  # a real right-hand side of a complex system
+            rhs = rhs.astype(np.result_type(rhs, self.dtype))
+        return self.lu.solve(rhs)
 
 
 @functools.lru_cache(maxsize=8)

@@ -624,6 +624,7 @@ def integrate(
             njev=stepper.njev,
             nlu=stepper.nlu,
             n_forced=n_forced,
+            nfev_jacobian=getattr(stepper, "nfev_jacobian", 0),
         ),
         dense=dense,
         t_final=t_current,

@@ -49,6 +49,10 @@ class Stats:
     nlu : int
         LU factorisations of the Newton iteration matrices (``I - h gamma J``
         and Radau IIA's pair; sparse LU for a sparse Jacobian).
+    nfev_jacobian : int
+        Of ``nfev``, the evaluations spent on finite-difference Jacobians
+        (implicit methods without ``jac``; scipy's ``nfev`` leaves these out,
+        so ``nfev - nfev_jacobian`` is what scipy reports).
     n_forced : int
         Accepted steps whose error was above the tolerance, taken at
         ``min_step`` because the settings say so
@@ -62,6 +66,7 @@ class Stats:
     njev: int = 0
     nlu: int = 0
     n_forced: int = 0
+    nfev_jacobian: int = 0
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,9 @@ class Stepper(Protocol):
     njev, nlu : int
         Jacobian evaluations and matrix factorisations so far (implicit
         methods; 0 otherwise).
+    nfev_jacobian : int, optional
+        Evaluations of ``f`` spent on finite-difference Jacobians so far
+        (read with a default of 0).
     """
 
     @property
@@ -264,6 +267,7 @@ class StepperBase:
     extra_evaluations = 0
     njev = 0
     nlu = 0
+    nfev_jacobian = 0
 
     def dense_coefficients(
         self, fun: RightHandSide, t: float, y: Any, y1: Any, f1: Any, stages: Any, h: float, f0: Any = None

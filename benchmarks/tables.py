@@ -17,6 +17,7 @@ torchdiffeq_suite.json       ``python benchmarks/torchdiffeq_suite.py TESTS_DIR 
                              and beside it ``torchdiffeq_suite_reference.json``: the same with ``--shim none
                              --torchdiffeq PATH``, torchdiffeq's own counts (optional, like the next)
 torchdiffeq_examples.json    ``python benchmarks/torchdiffeq_examples.py EXAMPLES_DIR --niters 20 --json ...``
+scipy_ivp_suite.json         ``python benchmarks/scipy_ivp_suite.py --json ...``
 quickstart/                  ``python benchmarks/reproduce.py quickstart``: the README's quick
                              start run into that folder, with ``command.json`` saying how
 mnist-full/{odenet,resnet1,  ``python benchmarks/reproduce.py mnist-full``: full MNIST, 5 epochs,
@@ -217,6 +218,35 @@ def torchdiffeq_suite(names_per_error: int = 10) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scipy_suite() -> str:
+    """scipy's own solve_ivp tests against ode-core through the thin adapter (benchmarks/scipy_ivp_suite.py)."""
+    if not (MEASURED / "scipy_ivp_suite.json").exists():
+        return (
+            "Not measured yet for this checkout: run `python benchmarks/scipy_ivp_suite.py --json "
+            "benchmarks/measured/scipy_ivp_suite.json`, then `python benchmarks/tables.py`.\n"
+        )
+    data = _load("scipy_ivp_suite.json")
+    machine, counts, source = data["machine"], data["counts"], data["source"]
+    applicable = {name: o for name, o in data["outcomes"].items() if o["applicable"]}
+    lines = [
+        f"Measured {machine['date'][:10]} on {machine['cpu']}: scipy {source['scipy']}'s "
+        f"`integrate/_ivp/tests/test_ivp.py` (sha256 `{source['sha256'][:12]}`) against ode-core through "
+        f"`benchmarks/_scipy_adapter.py`, with `{data['command']}`. One pytest item per test or "
+        "parametrisation; a test is applicable when it calls `solve_ivp` (the others test scipy's solver "
+        "classes and helpers).",
+        "",
+        f"**{counts['passed']} of {counts['applicable']} applicable tests pass "
+        f"({counts['passed'] / counts['applicable']:.1%})**; {counts['not_applicable']} not applicable.",
+        "",
+    ]
+    failing = {name: o for name, o in applicable.items() if o["outcome"] != "passed"}
+    if failing:
+        lines += ["Failing:", ""]
+        lines += [f"- `{name}`: {_code(_error_kind(o['error']))}" for name, o in sorted(failing.items())]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def torchdiffeq_examples() -> str:
     """torchdiffeq's published examples run with torchdiffeq and with ode-adjoint, when the file is kept."""
     if not (MEASURED / "torchdiffeq_examples.json").exists():
@@ -374,6 +404,7 @@ DOCS_TABLES: dict[str, Callable[[], str]] = {
     "torchdiffeq-methods": torchdiffeq_methods,
     "torchdiffeq-suite": torchdiffeq_suite,
     "torchdiffeq-examples": torchdiffeq_examples,
+    "scipy-suite": scipy_suite,
     "quickstart": quickstart,
     "mnist-full": mnist_full,
     "cuda": cuda,

@@ -148,6 +148,14 @@ class NewtonStepper(StepperBase):
     def _evaluate_jacobian(self, fun: RightHandSide, t: float, y: Any, f0: Any) -> int:
         """Refresh ``J`` at ``(t, y)``; returns the evaluations of ``f`` spent."""
         xp = self.xp
+        if self.jac is not None and getattr(self.jac, "constant", False):
+            # A constant Jacobian is taken once and never re-evaluated (not counted in njev, as scipy).
+            if self.jacobian is None:
+                self.jacobian = self.jac(t, y)
+                self._forget_iteration_matrices()
+            self.jacobian_is_current = True
+            self.recompute_jacobian = False
+            return 0
         self.njev += 1
         self.jacobian_is_current = True
         self.recompute_jacobian = False

@@ -400,7 +400,12 @@ def _constant_jacobian(xp: Any, jac: Any, y0: Any) -> Callable[[float, Any], Any
     """A Jacobian given as a constant array (or scipy.sparse matrix): the function that returns it."""
     if is_sparse(jac):
         sparse = jac.tocsc()
-        return lambda t, y: sparse
+
+        def constant_sparse(t: float, y: Any) -> Any:
+            return sparse
+
+        constant_sparse.constant = True  # type: ignore[attr-defined]
+        return constant_sparse
     try:
         matrix = xp.asarray(jac, dtype=y0.dtype, device=device_of(y0))
     except (TypeError, ValueError) as exc:
@@ -409,6 +414,7 @@ def _constant_jacobian(xp: Any, jac: Any, y0: Any) -> Callable[[float, Any], Any
     def constant(t: float, y: Any) -> Any:
         return matrix
 
+    constant.constant = True  # type: ignore[attr-defined]
     return constant
 
 

@@ -503,11 +503,15 @@ def flat_jacobian(
                 raise ValueError(
                     f"jac: returned shape {tuple(value.shape)}, expected {(n, n)} or {shape + shape} (y0.shape twice)"
                 )
-            if value.dtype != y0.dtype:
+            complex_of_real = xp.isdtype(y0.dtype, "complex floating") and value.dtype == real_dtype(xp, y0.dtype)
+            if value.dtype != y0.dtype and not complex_of_real:
                 raise TypeError(f"jac: returned dtype {value.dtype}, expected y0's dtype {y0.dtype}")
             checked = True
+        if value.dtype != y0.dtype:  # a real Jacobian of a complex state (scipy converts it too)
+            value = xp.astype(value, y0.dtype)
         return xp.reshape(value, (n, n))
 
+    flat.constant = getattr(jac, "constant", False)  # type: ignore[attr-defined]
     return flat
 
 

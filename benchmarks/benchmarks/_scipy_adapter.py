@@ -1,10 +1,11 @@
 """scipy's ``solve_ivp`` signature onto :func:`ode_core.solve`: names and layouts only, no feature emulated.
 
 What it maps: scipy's method names (and solver classes) to ode-core's, its default tolerances,
-``t_span`` and ``t_eval`` to ``t`` (the initial time first, the span's end last), ``y`` (n, m) to ``ys``
-(m, n), every step's time (``t_eval=None``) to the dense output's step times, ``OdeSolution``'s (n,) / (n, k) layout, the status codes, scipy's layout of
-empty results, and ``nfev`` without the finite-difference Jacobian's evaluations (which scipy leaves
-out, ``Stats.nfev_jacobian``). Everything else (``args``, ``vectorized``, Jacobians, events, complex and
+``t_span`` and ``t_eval`` to ``t`` (the initial time first, the span's end last), ``y`` (n, m) to
+``ys`` (m, n), every step's time (``t_eval=None``) to the dense output's step times,
+``OdeSolution``'s (n,) / (n, k) layout, the status codes, scipy's layout of empty results, and
+``nfev`` without the finite-difference Jacobian's evaluations (which scipy leaves out,
+``Stats.nfev_jacobian``). Everything else (``args``, ``vectorized``, Jacobians, events, complex and
 empty states, spans of zero length, warnings, errors) is ode-core's own, reached through the same
 keywords. Used by ``benchmarks/scipy_ivp_suite.py`` to run scipy's own tests against ode-core.
 """

@@ -561,6 +561,25 @@ def autograd_jacobian(
     return jacobian
 
 
+def autograd_jvp(
+    func: Callable[[float, torch.Tensor], torch.Tensor],
+) -> Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(t, y, v) -> (df/dy) v`` by autograd, for a matrix-free Newton (``options['linear_solver'] =
+    'krylov'``): one product costs about two backward passes of ``func`` (the double-vjp form of
+    ``torch.autograd.functional.jvp``), never an ``n x n`` matrix. Like :func:`autograd_jacobian` an aid
+    to convergence, taken at a detached state and returned without a graph."""
+
+    def jvp(t: float, y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            _, product = torch.autograd.functional.jvp(  # type: ignore[no-untyped-call]
+                lambda z: func(t, z), y.detach(), v.detach()
+            )
+        result: torch.Tensor = product.detach()
+        return result
+
+    return jvp
+
+
 # --- checkpointing --------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ from ._engines import (
     GradientEngine,
     Problem,
     autograd_jacobian,
+    autograd_jvp,
     seminorm,
 )
 from ._per_sample import solve_per_sample
@@ -61,7 +62,7 @@ _TORCHDIFFEQ_OPTIONS = {
     "ifactor",
     "dfactor",
 }
-_OUR_OPTIONS = {"controller", "checkpoints", "max_step", "min_step"}
+_OUR_OPTIONS = {"controller", "checkpoints", "max_step", "min_step", "linear_solver"}
 _IGNORED_OPTIONS = {"interp", "dtype"}
 # torchdiffeq's names of the controller's settings, and ode-core's.
 _CONTROLLER_OPTIONS = {"safety": "safety", "ifactor": "max_factor", "dfactor": "min_factor"}
@@ -164,6 +165,7 @@ def _settings(
             return float(torch.linalg.vector_norm(detached)) / math.sqrt(detached.shape[0])
 
     max_steps = options.get("max_num_steps")
+    krylov = options.get("linear_solver") == "krylov"
     settings = check_settings(
         tableau,
         _scalar(rtol),
@@ -181,7 +183,11 @@ def _settings(
         norm=norm,
         step_t=options.get("step_t"),
         jump_t=options.get("jump_t"),
-        jac=autograd_jacobian(func) if tableau.implicit else None,
+        # A matrix-free Newton (options['linear_solver'] = 'krylov') takes autograd's products J v, for
+        # states whose Jacobian matrix would not fit; otherwise autograd's whole Jacobian.
+        jac=autograd_jacobian(func) if tableau.implicit and not krylov else None,
+        linear_solver=options.get("linear_solver", "direct"),
+        jvp=autograd_jvp(func) if tableau.implicit and krylov else None,
         dense_output=dense_output,
         progress=progress,
         one_sided_steps=bool(options.get("perturb", False)),
@@ -217,6 +223,7 @@ def _names(where: str) -> dict[str, str]:
         ("jump_t", "jump_t"),
         ("controller", "controller"),
         ("norm", "norm"),
+        ("linear_solver", "linear_solver"),
     ):
         names[parameter] = f"{where}options[{key!r}]"
     return names
@@ -661,6 +668,15 @@ def solve(
         event_gradients=differentiable_events,
     )
     problem.observer = _callbacks(func, "", settings, state.unflatten, y0_flat)
+    if settings.linear_solver == "krylov" and torch.is_grad_enabled():
+        wanted = y0_input.requires_grad or any(p.requires_grad for p in parameters) or time_tensor is not None
+        if wanted:
+            # GMRES's coefficients are taken on the host, so backprop through it is not the solve's
+            # derivative; the adjoint's backward system needs products of its own (not built yet).
+            raise ValueError(
+                "options['linear_solver']: the matrix-free Newton ('krylov') is not differentiated yet; solve "
+                "under torch.no_grad() (inference), or use linear_solver='direct' for gradients"
+            )
     if isinstance(engine, Adjoint):
         problem.backward_settings = _backward_settings(
             engine, method, rtol, atol, options, flat_func, y0_flat, state, parameters

@@ -266,7 +266,7 @@ class BDFStepper(NewtonStepper):
         evaluations : int
         """
         xp = self.xp
-        evaluations = 0
+        evaluations = -self.product_evaluations[0]  # a matrix-free Newton's products are added at the end
         h_abs = abs(h)
         if self.differences_table is None:
             zero = xp.zeros_like(y)
@@ -292,16 +292,16 @@ class BDFStepper(NewtonStepper):
             if not self._same_step(c, self.factored_c):
                 factors = self._factorise(1.0, -c)
                 if factors is None:
-                    return None, None, evaluations
+                    return None, None, evaluations + self.product_evaluations[0]
                 self.factors, self.factored_c = factors, c
             converged, iterations, y_new, correction, spent = self._newton(fun, t_new, predicted, c, psi, scale)
             evaluations += spent
             if converged:
                 break
             if jacobian_is_current:
-                return None, None, evaluations
+                return None, None, evaluations + self.product_evaluations[0]
             # A fresh Jacobian at the prediction, as scipy's BDF, and once more.
-            if self.jac is None:
+            if self.jac is None and self.user_jvp is None:
                 self.nfev_jacobian += 1  # f at the prediction, for the differences
                 evaluations += 1 + self._evaluate_jacobian(fun, t_new, predicted, fun(t_new, predicted))
             else:
@@ -313,7 +313,7 @@ class BDFStepper(NewtonStepper):
         self.attempt_scale = self.atol + self.rtol * xp.abs(y_new)
         self.cached_error_ratio = (y_new, float(self.norm(error / self.attempt_scale)))
         slope = (psi + correction) / c
-        return y_new, xp.reshape(slope, (1, self.n)), evaluations
+        return y_new, xp.reshape(slope, (1, self.n)), evaluations + self.product_evaluations[0]
 
     def _newton(
         self, fun: RightHandSide, t_new: float, predicted: Any, c: float, psi: Any, scale: Any

@@ -27,6 +27,7 @@ from typing import Any
 
 from ._dense import hermite_coefficients
 from ._differences import GroupedDifferences
+from ._krylov import JacobianPoint, KrylovSolver, difference_jvp
 from ._linalg import Factors, SparseShift, factorise, is_sparse, shifted
 from ._stepper import StepperBase
 from ._tableau import ButcherTableau
@@ -119,6 +120,10 @@ class NewtonStepper(StepperBase):
         self.roundoff_norm = 10.0 * eps / rtol_scalar
         self.eps = eps
         self._identity: Any = None  # made at the first dense iteration matrix (a sparse J needs none)
+        # Matrix-free Newton (use_krylov): J as products at a point, systems by GMRES.
+        self.krylov = False
+        self.user_jvp: Callable[[float, Any, Any], Any] | None = None
+        self.product_evaluations = [0]  # f's evaluations in finite-difference products
         self._sparse_shift: SparseShift | None = None
         self.has_continuous_extension = False
         self.extra_evaluations = 0
@@ -145,9 +150,41 @@ class NewtonStepper(StepperBase):
         """
         return abs(h - factored) <= 1e-10 * abs(h)
 
+    def use_krylov(self, jvp: Callable[[float, Any, Any], Any] | None) -> None:
+        """Solve the Newton systems by GMRES on products ``J v`` (see :mod:`ode_core._krylov`): from
+        ``jvp(t, y, v)`` on flat arrays, else from ``jac``, else by finite differences.
+
+        Parameters
+        ----------
+        jvp : callable or None
+        """
+        self.krylov = True
+        self.user_jvp = jvp
+
+    def _jacobian_point(self, fun: RightHandSide, t: float, y: Any, f0: Any) -> tuple[JacobianPoint, int]:
+        """The matrix-free Jacobian at ``(t, y)`` and the evaluations it cost (``f(t, y)`` for differences)."""
+        if self.user_jvp is not None:
+            jvp = self.user_jvp
+            return JacobianPoint(lambda v: jvp(t, y, v)), 0
+        if self.jac is not None:
+            matrix = self.jac(t, y)
+            return JacobianPoint(lambda v: matrix @ v), 0
+        spent = 0
+        if f0 is None:
+            f0, spent = fun(t, y), 1
+            self.nfev_jacobian += 1
+        return JacobianPoint(difference_jvp(self.xp, fun, t, y, f0, self.eps, self.product_evaluations)), spent
+
     def _evaluate_jacobian(self, fun: RightHandSide, t: float, y: Any, f0: Any) -> int:
         """Refresh ``J`` at ``(t, y)``; returns the evaluations of ``f`` spent."""
         xp = self.xp
+        if self.krylov:
+            self.njev += 1
+            self.jacobian_is_current = True
+            self.recompute_jacobian = False
+            self._forget_iteration_matrices()
+            self.jacobian, spent = self._jacobian_point(fun, t, y, f0)
+            return spent
         if self.jac is not None and getattr(self.jac, "constant", False):
             # A constant Jacobian is taken once and never re-evaluated (not counted in njev, as scipy).
             if self.jacobian is None:
@@ -191,7 +228,7 @@ class NewtonStepper(StepperBase):
         Newton-derived slope rather than ``f(t, y)``, and differences need the
         true value, so it is evaluated afresh (with a user ``jac`` it is not
         needed)."""
-        if self.jac is not None:
+        if self.jac is not None or self.user_jvp is not None:
             return self._evaluate_jacobian(fun, t, y, None)
         self.nfev_jacobian += 1  # f(t, y) for the differences
         return 1 + self._evaluate_jacobian(fun, t, y, fun(t, y))
@@ -204,8 +241,11 @@ class NewtonStepper(StepperBase):
         return self._identity
 
     def _factorise(self, a: Any, b: float) -> Factors | None:
-        """The LU factors of ``a I + b J``, or ``None`` when it is singular or not finite."""
+        """The LU factors of ``a I + b J``, or ``None`` when it is singular or not finite (matrix-free:
+        a GMRES solver on its products)."""
         jacobian = self.jacobian
+        if self.krylov:
+            return KrylovSolver(self.xp, a, b, jacobian.jvp)
         if is_sparse(jacobian):
             # The pattern joined with the diagonal, once per Jacobian; each shift fills its values.
             if self._sparse_shift is None or self._sparse_shift.jacobian is not jacobian:
@@ -279,7 +319,15 @@ class NewtonStepper(StepperBase):
     ) -> tuple[Any, Any, int]:
         """One step; returns ``(y1, stages, evaluations)`` with ``y1 = None``
         when Newton failed even with a fresh Jacobian (retry with a smaller
-        step)."""
+        step). The evaluations include the finite-difference products of a
+        matrix-free Newton."""
+        before = self.product_evaluations[0]
+        y1, stages, evaluations = self._newton_step(fun, t, y, f0, h, t_end_eval)
+        return y1, stages, evaluations + self.product_evaluations[0] - before
+
+    def _newton_step(
+        self, fun: RightHandSide, t: float, y: Any, f0: Any, h: float, t_end_eval: float | None
+    ) -> tuple[Any, Any, int]:
         evaluations = 0
         if self.jacobian is None or (self.recompute_jacobian and not self.jacobian_is_current):
             evaluations += self._fresh_jacobian(fun, t, y)

@@ -34,7 +34,7 @@ from ._dense import DenseOutput, evaluate_polynomial
 from ._differences import GroupedDifferences
 from ._events import EventTracker
 from ._explicit_rk import explicit_stepper
-from ._implicit_rk import DiagonallyImplicitRungeKutta
+from ._implicit_rk import DiagonallyImplicitRungeKutta, NewtonStepper
 from ._norms import flat_rms_norm
 from ._progress import ProgressMeter
 from ._radau import RadauIIA
@@ -192,18 +192,26 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
         jac = GroupedDifferences(fun, settings.jac_sparsity, float(xp.finfo(y0.dtype).eps))
     common = (xp, y0.dtype, device_of(y0), n, jac, settings.atol, settings.rtol, norm)
     if isinstance(tableau, BDFMethod):
-        return BDFStepper(tableau, *common)
+        bdf = BDFStepper(tableau, *common)
+        if settings.linear_solver == "krylov":
+            bdf.use_krylov(settings.jvp)
+        return bdf
     if isinstance(tableau, AutoMethod):
         stiff = make_stepper(tableau.stiff, xp, y0, fun, settings)
         assert isinstance(stiff, BDFStepper)
         return AutoStepper(tableau, make_stepper(tableau.nonstiff, xp, y0, fun, settings), stiff, xp)
+    newton: NewtonStepper
     if tableau.diagonally_implicit:
-        return DiagonallyImplicitRungeKutta(tableau, *common, fixed_step=not settings.adaptive)
+        newton = DiagonallyImplicitRungeKutta(tableau, *common, fixed_step=not settings.adaptive)
     # Coupled stages: RADAU5's split system where the tableau has its
     # structure (the adaptive radau5), the whole system for the rest.
-    if tableau.adaptive:
-        return RadauIIA(tableau, *common, fixed_step=not settings.adaptive)
-    return FullyImplicitRungeKutta(tableau, *common)
+    elif tableau.adaptive:
+        newton = RadauIIA(tableau, *common, fixed_step=not settings.adaptive)
+    else:
+        return FullyImplicitRungeKutta(tableau, *common)
+    if settings.linear_solver == "krylov":
+        newton.use_krylov(settings.jvp)
+    return newton
 
 
 def integrate(

@@ -51,6 +51,11 @@ class Settings:
     jac : callable or None
         ``jac(t, y) -> (n, n)`` on the flat state (an array, or a scipy.sparse
         matrix for NumPy states), implicit methods only.
+    linear_solver : {"direct", "krylov"}
+        How the implicit methods solve their Newton systems: LU
+        factorisations, or GMRES on Jacobian-vector products (no matrix).
+    jvp : callable or None
+        ``jvp(t, y, v) -> J v`` on flat arrays, for ``"krylov"``.
     jac_sparsity : scipy.sparse matrix or None
         Where ``df/dy`` may be nonzero, for finite differences grouped by it
         when ``jac`` is None (NumPy states).
@@ -83,6 +88,8 @@ class Settings:
     dense_output: bool = False
     jac: Callable[[float, Any], Any] | None = None
     jac_sparsity: Any = None
+    linear_solver: str = "direct"
+    jvp: Callable[[float, Any, Any], Any] | None = None
     progress: bool = False
     one_sided_steps: bool = False
     accept_at_min_step: bool = False

@@ -60,6 +60,8 @@ def solve(
     jac: Callable[[float, Any], Any] | Any | None = None,
     events: Any = None,
     jac_sparsity: Any = None,
+    linear_solver: str = "direct",
+    jvp: Callable[[float, Any, Any], Any] | None = None,
     args: Any = None,
     vectorized: bool = False,
     on_step: Callable[[AcceptedStep], None] | None = None,
@@ -173,6 +175,19 @@ def solve(
         finite-difference Jacobian perturbs structurally independent columns
         together (one evaluation of ``f`` per group, counted in ``nfev``)
         and is sparse. NumPy states, implicit methods.
+    linear_solver : {"direct", "krylov"}
+        How the implicit methods solve their Newton systems. ``"direct"``
+        (default): LU factorisations of the iteration matrices.
+        ``"krylov"``: matrix-free, for states too large for a Jacobian
+        matrix: GMRES on Jacobian-vector products, from ``jvp``, else
+        ``jac``, else forward differences (one evaluation of ``f`` each,
+        counted in ``nfev``); no factorisation (``nlu`` 0). The diagonally
+        implicit methods, ``radau5`` and ``bdf``, real states; without a
+        preconditioner (see ``ode_core._krylov``).
+    jvp : callable, optional
+        ``jvp(t, y, v) -> J v`` with ``J = df/dy`` at ``(t, y)``, all of
+        y0's shape, for ``linear_solver="krylov"`` (ode-adjoint passes
+        autograd's).
     args : tuple, optional
         Extra arguments: ``f(t, y, *args)``, and likewise ``jac`` and every
         event function (scipy's ``args``).
@@ -320,6 +335,8 @@ def solve(
         dense_output=dense_output,
         jac=flat_jacobian(jac, y0, xp, shape, n),
         jac_sparsity=jac_sparsity,
+        linear_solver=linear_solver,
+        jvp=None if jvp is None else _flat_jvp(check_callable(jvp, "jvp"), xp, shape),
         progress=progress,
         state_dtype=state_dtype if dtype != state_dtype else None,
     )
@@ -348,6 +365,15 @@ def solve(
         y_final=xp.astype(solution.y_final, state_dtype),
         y_events=None if solution.y_events is None else [xp.astype(v, state_dtype) for v in solution.y_events],
     )
+
+
+def _flat_jvp(jvp: Any, xp: Any, shape: tuple[int, ...]) -> Callable[[float, Any, Any], Any]:
+    """``jvp`` of the user's shape on the loop's flat arrays."""
+
+    def flat(t: float, y: Any, v: Any) -> Any:
+        return xp.reshape(jvp(t, xp.reshape(y, shape), xp.reshape(v, shape)), (-1,))
+
+    return flat
 
 
 def _with_arguments(args: Any, f: Any, jac: Any, events: Any) -> tuple[Any, Any, Any]:

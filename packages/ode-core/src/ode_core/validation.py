@@ -550,6 +550,8 @@ def check_settings(
     dense_output: Any = False,
     jac: Callable[[float, Any], Any] | None = None,
     jac_sparsity: Any = None,
+    linear_solver: Any = "direct",
+    jvp: Callable[[float, Any, Any], Any] | None = None,
     progress: Any = False,
     one_sided_steps: Any = False,
     accept_at_min_step: Any = False,
@@ -579,6 +581,11 @@ def check_settings(
     jac_sparsity : array_like or scipy.sparse matrix or None
         ``(n, n)``: where ``df/dy`` may be nonzero; implicit methods on
         NumPy states, without ``jac`` (which it would not serve: ignored).
+    linear_solver : {"direct", "krylov"}
+        ``"krylov"``: matrix-free Newton (GMRES on ``J v``) for the
+        diagonally implicit methods, ``radau5`` and ``bdf``, real states.
+    jvp : callable or None
+        ``jvp(t, y, v)`` on flat arrays; ``"krylov"`` only.
     state_dtype : dtype, optional
         The user's state dtype, when the solver computes in another one
         (half precision): an ``rtol`` below its resolution warns.
@@ -642,6 +649,25 @@ def check_settings(
             jac_sparsity = None  # a Jacobian given needs no differences (scipy ignores it too)
         else:
             jac_sparsity = check_sparsity(jac_sparsity, math.prod(y0.shape), called("jac_sparsity"))
+    if linear_solver not in ("direct", "krylov"):
+        raise ValueError(f"{called('linear_solver')}: expected 'direct' or 'krylov', got {linear_solver!r}")
+    if jvp is not None:
+        check_callable(jvp, called("jvp"))
+        if linear_solver != "krylov":
+            raise ValueError(f"{called('jvp')}: Jacobian-vector products serve linear_solver='krylov' only")
+    if linear_solver == "krylov":
+        coupled = tableau.implicit and not (
+            getattr(tableau, "diagonally_implicit", False) or tableau.name == "radau5" or isinstance(tableau, BDFMethod)
+        )
+        if not tableau.implicit or isinstance(tableau, (AdamsMethod, AutoMethod)) or coupled:
+            raise ValueError(
+                f"{called('linear_solver')}: 'krylov' serves the diagonally implicit methods, radau5 and bdf; "
+                f"got method {tableau.name!r}"
+            )
+        if xp.isdtype(y0.dtype, "complex floating"):
+            raise TypeError(f"{called('linear_solver')}: 'krylov' takes real states, got {y0.dtype}")
+        if jac_sparsity is not None:
+            raise ValueError(f"{called('jac_sparsity')}: a matrix-free Newton uses no sparsity; pass one of them")
     flags = (
         ("dense_output", dense_output),
         ("progress", progress),
@@ -675,6 +701,8 @@ def check_settings(
         dense_output=bool(dense_output),
         jac=jac,
         jac_sparsity=jac_sparsity,
+        linear_solver=linear_solver,
+        jvp=jvp,
         progress=bool(progress),
         one_sided_steps=bool(one_sided_steps) and (step_size is not None or not tableau.adaptive),
         accept_at_min_step=bool(accept_at_min_step),

@@ -34,9 +34,45 @@ def test_autograd_products_give_the_direct_solve(method: str) -> None:
     torch.testing.assert_close(krylov.ys, direct.ys, rtol=0, atol=1e-9)
 
 
-def test_a_gradient_through_the_krylov_solve_is_refused() -> None:
-    u0 = U0.clone().requires_grad_()
-    with pytest.raises(ValueError, match=r"options\['linear_solver'\]: the matrix-free Newton \('krylov'\) is not"):
-        ode_adjoint.solve(reaction_diffusion, u0, T, method="bdf", options={"linear_solver": "krylov"})
+@pytest.mark.parametrize(
+    ("method", "gradient"),
+    [
+        ("bdf", "backprop"),
+        pytest.param("kvaerno5", "checkpoint", marks=pytest.mark.slow),
+        pytest.param("radau5", "backprop", marks=pytest.mark.slow),
+    ],
+)
+def test_the_gradient_through_krylov_solves_is_the_direct_ones(method: str, gradient: str) -> None:
+    """The solve's derivative is (a I + b J)^{-1} with J held fixed, as a direct solve's factors are: the
+    gradient equals the direct backprop's, and both the finite differences'."""
+    diffusion = torch.tensor(0.1, dtype=torch.float64, requires_grad=True)
+
+    def field(t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        laplacian = torch.cat([u[1:2] - 2 * u[:1], u[:-2] - 2 * u[1:-1] + u[2:], u[-2:-1] - 2 * u[-1:]])
+        return diffusion * (u.shape[0] + 1) ** 2 * laplacian - u**3
+
+    u0 = U0[::3].clone().requires_grad_()  # 20 states: the check, not the scale
+    times = T[:2] * 0.4
+    options = {"method": method, "rtol": 1e-8, "atol": 1e-10, "gradient": gradient}
+    grads = {}
+    for solver in ("direct", "krylov"):
+        solution = ode_adjoint.solve(field, u0, times, options={"linear_solver": solver}, **options)
+        grads[solver] = torch.autograd.grad(solution.ys[-1].square().sum(), (diffusion, u0))
+    for direct, krylov in zip(grads["direct"], grads["krylov"]):
+        torch.testing.assert_close(krylov, direct, rtol=1e-8, atol=1e-10)
+    with torch.no_grad():
+        step = 1e-6
+
+        def loss(value: float) -> float:
+            diffusion.fill_(value)
+            ys = ode_adjoint.solve(field, u0.detach(), times, options={"linear_solver": "krylov"}, **options).ys
+            return float(ys[-1].square().sum())
+
+        difference = (loss(0.1 + step) - loss(0.1 - step)) / (2 * step)
+        diffusion.fill_(0.1)
+    assert abs(float(grads["krylov"][0]) - difference) <= 1e-5 * abs(difference)
+
+
+def test_an_unknown_linear_solver_is_refused() -> None:
     with pytest.raises(ValueError, match=r"options\['linear_solver'\]: expected 'direct' or 'krylov'"), torch.no_grad():
         ode_adjoint.solve(reaction_diffusion, U0, T, method="bdf", options={"linear_solver": "gmres"})

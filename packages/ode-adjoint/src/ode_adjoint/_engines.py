@@ -421,7 +421,9 @@ class _AdjointRun(_Run):
             # a_z by an iteration, which reads as slow convergence (radau5's
             # fixed steps then fail). ode-core's finite differences give all
             # of it, 2n + p evaluations per Jacobian, reused across steps.
-            settings = dataclasses.replace(settings, jac=None)
+            # A matrix-free Newton takes forward differences on the augmented system likewise (its
+            # autograd products and their derivative are the forward function's).
+            settings = dataclasses.replace(settings, jac=None, jvp=None, differentiable_solve=None)
         # One backward solve from the last point to t0. At each earlier point
         # the state jumps (an impulse of ode-core's loop): z is set back to the
         # forward solution there, and the point's cotangent joins a_z. The
@@ -578,6 +580,64 @@ def autograd_jvp(
         return result
 
     return jvp
+
+
+def autograd_linear_solve(func: Callable[[float, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """How a matrix-free Newton's solve ``x = (a I + b J)^{-1} r`` is differentiated under autograd.
+
+    As a direct solve's factors are (``autograd_jacobian`` returns a detached
+    matrix), ``J`` is held fixed at its point, so the derivative is the linear
+    map itself: backward solves ``(conj(a) I + b J^T) g_r = g_x`` by GMRES on
+    autograd's vector-Jacobian products. Backprop through GMRES's own
+    arithmetic would not give it (its coefficients are taken on the host).
+    """
+
+    def vjp(t: float, y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            z = y.detach().requires_grad_(True)
+            (product,) = torch.autograd.grad(func(t, z), z, v.detach())
+        return product.detach()
+
+    class _Solve(torch.autograd.Function):
+        @staticmethod
+        def forward(
+            ctx: Any,
+            rhs: torch.Tensor,
+            solve: Callable[[torch.Tensor], torch.Tensor],
+            a: Any,
+            b: float,
+            t: float,
+            y: Any,
+        ) -> torch.Tensor:
+            ctx.system = (a, b, t, y)
+            with torch.no_grad():
+                return solve(rhs.detach())
+
+        @staticmethod
+        def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+            a, b, t, y = ctx.system
+            shift = a.conjugate() if isinstance(a, complex) else a
+
+            def transposed(v: torch.Tensor) -> torch.Tensor:
+                if v.is_complex():  # J is real: J^T (p + i q) = J^T p + i J^T q
+                    product = vjp(t, y, v.real) + 1j * vjp(t, y, v.imag)
+                else:
+                    product = vjp(t, y, v)
+                value: torch.Tensor = shift * v + b * product
+                return value
+
+            with torch.no_grad():
+                solution, _, _ = ode_core.gmres(array_namespace(grad), transposed, grad)
+            result: torch.Tensor = solution
+            return result, None, None, None, None, None
+
+    def differentiable(
+        solve: Callable[[torch.Tensor], torch.Tensor], a: Any, b: float, t: float, y: Any, rhs: torch.Tensor
+    ) -> torch.Tensor:
+        result = _Solve.apply(rhs, solve, a, b, t, y)
+        return result  # type: ignore[no-any-return]
+
+    return differentiable
 
 
 # --- checkpointing --------------------------------------------------------------

@@ -35,6 +35,7 @@ from ._engines import (
     Problem,
     autograd_jacobian,
     autograd_jvp,
+    autograd_linear_solve,
     seminorm,
 )
 from ._per_sample import solve_per_sample
@@ -188,6 +189,7 @@ def _settings(
         jac=autograd_jacobian(func) if tableau.implicit and not krylov else None,
         linear_solver=options.get("linear_solver", "direct"),
         jvp=autograd_jvp(func) if tableau.implicit and krylov else None,
+        differentiable_solve=autograd_linear_solve(func) if tableau.implicit and krylov else None,
         dense_output=dense_output,
         progress=progress,
         one_sided_steps=bool(options.get("perturb", False)),
@@ -668,15 +670,6 @@ def solve(
         event_gradients=differentiable_events,
     )
     problem.observer = _callbacks(func, "", settings, state.unflatten, y0_flat)
-    if settings.linear_solver == "krylov" and torch.is_grad_enabled():
-        wanted = y0_input.requires_grad or any(p.requires_grad for p in parameters) or time_tensor is not None
-        if wanted:
-            # GMRES's coefficients are taken on the host, so backprop through it is not the solve's
-            # derivative; the adjoint's backward system needs products of its own (not built yet).
-            raise ValueError(
-                "options['linear_solver']: the matrix-free Newton ('krylov') is not differentiated yet; solve "
-                "under torch.no_grad() (inference), or use linear_solver='direct' for gradients"
-            )
     if isinstance(engine, Adjoint):
         problem.backward_settings = _backward_settings(
             engine, method, rtol, atol, options, flat_func, y0_flat, state, parameters

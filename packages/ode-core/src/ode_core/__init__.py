@@ -27,6 +27,7 @@ from ._controllers import (
 )
 from ._dense import DenseOutput
 from ._initial_step import select_initial_step
+from ._krylov import gmres
 from ._loop import AcceptedStep, StepObserver, integrate, make_stepper
 from ._norms import MixedNorm, max_norm, rms_norm
 from ._per_sample import DEFAULT_SYNC_EVERY, BatchShapedFunction, PerSampleRun, integrate_per_sample, per_sample_step
@@ -69,6 +70,7 @@ __all__ = [
     "StepObserver",
     "Stepper",
     "StepperBase",
+    "gmres",
     "integrate",
     "integrate_per_sample",
     "make_stepper",

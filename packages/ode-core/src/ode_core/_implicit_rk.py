@@ -123,6 +123,7 @@ class NewtonStepper(StepperBase):
         # Matrix-free Newton (use_krylov): J as products at a point, systems by GMRES.
         self.krylov = False
         self.user_jvp: Callable[[float, Any, Any], Any] | None = None
+        self.differentiable_solve: Callable[..., Any] | None = None
         self.product_evaluations = [0]  # f's evaluations in finite-difference products
         self._sparse_shift: SparseShift | None = None
         self.has_continuous_extension = False
@@ -150,30 +151,36 @@ class NewtonStepper(StepperBase):
         """
         return abs(h - factored) <= 1e-10 * abs(h)
 
-    def use_krylov(self, jvp: Callable[[float, Any, Any], Any] | None) -> None:
+    def use_krylov(
+        self, jvp: Callable[[float, Any, Any], Any] | None, differentiable: Callable[..., Any] | None = None
+    ) -> None:
         """Solve the Newton systems by GMRES on products ``J v`` (see :mod:`ode_core._krylov`): from
         ``jvp(t, y, v)`` on flat arrays, else from ``jac``, else by finite differences.
 
         Parameters
         ----------
         jvp : callable or None
+        differentiable : callable, optional
+            How the array library differentiates a solve (see :class:`~ode_core._krylov.KrylovSolver`).
         """
         self.krylov = True
         self.user_jvp = jvp
+        self.differentiable_solve = differentiable
 
     def _jacobian_point(self, fun: RightHandSide, t: float, y: Any, f0: Any) -> tuple[JacobianPoint, int]:
         """The matrix-free Jacobian at ``(t, y)`` and the evaluations it cost (``f(t, y)`` for differences)."""
         if self.user_jvp is not None:
             jvp = self.user_jvp
-            return JacobianPoint(lambda v: jvp(t, y, v)), 0
+            return JacobianPoint(lambda v: jvp(t, y, v), t, y), 0
         if self.jac is not None:
             matrix = self.jac(t, y)
-            return JacobianPoint(lambda v: matrix @ v), 0
+            return JacobianPoint(lambda v: matrix @ v, t, y), 0
         spent = 0
         if f0 is None:
             f0, spent = fun(t, y), 1
             self.nfev_jacobian += 1
-        return JacobianPoint(difference_jvp(self.xp, fun, t, y, f0, self.eps, self.product_evaluations)), spent
+        products = difference_jvp(self.xp, fun, t, y, f0, self.eps, self.product_evaluations)
+        return JacobianPoint(products, t, y), spent
 
     def _evaluate_jacobian(self, fun: RightHandSide, t: float, y: Any, f0: Any) -> int:
         """Refresh ``J`` at ``(t, y)``; returns the evaluations of ``f`` spent."""
@@ -245,7 +252,7 @@ class NewtonStepper(StepperBase):
         a GMRES solver on its products)."""
         jacobian = self.jacobian
         if self.krylov:
-            return KrylovSolver(self.xp, a, b, jacobian.jvp)
+            return KrylovSolver(self.xp, a, b, jacobian, self.differentiable_solve)
         if is_sparse(jacobian):
             # The pattern joined with the diagonal, once per Jacobian; each shift fills its values.
             if self._sparse_shift is None or self._sparse_shift.jacobian is not jacobian:

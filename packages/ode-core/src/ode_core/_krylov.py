@@ -124,12 +124,21 @@ class KrylovSolver:
     xp : array namespace
     a : float or complex
     b : float
-    jvp : callable
-        ``v -> J v`` at the point, for real ``v`` (a real state's Jacobian).
+    point : JacobianPoint
+        Where ``J`` is taken, with its products ``v -> J v`` (real ``v``: a real state's Jacobian).
+    differentiable : callable, optional
+        ``differentiable(solve, a, b, t, y, rhs) -> x``: the solve as its array library differentiates
+        it, where ``rhs`` carries a gradient (ode-adjoint: the solve's derivative is the linear map
+        ``(a I + b J)^{-1}`` with ``J`` held fixed, as a direct solve's factors are; backprop through
+        GMRES's own arithmetic would not be, its coefficients being taken on the host).
     """
 
-    def __init__(self, xp: Any, a: Any, b: float, jvp: Callable[[Any], Any]) -> None:
-        self.xp, self.a, self.b, self.jvp = xp, a, b, jvp
+    def __init__(
+        self, xp: Any, a: Any, b: float, point: JacobianPoint, differentiable: Callable[..., Any] | None = None
+    ) -> None:
+        self.xp, self.a, self.b, self.point = xp, a, b, point
+        self.jvp = point.jvp
+        self.differentiable = differentiable
         self.products = 0
         self.failures = 0
 
@@ -155,6 +164,11 @@ class KrylovSolver:
         """
         if isinstance(self.a, complex) and not self.xp.isdtype(rhs.dtype, "complex floating"):
             rhs = rhs + 0j
+        if self.differentiable is not None and getattr(rhs, "requires_grad", False):
+            return self.differentiable(self._solve, self.a, self.b, self.point.t, self.point.y, rhs)
+        return self._solve(rhs)
+
+    def _solve(self, rhs: Any) -> Any:
         solution, products, converged = gmres(self.xp, self._apply, rhs)
         self.products += products
         self.failures += not converged
@@ -179,13 +193,15 @@ def difference_jvp(
 
 
 class JacobianPoint:
-    """Where a matrix-free Newton "evaluated" its Jacobian: the products ``v -> J v`` there.
+    """Where a matrix-free Newton "evaluated" its Jacobian: ``(t, y)`` and the products ``v -> J v`` there.
 
     Parameters
     ----------
     jvp : callable
         ``v -> J v``.
+    t : float
+    y : array, shape (n,)
     """
 
-    def __init__(self, jvp: Callable[[Any], Any]) -> None:
-        self.jvp = jvp
+    def __init__(self, jvp: Callable[[Any], Any], t: float, y: Any) -> None:
+        self.jvp, self.t, self.y = jvp, t, y

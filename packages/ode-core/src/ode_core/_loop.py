@@ -194,7 +194,7 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
     if isinstance(tableau, BDFMethod):
         bdf = BDFStepper(tableau, *common)
         if settings.linear_solver == "krylov":
-            bdf.use_krylov(settings.jvp)
+            bdf.use_krylov(settings.jvp, settings.differentiable_solve)
         return bdf
     if isinstance(tableau, AutoMethod):
         stiff = make_stepper(tableau.stiff, xp, y0, fun, settings)
@@ -210,7 +210,7 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
     else:
         return FullyImplicitRungeKutta(tableau, *common)
     if settings.linear_solver == "krylov":
-        newton.use_krylov(settings.jvp)
+        newton.use_krylov(settings.jvp, settings.differentiable_solve)
     return newton
 
 

@@ -56,6 +56,9 @@ class Settings:
         factorisations, or GMRES on Jacobian-vector products (no matrix).
     jvp : callable or None
         ``jvp(t, y, v) -> J v`` on flat arrays, for ``"krylov"``.
+    differentiable_solve : callable or None
+        For ``"krylov"`` under autograd: how a Newton system's solve is
+        differentiated (ode-adjoint's; see ``ode_core._krylov.KrylovSolver``).
     jac_sparsity : scipy.sparse matrix or None
         Where ``df/dy`` may be nonzero, for finite differences grouped by it
         when ``jac`` is None (NumPy states).
@@ -90,6 +93,7 @@ class Settings:
     jac_sparsity: Any = None
     linear_solver: str = "direct"
     jvp: Callable[[float, Any, Any], Any] | None = None
+    differentiable_solve: Callable[..., Any] | None = None
     progress: bool = False
     one_sided_steps: bool = False
     accept_at_min_step: bool = False

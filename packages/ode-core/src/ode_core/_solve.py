@@ -183,7 +183,8 @@ def solve(
         ``jac``, else forward differences (one evaluation of ``f`` each,
         counted in ``nfev``); no factorisation (``nlu`` 0). The diagonally
         implicit methods, ``radau5`` and ``bdf``, real states; without a
-        preconditioner (see ``ode_core._krylov``).
+        preconditioner (see ``ode_core._krylov``). Under autograd, ode-adjoint
+        differentiates each linear solve as ``(a I + b J)^{-1}``.
     jvp : callable, optional
         ``jvp(t, y, v) -> J v`` with ``J = df/dy`` at ``(t, y)``, all of
         y0's shape, for ``linear_solver="krylov"`` (ode-adjoint passes

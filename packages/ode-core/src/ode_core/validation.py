@@ -552,6 +552,7 @@ def check_settings(
     jac_sparsity: Any = None,
     linear_solver: Any = "direct",
     jvp: Callable[[float, Any, Any], Any] | None = None,
+    differentiable_solve: Callable[..., Any] | None = None,
     progress: Any = False,
     one_sided_steps: Any = False,
     accept_at_min_step: Any = False,
@@ -586,6 +587,9 @@ def check_settings(
         diagonally implicit methods, ``radau5`` and ``bdf``, real states.
     jvp : callable or None
         ``jvp(t, y, v)`` on flat arrays; ``"krylov"`` only.
+    differentiable_solve : callable or None
+        ``"krylov"`` only: how a Newton system's solve is differentiated
+        (see ``ode_core._krylov.KrylovSolver``).
     state_dtype : dtype, optional
         The user's state dtype, when the solver computes in another one
         (half precision): an ``rtol`` below its resolution warns.
@@ -703,6 +707,7 @@ def check_settings(
         jac_sparsity=jac_sparsity,
         linear_solver=linear_solver,
         jvp=jvp,
+        differentiable_solve=differentiable_solve,
         progress=bool(progress),
         one_sided_steps=bool(one_sided_steps) and (step_size is not None or not tableau.adaptive),
         accept_at_min_step=bool(accept_at_min_step),

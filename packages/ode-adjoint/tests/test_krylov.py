@@ -76,3 +76,38 @@ def test_the_gradient_through_krylov_solves_is_the_direct_ones(method: str, grad
 def test_an_unknown_linear_solver_is_refused() -> None:
     with pytest.raises(ValueError, match=r"options\['linear_solver'\]: expected 'direct' or 'krylov'"), torch.no_grad():
         ode_adjoint.solve(reaction_diffusion, U0, T, method="bdf", options={"linear_solver": "gmres"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["bdf", "radau5"])
+def test_the_adjoint_engine_with_krylov_solves_gives_the_direct_adjoints_gradient(method: str) -> None:
+    """Forward and backward solves matrix-free (the backward on forward differences of the augmented
+    system): the adjoint's gradient as with direct solves. A rotation with mild damping, so that the
+    backward reconstruction of z stays stable (a strongly dissipative field makes it ill-posed)."""
+    generator = torch.Generator().manual_seed(0)
+    n = 12
+    matrix = torch.randn(n, n, dtype=torch.float64, generator=generator)
+    matrix = 3 * (matrix - matrix.T) - 0.5 * torch.eye(n, dtype=torch.float64)
+    theta = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+
+    def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return theta * (matrix @ y) - 0.1 * y**3
+
+    y0 = torch.randn(n, dtype=torch.float64, generator=generator)
+    times = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    grads = {}
+    for solver in ("direct", "krylov"):
+        solution = ode_adjoint.solve(
+            field,
+            y0,
+            times,
+            method=method,
+            rtol=1e-9,
+            atol=1e-11,
+            gradient="adjoint",
+            adjoint_params=(theta,),
+            options={"linear_solver": solver},
+            adjoint_options={"linear_solver": solver},
+        )
+        (grads[solver],) = torch.autograd.grad(solution.ys[-1].square().sum(), theta)
+    torch.testing.assert_close(grads["krylov"], grads["direct"], rtol=1e-9, atol=0)

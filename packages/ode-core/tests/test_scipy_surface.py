@@ -158,3 +158,24 @@ def test_the_per_sample_mode_refuses_complex_and_empty_states() -> None:
         ode_core.solve(decay, np.ones((2, 1), dtype=complex), [0.0, 1.0], batch_dims=1)
     with pytest.raises(ValueError, match="y0: the per-sample mode"):
         ode_core.solve(decay, np.ones((2, 0)), [0.0, 1.0], batch_dims=1)
+
+
+@pytest.mark.parametrize("method", ["radau5", "bdf", "kvaerno5"])
+def test_a_vectorized_f_gives_the_finite_differences_in_one_call(method: str) -> None:
+    calls = {"columns": 0}
+
+    def rational(t: float, y: np.ndarray) -> np.ndarray:
+        if y.shape[-1] > 1:
+            calls["columns"] += 1
+        return np.stack((y[1] / t, y[1] * (y[0] + 2 * y[1] - 1) / (t * (y[0] - 1))))
+
+    def single(t: float, y: np.ndarray) -> np.ndarray:
+        return rational(t, y[:, None])[:, 0]
+
+    options = {"method": method, "rtol": 1e-6, "atol": 1e-9}
+    columns = ode_core.solve(rational, [1 / 3, 2 / 9], [5.0, 9.0], vectorized=True, **options)
+    plain = ode_core.solve(single, [1 / 3, 2 / 9], [5.0, 9.0], **options)
+    assert calls["columns"] == columns.stats.njev > 0
+    # the same differences (the same Jacobians, the same steps), each Jacobian one call instead of n = 2
+    np.testing.assert_array_equal(columns.ys, plain.ys)
+    assert columns.stats.nfev == plain.stats.nfev - columns.stats.njev

@@ -124,6 +124,8 @@ class NewtonStepper(StepperBase):
         self.krylov = False
         self.user_jvp: Callable[[float, Any, Any], Any] | None = None
         self.differentiable_solve: Callable[..., Any] | None = None
+        # A vectorized f on (n, k) columns (scipy's vectorized=True): the differences in one call.
+        self.columns: Callable[[float, Any], Any] | None = None
         self.product_evaluations = [0]  # f's evaluations in finite-difference products
         self._sparse_shift: SparseShift | None = None
         self.has_continuous_extension = False
@@ -215,6 +217,8 @@ class NewtonStepper(StepperBase):
         # sqrt(eps * max(1e-5, |y_j|)) (RADAU5): relative to the component, so
         # tiny components (Robertson's y2 ~ 1e-7) are resolved as well as
         # large ones, but bounded below where round-off in f would dominate.
+        if self.columns is not None:
+            return self._vectorized_differences(t, y, f0)
         columns = []
         # A complex state takes real steps (as scipy's num_jac): f is holomorphic where the Newton
         # iteration on complex values makes sense, so a real step gives its derivative.
@@ -229,6 +233,21 @@ class NewtonStepper(StepperBase):
         self.jacobian = xp.stack(columns, axis=1)
         self.nfev_jacobian += self.n
         return self.n
+
+    def _vectorized_differences(self, t: float, y: Any, f0: Any) -> int:
+        """The same forward differences as the column loop, all columns in one call of a vectorized ``f``
+        (scipy's ``vectorized=True``), counted as one evaluation."""
+        xp = self.xp
+        magnitudes = xp.abs(y)  # real, for a complex state too (its steps are real, as the loop's)
+        steps = xp.sqrt(self.eps * xp.maximum(magnitudes, xp.asarray(1e-5, dtype=magnitudes.dtype)))
+        perturbed = y[:, None] + xp.astype(xp.eye(self.n, dtype=steps.dtype, device=self.device) * steps, y.dtype)
+        taken = xp.linalg.diagonal(perturbed) - y  # the steps actually representable
+        if xp.isdtype(taken.dtype, "complex floating"):
+            taken = xp.real(taken)
+        assert self.columns is not None
+        self.jacobian = (self.columns(t, perturbed) - f0[:, None]) / taken[None, :]
+        self.nfev_jacobian += 1
+        return 1
 
     def _fresh_jacobian(self, fun: RightHandSide, t: float, y: Any) -> int:
         """``J`` at the step's start. ``f0`` there may be the previous step's

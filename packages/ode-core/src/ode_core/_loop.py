@@ -195,6 +195,7 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
         bdf = BDFStepper(tableau, *common)
         if settings.linear_solver == "krylov":
             bdf.use_krylov(settings.jvp, settings.differentiable_solve)
+        bdf.columns = settings.columns
         return bdf
     if isinstance(tableau, AutoMethod):
         stiff = make_stepper(tableau.stiff, xp, y0, fun, settings)
@@ -211,6 +212,7 @@ def make_stepper(tableau: Any, xp: Any, y0: Any, fun: RightHandSide, settings: S
         return FullyImplicitRungeKutta(tableau, *common)
     if settings.linear_solver == "krylov":
         newton.use_krylov(settings.jvp, settings.differentiable_solve)
+    newton.columns = settings.columns
     return newton
 
 

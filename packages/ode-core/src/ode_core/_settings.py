@@ -56,6 +56,10 @@ class Settings:
         factorisations, or GMRES on Jacobian-vector products (no matrix).
     jvp : callable or None
         ``jvp(t, y, v) -> J v`` on flat arrays, for ``"krylov"``.
+    columns : callable or None
+        ``columns(t, Y) -> F``: ``f`` on the flat states in the columns of
+        ``Y`` (n, k) at once (``solve(vectorized=True)``), for the
+        finite-difference Jacobians.
     differentiable_solve : callable or None
         For ``"krylov"`` under autograd: how a Newton system's solve is
         differentiated (ode-adjoint's; see ``ode_core._krylov.KrylovSolver``).
@@ -93,6 +97,7 @@ class Settings:
     jac_sparsity: Any = None
     linear_solver: str = "direct"
     jvp: Callable[[float, Any, Any], Any] | None = None
+    columns: Callable[[float, Any], Any] | None = None
     differentiable_solve: Callable[..., Any] | None = None
     progress: bool = False
     one_sided_steps: bool = False

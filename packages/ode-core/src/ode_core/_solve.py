@@ -194,7 +194,10 @@ def solve(
         event function (scipy's ``args``).
     vectorized : bool
         ``f`` works on columns, as scipy's ``vectorized=True``: it is called
-        with ``y`` of shape ``(*y0.shape, 1)``. Default False.
+        with ``y`` of shape ``(*y0.shape, k)``, ``k = 1`` for a step's
+        stages and ``k = n`` for an implicit method's finite-difference
+        Jacobian, all its columns in one call (counted as one evaluation).
+        Default False.
     on_step : callable, optional
         ``on_step(step)`` after every accepted step, with an
         :class:`AcceptedStep` ``(t, t_next, h, y, t_start_eval, t_end_eval)``
@@ -259,7 +262,9 @@ def solve(
     if not isinstance(vectorized, (bool, np.bool_)):
         raise TypeError(f"vectorized: expected True or False, got {vectorized!r}")
     xp, y0 = check_state(y0, convert_integers=True, allow_complex=True, allow_empty=True)
+    columns = None
     if vectorized:
+        columns = f
         f = _single_column(f)
     if check_batch_dims(batch_dims, y0):
         if jac_sparsity is not None:
@@ -343,6 +348,8 @@ def solve(
     )
     check_span(times, settings)
     settings = _floor_rtol(settings)
+    if columns is not None and settings.method.implicit and jac is None:
+        settings = dataclasses.replace(settings, columns=_flat_columns(columns, xp, shape))
     if n == 0:  # nothing to integrate: the empty state at every time
         return _empty_state(xp, y0, times, settings, events)
     first_value = f(times[0], y0)
@@ -366,6 +373,16 @@ def solve(
         y_final=xp.astype(solution.y_final, state_dtype),
         y_events=None if solution.y_events is None else [xp.astype(v, state_dtype) for v in solution.y_events],
     )
+
+
+def _flat_columns(f: Any, xp: Any, shape: tuple[int, ...]) -> Callable[[float, Any], Any]:
+    """A vectorized ``f`` of the user's shape on flat (n, k) columns."""
+
+    def flat(t: float, columns: Any) -> Any:
+        k = columns.shape[1]
+        return xp.reshape(xp.asarray(f(t, xp.reshape(columns, (*shape, k)))), (-1, k))
+
+    return flat
 
 
 def _flat_jvp(jvp: Any, xp: Any, shape: tuple[int, ...]) -> Callable[[float, Any, Any], Any]:

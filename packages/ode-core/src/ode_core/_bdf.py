@@ -248,10 +248,11 @@ class BDFStepper(NewtonStepper):
 
     # -- the step -------------------------------------------------------------
 
-    def step(
+    def _newton_step(
         self, fun: RightHandSide, t: float, y: Any, f0: Any, h: float, t_end_eval: float | None = None
     ) -> tuple[Any, Any, int]:
-        """One attempt from ``(t, y)`` over ``h``; ``(None, None, evaluations)`` when Newton fails.
+        """One attempt from ``(t, y)`` over ``h``; ``(None, None, evaluations)`` when Newton fails (the
+        body of :meth:`NewtonStepper.step`, which adds a matrix-free Newton's products).
 
         Parameters
         ----------
@@ -266,7 +267,7 @@ class BDFStepper(NewtonStepper):
         evaluations : int
         """
         xp = self.xp
-        evaluations = -self.product_evaluations[0]  # a matrix-free Newton's products are added at the end
+        evaluations = 0
         h_abs = abs(h)
         if self.differences_table is None:
             zero = xp.zeros_like(y)
@@ -292,14 +293,14 @@ class BDFStepper(NewtonStepper):
             if not self._same_step(c, self.factored_c):
                 factors = self._factorise(1.0, -c)
                 if factors is None:
-                    return None, None, evaluations + self.product_evaluations[0]
+                    return None, None, evaluations
                 self.factors, self.factored_c = factors, c
             converged, iterations, y_new, correction, spent = self._newton(fun, t_new, predicted, c, psi, scale)
             evaluations += spent
             if converged:
                 break
             if jacobian_is_current:
-                return None, None, evaluations + self.product_evaluations[0]
+                return None, None, evaluations
             # A fresh Jacobian at the prediction, as scipy's BDF, and once more.
             if self.jac is None and self.user_jvp is None:
                 self.nfev_jacobian += 1  # f at the prediction, for the differences
@@ -313,7 +314,7 @@ class BDFStepper(NewtonStepper):
         self.attempt_scale = self.atol + self.rtol * xp.abs(y_new)
         self.cached_error_ratio = (y_new, float(self.norm(error / self.attempt_scale)))
         slope = (psi + correction) / c
-        return y_new, xp.reshape(slope, (1, self.n)), evaluations + self.product_evaluations[0]
+        return y_new, xp.reshape(slope, (1, self.n)), evaluations
 
     def _newton(
         self, fun: RightHandSide, t_new: float, predicted: Any, c: float, psi: Any, scale: Any

@@ -108,23 +108,21 @@ def _on_pattern(csc: Any, indices: np.ndarray, indptr: np.ndarray) -> np.ndarray
 
 
 def shifted(xp: Any, identity: Any, a: Any, b: float, jacobian: Any) -> Any:
-    """``a I + b J``, sparse when ``J`` is, dense otherwise; ``a`` may be complex.
+    """``a I + b J`` for a dense ``J`` (a sparse one goes through :class:`SparseShift`); ``a`` may be complex.
 
     Parameters
     ----------
     xp : array namespace
-    identity : array, shape (n, n), or None
-        The dense identity of the state's dtype (None, unused, for a sparse ``J``).
+    identity : array, shape (n, n)
+        The dense identity of the state's dtype.
     a : float or complex
     b : float
-    jacobian : array or scipy.sparse matrix, shape (n, n)
+    jacobian : array, shape (n, n)
 
     Returns
     -------
-    array or scipy.sparse matrix, shape (n, n)
+    array, shape (n, n)
     """
-    if is_sparse(jacobian):
-        return SparseShift(jacobian).matrix(a, b)
     return a * identity + b * jacobian
 
 

@@ -660,10 +660,14 @@ def check_settings(
         if linear_solver != "krylov":
             raise ValueError(f"{called('jvp')}: Jacobian-vector products serve linear_solver='krylov' only")
     if linear_solver == "krylov":
-        coupled = tableau.implicit and not (
-            getattr(tableau, "diagonally_implicit", False) or tableau.name == "radau5" or isinstance(tableau, BDFMethod)
+        # The steppers make_stepper picks for these: bdf's, the diagonally implicit one, and RadauIIA (an
+        # adaptive coupled tableau); the fixed-step coupled methods' (s n) system takes no products.
+        supported = isinstance(tableau, BDFMethod) or (
+            isinstance(tableau, ButcherTableau)
+            and tableau.implicit
+            and (tableau.diagonally_implicit or tableau.adaptive)
         )
-        if not tableau.implicit or isinstance(tableau, (AdamsMethod, AutoMethod)) or coupled:
+        if not supported:
             raise ValueError(
                 f"{called('linear_solver')}: 'krylov' serves the diagonally implicit methods, radau5 and bdf; "
                 f"got method {tableau.name!r}"

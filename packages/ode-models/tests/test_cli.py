@@ -270,7 +270,7 @@ def train_help(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
 
 def test_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
     options = train_help(capsys)
-    assert len(options) == 27  # -h and the 26 options of TrainConfig
+    assert len(options) == 29  # -h and the 28 options of TrainConfig
     for flag, text in options.items():
         if flag != "-h":
             assert "default" in text, f"{flag}: no default in {text!r}"

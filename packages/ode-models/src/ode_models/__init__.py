@@ -37,6 +37,7 @@ from ._data import (
     read_idx,
 )
 from ._models import DATASETS, MODELS, Classifier, ConcatConv2d, ODEBlock, ODEFunc, ResBlock, build_model
+from ._regularization import REGULARIZERS, Regularization
 from ._report import report
 from ._train import train
 
@@ -49,11 +50,13 @@ __all__ = [
     "MNIST_MEAN",
     "MNIST_STD",
     "MODELS",
+    "REGULARIZERS",
     "Classifier",
     "ConcatConv2d",
     "ImageDataset",
     "ODEBlock",
     "ODEFunc",
+    "Regularization",
     "ResBlock",
     "RunError",
     "TrainConfig",

@@ -47,6 +47,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _weight(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _choices(names: Sequence[str], default: str) -> str:
     return f"one of {', '.join(names)} (default: {default})"
 
@@ -117,6 +127,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--seminorm", action="store_true", help="adjoint seminorm error control (default: off, the full norm)"
+    )
+    run.add_argument(
+        "--kinetic-energy",
+        type=_weight,
+        default=0.0,
+        metavar="W",
+        help="weight of the ODE block's kinetic energy regulariser, the integral of ||f||^2 (Finlay et al. 2020; "
+        "default: 0, off)",
+    )
+    run.add_argument(
+        "--jacobian-norm",
+        type=_weight,
+        default=0.0,
+        metavar="W",
+        help="weight of the ODE block's Jacobian Frobenius norm regulariser, Hutchinson's estimate (default: 0, off)",
     )
     run.add_argument(
         "--download",

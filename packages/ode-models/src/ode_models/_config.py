@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from ._models import DATASETS, MODELS
+from ._models import DATASETS, MODELS, check_regularization
+from ._regularization import Regularization
 
 __all__ = [
     "EMBEDDED",
@@ -74,6 +75,9 @@ class TrainConfig:
         SGD's (paper: 0.9 and 0).
     method, rtol, atol, gradient, step_size, seminorm
         ODE-block options, as in :func:`ode_models.build_model`.
+    kinetic_energy, jacobian_norm : float
+        Weights of the RNODE regularisers of the ODE block
+        (:class:`ode_models.Regularization`; 0, the default, is off).
     augment : bool
         Training augmentation (MNIST: random crops; CIFAR-10: crops and flips).
     test_batch_size : int
@@ -112,6 +116,8 @@ class TrainConfig:
     gradient: str | None = None
     step_size: float | None = None
     seminorm: bool = False
+    kinetic_energy: float = 0.0
+    jacobian_norm: float = 0.0
     download: bool = False
     augment: bool = True
     test_batch_size: int = 1000
@@ -143,8 +149,14 @@ class TrainConfig:
             raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
         if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
             raise ValueError("momentum, weight_decay: expected 0 <= momentum < 1, weight_decay >= 0")
+        check_regularization(self.model, self.regularization)
         if self.dataset != "mnist" and self.data_dir in (None, EMBEDDED):
             raise ValueError(f"data_dir: {self.dataset} needs a data dir (only MNIST has an embedded subset)")
+
+    @property
+    def regularization(self) -> Regularization:
+        """The ODE block's regularisers (checks the weights)."""
+        return Regularization(kinetic_energy=self.kinetic_energy, jacobian_norm=self.jacobian_norm)
 
     @property
     def initial_lr(self) -> float:
@@ -186,9 +198,11 @@ def lr_schedule(optimizer: torch.optim.Optimizer, epochs: int) -> torch.optim.lr
 def check_resume_config(config: TrainConfig, saved: Mapping[str, Any], path: Path) -> None:
     """:class:`RunError` unless ``config`` matches the ``saved`` one on every field that alters the computation."""
     current = dataclasses.asdict(config)
-    changed = [k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k]]
+    # A field the saved config lacks (a run from before the field existed) had its default.
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+    changed = [k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k, defaults[k]) != current[k]]
     if changed:
-        diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        diffs = ", ".join(f"{k}: {saved.get(k, defaults[k])!r} -> {current[k]!r}" for k in changed)
         raise RunError(f"--resume: the options differ from those of {path} ({diffs}); resume with the same options")
 
 

@@ -21,6 +21,7 @@ from ._config import TrainConfig, scaled_milestones
 from ._distributed import DistEnv
 from ._files import atomic_write
 from ._models import Classifier
+from ._regularization import REGULARIZERS
 
 __all__ = [
     "METRICS",
@@ -28,6 +29,7 @@ __all__ = [
     "append_metrics",
     "nfe_totals",
     "peak_memory",
+    "regularizer_means",
     "summarize",
     "write_metrics",
     "write_results",
@@ -63,6 +65,15 @@ def nfe_totals(model: Classifier) -> tuple[int, int]:
     return sum(b.total_nfe_forward for b in blocks), sum(b.total_nfe_backward for b in blocks)
 
 
+def regularizer_means(model: Classifier) -> dict[str, float]:
+    """Each active regulariser's mean per training batch since the last reset, summed over the ODE blocks."""
+    means: dict[str, float] = {}
+    for block in model.ode_blocks():
+        for name, value in block.regularizer_means.items():
+            means[name] = means.get(name, 0.0) + value
+    return means
+
+
 def peak_memory(device: torch.device) -> int:
     """CUDA: max allocated bytes; CPU: peak resident set size of the process (0 if unknown)."""
     if device.type == "cuda":
@@ -96,6 +107,7 @@ def summarize(
         "nfe_forward": last.get("nfe_forward"),
         "nfe_backward": last.get("nfe_backward"),
         "test_nfe_forward": last.get("test_nfe_forward"),
+        **{name: last[name] for name in REGULARIZERS if name in last},
         "initial_lr": config.initial_lr,
         "milestones": scaled_milestones(config.epochs),
         "world_size": dist.world_size,

@@ -20,6 +20,8 @@ from ode_core import Stats
 from ode_core.validation import check_method
 from torch import nn
 
+from ._regularization import AugmentedDynamics, Regularization, state_norm
+
 __all__ = [
     "DATASETS",
     "MODELS",
@@ -29,6 +31,7 @@ __all__ = [
     "ODEFunc",
     "ResBlock",
     "build_model",
+    "check_regularization",
 ]
 
 MODELS = ("resnet6", "resnet1", "odenet", "odenet-notime", "rknet")
@@ -206,6 +209,7 @@ class ODEBlock(nn.Module):
         gradient: str = "adjoint",
         step_size: float | None = None,
         seminorm: bool = False,
+        regularization: Regularization | None = None,
     ) -> None:
         super().__init__()
         tableau = check_method(method)  # ode-core's names and aliases, its message
@@ -220,6 +224,9 @@ class ODEBlock(nn.Module):
             raise ValueError(f"step_size: expected a positive number or None, got {step_size!r}")
         if step_size is None and not tableau.adaptive:
             step_size = RKNET_STEP_SIZE
+        if regularization is not None and not isinstance(regularization, Regularization):
+            raise TypeError(f"regularization: expected a Regularization or None, got {type(regularization).__name__}")
+        self.regularization = Regularization() if regularization is None else regularization
         self.func = func
         self.method = method
         self.rtol = rtol
@@ -233,6 +240,9 @@ class ODEBlock(nn.Module):
         self._total_forward = 0
         self._total_backward = 0  # from solves no longer in _pending
         self._pending: list[BackwardCounter] = []
+        self._regularization_loss: torch.Tensor | None = None
+        self._regularizer_sums = dict.fromkeys(self.regularization.active, 0.0)
+        self._regularized_solves = 0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Solve from ``z(0) = z`` to ``t = 1``.
@@ -250,18 +260,26 @@ class ODEBlock(nn.Module):
         Tensor, shape (B, C, H, W)
             The state at ``t = 1``.
         """
-        options = {"step_size": self.step_size} if self.step_size is not None else None
+        options: dict[str, object] = {"step_size": self.step_size} if self.step_size is not None else {}
         parameters = tuple(self.func.parameters())
+        regularized = self.training and torch.is_grad_enabled() and bool(self.regularization.active)
+        func: object = self.func
+        y0: torch.Tensor | tuple[torch.Tensor, ...] = z
+        if regularized:
+            dynamics = AugmentedDynamics(self.func, self.regularization.active)
+            dynamics.draw_noise(z)
+            func, y0 = dynamics, dynamics.initial_state(z)
+            options["norm"] = state_norm
         solution = ode_adjoint.solve(
-            self.func,
-            z,
+            func,  # type: ignore[arg-type]
+            y0,
             [0.0, 1.0],
             rtol=self.rtol,
             atol=self.atol,
             method=self.method,
-            options=options,
+            options=options or None,
             gradient=self.gradient,
-            adjoint_options={**(options or {}), "norm": "seminorm"} if self.seminorm else None,
+            adjoint_options={**options, "norm": "seminorm"} if self.seminorm else None,
             adjoint_params=parameters,
         )
         stats = solution.stats
@@ -273,8 +291,37 @@ class ODEBlock(nn.Module):
             self._pending.append(solution.backward_counter)
             if len(self._pending) > self._KEEP:
                 self._total_backward += self._pending.pop(0).nfev
-        ys: torch.Tensor = solution.ys
-        return ys[-1]
+        if not regularized:
+            ys: torch.Tensor = solution.ys
+            return ys[-1]
+        final = [component[-1] for component in solution.ys]
+        loss = z.new_zeros(())
+        for name, integral in zip(self.regularization.active, final[1:]):
+            value = integral.mean()
+            loss = loss + self.regularization.weight(name) * value
+            self._regularizer_sums[name] += float(value.detach())
+        self._regularized_solves += 1
+        self._regularization_loss = loss if self._regularization_loss is None else self._regularization_loss + loss
+        z1: torch.Tensor = final[0]
+        return z1
+
+    def take_regularization_loss(self) -> torch.Tensor | None:
+        """The weighted regularisers of the training solves since the last call, and forget them.
+
+        Returns
+        -------
+        Tensor, shape (), or None
+            ``sum_r weight_r * mean over the batch of r``, differentiable;
+            ``None`` without regularisers or training solves.
+        """
+        loss, self._regularization_loss = self._regularization_loss, None
+        return loss
+
+    @property
+    def regularizer_means(self) -> dict[str, float]:
+        """Each active regulariser's mean value per training solve since :meth:`reset_nfe` (unweighted)."""
+        count = max(self._regularized_solves, 1)
+        return {name: total / count for name, total in self._regularizer_sums.items()}
 
     @property
     def nfe_backward(self) -> int:
@@ -292,18 +339,24 @@ class ODEBlock(nn.Module):
         return self._total_backward + sum(counter.nfev for counter in self._pending)
 
     def reset_nfe(self) -> None:
-        """Zero the counters."""
+        """Zero the counters (evaluations and the regularisers' sums)."""
         self.nfe_forward = 0
         self.last_stats = None
         self._last_backward = None
         self._total_forward = 0
         self._total_backward = 0
         self._pending.clear()
+        self._regularizer_sums = dict.fromkeys(self.regularization.active, 0.0)
+        self._regularized_solves = 0
 
     def extra_repr(self) -> str:
         step = f", step_size={self.step_size}" if self.step_size is not None else ""
         semi = ", seminorm=True" if self.seminorm else ""
-        return f"method={self.method!r}, rtol={self.rtol}, atol={self.atol}, gradient={self.gradient!r}{step}{semi}"
+        weights = "".join(f", {name}={self.regularization.weight(name)}" for name in self.regularization.active)
+        return (
+            f"method={self.method!r}, rtol={self.rtol}, atol={self.atol}, gradient={self.gradient!r}{step}{semi}"
+            f"{weights}"
+        )
 
 
 class Classifier(nn.Module):
@@ -351,6 +404,16 @@ class Classifier(nn.Module):
         for block in self.ode_blocks():
             block.reset_nfe()
 
+    def take_regularization_loss(self) -> torch.Tensor | None:
+        """The ODE blocks' weighted regularisers since the last call (see :class:`ODEBlock`), or ``None``."""
+        terms = [loss for block in self.ode_blocks() if (loss := block.take_regularization_loss()) is not None]
+        if not terms:
+            return None
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
+
 
 def _stem(in_channels: int) -> nn.Sequential:
     # 3x3 conv, then two stride-2 4x4 convs: 28 -> 26 -> 13 -> 6 (MNIST),
@@ -372,6 +435,15 @@ def _head() -> nn.Sequential:
     )
 
 
+def check_regularization(name: str, regularization: Regularization | None) -> None:
+    """ValueError unless model ``name`` has an ODE block to regularise (or ``regularization`` is off)."""
+    if name.startswith("resnet") and regularization is not None and regularization.active:
+        raise ValueError(
+            f"regularization: {', '.join(regularization.active)} regularise an ODE block; {name!r} has none "
+            "(use odenet, odenet-notime or rknet)"
+        )
+
+
 def build_model(
     name: str,
     dataset: str,
@@ -382,6 +454,7 @@ def build_model(
     gradient: str | None = None,
     step_size: float | None = None,
     seminorm: bool = False,
+    regularization: Regularization | None = None,
 ) -> Classifier:
     """One of the paper's classifiers, untrained.
 
@@ -407,6 +480,9 @@ def build_model(
         Fixed step for fixed-step methods (default 0.25: 4 steps).
     seminorm : bool
         Adjoint seminorm error control (see :class:`ODEBlock`).
+    regularization : Regularization, optional
+        ODE models only: kinetic energy and Jacobian norm weights (see
+        :class:`ODEBlock`).
 
     Returns
     -------
@@ -416,8 +492,8 @@ def build_model(
     Raises
     ------
     ValueError
-        Unknown ``name``, ``dataset``, ``method`` or ``gradient``, or an
-        adaptive ``method`` for ``rknet``.
+        Unknown ``name``, ``dataset``, ``method`` or ``gradient``, an
+        adaptive ``method`` for ``rknet``, or regularisers for a ResNet.
 
     Examples
     --------
@@ -434,6 +510,7 @@ def build_model(
         raise ValueError(f"name: unknown model {name!r}; valid names are {', '.join(MODELS)}")
     if dataset not in DATASETS:
         raise ValueError(f"dataset: unknown dataset {dataset!r}; valid names are {', '.join(DATASETS)}")
+    check_regularization(name, regularization)
     in_channels = DATASETS[dataset][0]
     features: nn.Module
     if name == "resnet6":
@@ -452,6 +529,7 @@ def build_model(
             gradient="backprop" if gradient is None else gradient,
             step_size=RKNET_STEP_SIZE if step_size is None else step_size,
             seminorm=seminorm,
+            regularization=regularization,
         )
     else:
         features = ODEBlock(
@@ -462,5 +540,6 @@ def build_model(
             gradient="adjoint" if gradient is None else gradient,
             step_size=step_size,
             seminorm=seminorm,
+            regularization=regularization,
         )
     return Classifier(_stem(in_channels), features, _head())

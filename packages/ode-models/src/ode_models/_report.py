@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._metrics import METRICS, RESULTS
+from ._regularization import REGULARIZERS
 
 __all__ = ["PLOTS", "load_run", "report"]
 
@@ -87,7 +88,15 @@ def _is_ode(run: dict[str, Any]) -> bool:
     )
 
 
-def _row(run: dict[str, Any], label: str) -> str:
+_REGULARIZER_COLUMNS = {"kinetic_energy": "Kinetic energy", "jacobian_norm": "Jacobian norm"}
+
+
+def _regularizers(runs: list[dict[str, Any]]) -> list[str]:
+    """The regularisers any of the runs trained with, in :data:`REGULARIZERS` order."""
+    return [name for name in REGULARIZERS if any(name in m for run in runs for m in run["metrics"])]
+
+
+def _row(run: dict[str, Any], label: str, regularizers: list[str]) -> str:
     results = run["results"]
     last = run["metrics"][-1] if run["metrics"] else {}
     ode = _is_ode(run)
@@ -113,6 +122,9 @@ def _row(run: dict[str, Any], label: str) -> str:
             _nfe(results.get("nfe_forward"), ode),
             _nfe(results.get("nfe_backward"), ode),
         ]
+    for name in regularizers:  # the last epoch's mean per batch, unweighted
+        value = last.get(name)
+        cells.append(f"{value:.4g}" if isinstance(value, (int, float)) else "—")
     return "| " + " | ".join(cells) + " |"
 
 
@@ -181,7 +193,9 @@ def report(run_dirs: Sequence[str | os.PathLike[str]], *, plot_dir: str | os.Pat
         Columns Model | Test error | # Params | Memory | Time | NFE-F | NFE-B:
         last-epoch test error, parameters, peak memory (CUDA: max allocated;
         CPU: peak RSS of the process), training + testing time, and the mean
-        evaluations per training batch in the last epoch.
+        evaluations per training batch in the last epoch; then, where a run
+        trained with them, Kinetic energy and Jacobian norm (their last
+        epoch's unweighted mean per batch).
 
     Raises
     ------
@@ -195,10 +209,12 @@ def report(run_dirs: Sequence[str | os.PathLike[str]], *, plot_dir: str | os.Pat
     for run in runs:
         counts[_model(run)] = counts.get(_model(run), 0) + 1
     labels = [_label(run, counts) for run in runs]
+    regularizers = _regularizers(runs)
+    extra = "".join(f" {_REGULARIZER_COLUMNS[name]} |" for name in regularizers)
     lines = [
-        "| Model | Test error | # Params | Memory | Time | NFE-F | NFE-B |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        *(_row(run, label) for run, label in zip(runs, labels)),
+        "| Model | Test error | # Params | Memory | Time | NFE-F | NFE-B |" + extra,
+        "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(regularizers),
+        *(_row(run, label, regularizers) for run, label in zip(runs, labels)),
     ]
     if plot_dir is not None:
         _plot(runs, labels, Path(plot_dir))

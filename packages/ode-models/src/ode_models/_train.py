@@ -60,7 +60,17 @@ from ._distributed import (
     seed_words,
 )
 from ._files import remove_quietly, temporary_files
-from ._metrics import METRICS, RESULTS, append_metrics, nfe_totals, peak_memory, summarize, write_metrics, write_results
+from ._metrics import (
+    METRICS,
+    RESULTS,
+    append_metrics,
+    nfe_totals,
+    peak_memory,
+    regularizer_means,
+    summarize,
+    write_metrics,
+    write_results,
+)
 from ._models import Classifier, build_model
 from ._progress import EpochProgress
 
@@ -108,8 +118,10 @@ def train_one_epoch(
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         logits = network(images)
         loss = nn.functional.cross_entropy(logits, labels)
+        regularization = model.take_regularization_loss()
+        objective = loss if regularization is None else loss + regularization
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        objective.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         loss_sum += float(loss.detach()) * len(index)
         correct += float((logits.detach().argmax(1) == labels).sum())
@@ -125,10 +137,24 @@ def train_one_epoch(
         torch.cuda.synchronize(device)
     train_time = time.perf_counter() - start
     nfe_forward, nfe_backward = nfe_totals(model)
-    loss_sum, correct, seen_all, nfe_forward_sum, nfe_backward_sum, batch_count = all_sum(
-        [loss_sum, correct, float(seen), float(nfe_forward), float(nfe_backward), float(len(batches))], dist, device
+    regularizers = regularizer_means(model)
+    loss_sum, correct, seen_all, nfe_forward_sum, nfe_backward_sum, batch_count, *regularizer_sums = all_sum(
+        [
+            loss_sum,
+            correct,
+            float(seen),
+            float(nfe_forward),
+            float(nfe_backward),
+            float(len(batches)),
+            *regularizers.values(),
+        ],
+        dist,
+        device,
     )
     return {
+        # train_loss is the cross entropy alone (comparable across runs); the regularisers come beside it,
+        # unweighted means per batch, averaged over the ranks.
+        **{name: total / dist.world_size for name, total in zip(regularizers, regularizer_sums)},
         "train_loss": loss_sum / max(seen_all, 1),
         "train_acc": correct / max(seen_all, 1),
         "nfe_forward": nfe_forward_sum / max(batch_count, 1),
@@ -310,6 +336,7 @@ def _build(
         gradient=config.gradient,
         step_size=config.step_size,
         seminorm=config.seminorm,
+        regularization=config.regularization,
     ).to(device)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.initial_lr, momentum=config.momentum, weight_decay=config.weight_decay

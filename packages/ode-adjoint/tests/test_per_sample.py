@@ -426,3 +426,22 @@ def test_events_differentiable_per_sample() -> None:
     torch.testing.assert_close(d_gravity, expected_gravity, rtol=1e-10, atol=0)
     expected_heights = 1 / torch.sqrt(2 * heights * 9.81) - torch.sqrt(9.81 / (2 * heights))
     torch.testing.assert_close(d_heights[:, 0], expected_heights, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "adjoint", "checkpoint"])
+def test_a_float32_network_sees_float32_states_only(gradient: str) -> None:
+    # The per-sample first-step guess steps y0 by h0, which lives in the times' float64: the trial state
+    # must stay float32, or a float32 nn.Linear refuses it.
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 2)
+    seen: set[torch.dtype] = set()
+
+    def func(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.add(y.dtype)
+        return torch.tanh(net(y))
+
+    times = torch.linspace(0.0, 1.0, 4).expand(3, 4).contiguous()
+    solution = ode_adjoint.solve(func, torch.ones(3, 2), times, batch_dims=1, gradient=gradient)
+    solution.ys.sum().backward()
+    assert seen == {torch.float32} and solution.ys.dtype == torch.float32
+    assert net.weight.grad is not None and torch.isfinite(net.weight.grad).all()

@@ -129,7 +129,8 @@ def select_initial_steps(
     small = (d0 < 1e-5) | (d1 < 1e-5)
     h0 = xp.where(small | ~finite, 1e-6, 0.01 * d0 / xp.where(small | ~finite, 1.0, d1))
     h0 = xp.clip(xp.minimum(h0, span), None, max_step)
-    y1 = y0 + (direction * h0)[:, None] * f0
+    # The steps live in the times' dtype (float64); the trial state stays in y0's, as f expects it.
+    y1 = y0 + xp.astype(direction * h0, y0.dtype, copy=False)[:, None] * f0
     f1 = fun(t0 + direction * h0, y1)
     d2 = norm((f1 - f0) / scale) / h0
     largest = xp.maximum(d1, d2)

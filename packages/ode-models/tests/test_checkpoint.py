@@ -26,7 +26,7 @@ from ode_models._checkpoint import (
 )
 from ode_models._cli import main
 
-TIMES = {"train_time_s", "epoch_time_s", "images_per_s", "peak_memory_bytes", "wall_time_s"}
+TIMES = {"train_time_s", "epoch_time_s", "samples_per_s", "peak_memory_bytes", "wall_time_s"}
 TINY = ["--model", "resnet1", "--limit-train", "32", "--limit-test", "16", "--batch-size", "16", "--threads", "1"]
 TINY += ["--no-progress"]
 # odenet with the adjoint: the kill test's runs go through adaptive solves forward and backward.

@@ -270,12 +270,15 @@ def train_help(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
 
 def test_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
     options = train_help(capsys)
-    assert len(options) == 29  # -h and the 28 options of TrainConfig
+    assert len(options) == 33  # -h and the 32 options of TrainConfig
     for flag, text in options.items():
         if flag != "-h":
             assert "default" in text, f"{flag}: no default in {text!r}"
     assert "(default: 160, the paper's" in options["--epochs"]
-    assert "(default: 128)" in options["--batch-size"] and "(default: 0.001)" in options["--rtol"]
+    assert (
+        "(default: 128 for classify, 512 for density, 100 for latent)" in options["--batch-size"]
+        and "(default: 0.001)" in options["--rtol"]
+    )
     assert "(required, no default)" in options["--out"]
 
 

@@ -152,3 +152,17 @@ def test_when_a_rank_fails_the_other_exits(launch: Launch, tmp_path: Path) -> No
     assert ranks.exits[0][0] == 1 and "ode-models: error: " in ranks.stderr(0)
     assert ranks.exits[1][0] != 0
     assert abs(ranks.exits[1][1] - ranks.exits[0][1]) < EXIT_BOUND_S
+
+
+@pytest.mark.parametrize(("task", "primary"), [("density", "test_nll"), ("latent", "test_extrapolation_mse")])
+def test_the_other_tasks_train_on_two_processes(launch: Launch, tmp_path: Path, task: str, primary: str) -> None:
+    out = tmp_path / task
+    arguments = ["train", "--task", task, "--limit-train", "64", "--limit-test", "16", "--batch-size", "32"]
+    arguments += ["--epochs", "1", "--threads", "1", "--rtol", "1e-2", "--atol", "1e-2", "--out", str(out)]
+    ranks = launch(arguments)
+    ranks.wait()
+    assert len(ranks.exits) == 2, f"rank(s) still running were killed: {ranks.stderr(1)[-3000:]}"
+    assert (ranks.exits[0][0], ranks.exits[1][0]) == (0, 0), ranks.stderr(0)[-3000:] + ranks.stderr(1)[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert (results["task"], results["world_size"], results["complete"]) == (task, 2, True)
+    assert results[primary] == results[primary]  # a number, not NaN

@@ -11,8 +11,8 @@ import ode_adjoint
 import pytest
 import torch
 from ode_models import ODEBlock, Regularization, TrainConfig, build_model, report, train
+from ode_models._augmented import AugmentedDynamics, controlled_norm
 from ode_models._cli import main
-from ode_models._regularization import AugmentedDynamics, state_norm, vector_jacobian
 from torch import nn
 
 ENGINES = ("backprop", "adjoint", "checkpoint")
@@ -38,7 +38,7 @@ def solve_augmented(
         [0.0, 1.0],
         rtol=1e-9,
         atol=1e-10,
-        options={"norm": state_norm},
+        options={"norm": controlled_norm(1)},
         gradient=gradient,
         adjoint_params=parameters,
     )
@@ -63,34 +63,45 @@ def test_integrals_match_closed_forms_of_a_linear_flow(gradient: str) -> None:
     torch.testing.assert_close(jacobian.detach(), a**2 * dynamics.noise.pow(2).sum(1), rtol=1e-9, atol=0)
 
 
-def test_hutchinson_estimates_the_frobenius_norm() -> None:
-    # E |eps^T A|^2 = |A|_F^2 for Gaussian eps: the mean over many draws, within 4 standard errors.
+def test_hutchinson_estimates_the_frobenius_norm_and_the_trace() -> None:
+    # E |eps^T A|^2 = |A|_F^2 and E eps^T A eps = tr A for Gaussian eps: means over many draws, within
+    # 4 standard errors; the exact divergence is tr A itself.
     torch.manual_seed(1)
     matrix = torch.randn(5, 5, dtype=torch.float64)
     func = Linear(matrix)
     z = torch.randn(20_000, 5, dtype=torch.float64)
+    dynamics = AugmentedDynamics(func, ("jacobian_norm",), divergence="hutchinson")
+    dynamics.draw_noise(z)
     with torch.no_grad():
-        _, product = vector_jacobian(func, torch.tensor(0.0), z, torch.randn_like(z))
-    samples = product.pow(2).sum(1)
-    standard_error = float(samples.std()) / math.sqrt(len(samples))
-    assert abs(float(samples.mean()) - float(matrix.pow(2).sum())) < 4 * standard_error
+        value, trace, squares = dynamics(torch.tensor(0.0), dynamics.initial_state(z))
+    torch.testing.assert_close(value, z @ matrix.T)
+    for samples, expected in ((squares, matrix.pow(2).sum()), (trace, matrix.trace())):
+        standard_error = float(samples.std()) / math.sqrt(len(samples))
+        assert abs(float(samples.mean()) - float(expected)) < 4 * standard_error
+    exact = AugmentedDynamics(func, divergence="exact")
+    with torch.no_grad():
+        _, trace = exact(torch.tensor(0.0), exact.initial_state(z[:3]))
+    torch.testing.assert_close(trace, matrix.trace().expand(3))
 
 
-def test_vector_jacobian_is_differentiable_under_grad_mode_only() -> None:
+def test_the_rates_are_differentiable_under_grad_mode_only() -> None:
     func = Linear(torch.tensor([[0.0, 1.0], [-2.0, 0.5]], dtype=torch.float64))
     z = torch.ones(1, 2, dtype=torch.float64)
-    noise = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
-    value, product = vector_jacobian(func, torch.tensor(0.0), z, noise)
-    torch.testing.assert_close(product, noise @ func.matrix.detach())
-    product.pow(2).sum().backward()  # d/dA |eps^T A|^2 = 2 eps (eps^T A)
+    dynamics = AugmentedDynamics(func, ("jacobian_norm",))
+    dynamics.noise = noise = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    _, squares = dynamics(torch.tensor(0.0), dynamics.initial_state(z))
+    torch.testing.assert_close(squares, (noise @ func.matrix.detach()).pow(2).sum(1))
+    squares.sum().backward()  # d/dA |eps^T A|^2 = 2 eps (eps^T A)
     assert func.matrix.grad is not None
     torch.testing.assert_close(func.matrix.grad, 2 * noise.T @ (noise @ func.matrix.detach()))
     with torch.no_grad():
-        value, product = vector_jacobian(func, torch.tensor(0.0), z, noise)
-    assert not value.requires_grad and not product.requires_grad
+        value, squares = dynamics(torch.tensor(0.0), dynamics.initial_state(z))
+    assert not value.requires_grad and not squares.requires_grad
     constant = nn.Parameter(torch.ones(2, dtype=torch.float64))
-    _, product = vector_jacobian(lambda t, z: constant.expand_as(z), torch.tensor(0.0), z, noise)
-    torch.testing.assert_close(product, torch.zeros_like(z))  # f independent of z: a zero Jacobian
+    independent = AugmentedDynamics(lambda t, z: constant.expand_as(z), ("jacobian_norm",), divergence="exact")
+    independent.noise = noise
+    _, trace, squares = independent(torch.tensor(0.0), independent.initial_state(z))
+    assert float(trace.detach()) == 0.0 and float(squares.detach()) == 0.0  # f independent of z
 
 
 def regularized_gradients(gradient: str, weights: Regularization) -> tuple[float, list[torch.Tensor]]:
@@ -219,8 +230,14 @@ def test_bad_uses() -> None:
         TrainConfig(model="resnet1", jacobian_norm=0.1)
     with pytest.raises(TypeError, match="regularization: expected a Regularization or None, got dict"):
         ODEBlock(nn.Identity(), regularization={"kinetic_energy": 1.0})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="regularizers: expected one or more of kinetic_energy, jacobian_norm"):
+    with pytest.raises(ValueError, match="regularizers, divergence: nothing to integrate beside z"):
         AugmentedDynamics(nn.Identity(), ())
+    with pytest.raises(
+        ValueError, match=r"regularizers: expected names from kinetic_energy, jacobian_norm, got \('x',\)"
+    ):
+        AugmentedDynamics(nn.Identity(), ("x",))
+    with pytest.raises(ValueError, match="divergence: expected one of exact, hutchinson or None, got 'trace'"):
+        AugmentedDynamics(nn.Identity(), divergence="trace")
     dynamics = AugmentedDynamics(lambda t, z: z, ("jacobian_norm",))
     with pytest.raises(RuntimeError, match=r"call draw_noise\(z0\) before the solve"):
         dynamics(torch.tensor(0.0), (torch.ones(1, 2), torch.zeros(1)))

@@ -15,7 +15,7 @@ from ode_models import RunError, TrainConfig, scaled_milestones, train
 from ode_models._checkpoint import load_checkpoint
 
 replace = dataclasses.replace
-TIMES = {"train_time_s", "epoch_time_s", "images_per_s", "peak_memory_bytes"}
+TIMES = {"train_time_s", "epoch_time_s", "samples_per_s", "peak_memory_bytes"}
 
 
 def tiny(out: Path, **changes: Any) -> TrainConfig:

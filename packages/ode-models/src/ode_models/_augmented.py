@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 DIVERGENCES = ("exact", "hutchinson")
-"""How :class:`AugmentedDynamics` computes ``tr(df/dz)``."""
+"""How the augmented dynamics compute ``tr(df/dz)``: exactly, or by Hutchinson's estimator."""
 
 REGULARIZERS = ("kinetic_energy", "jacobian_norm")
 """The regularisers' names: the fields of :class:`Regularization` and the metrics' keys."""
@@ -78,7 +78,17 @@ class Regularization:
         return tuple(name for name in REGULARIZERS if getattr(self, name) > 0)
 
     def weight(self, name: str) -> float:
-        """The weight of regulariser ``name``."""
+        """The weight of a regulariser.
+
+        Parameters
+        ----------
+        name : str
+            One of :data:`REGULARIZERS`.
+
+        Returns
+        -------
+        float
+        """
         value: float = getattr(self, name)
         return value
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ode_adjoint import GRADIENTS
 from ode_core import METHODS
 
+from ._augmented import DIVERGENCES
 from ._config import EMBEDDED, PAPER_EPOCHS, RunError, TrainConfig
-from ._models import DATASETS, MODELS
-from ._report import PLOTS, report
+from ._report import report, write_plots
+from ._tasks import TASKS
 from ._train import train
 
 __all__ = ["main"]
@@ -61,9 +62,14 @@ def _choices(names: Sequence[str], default: str) -> str:
     return f"one of {', '.join(names)} (default: {default})"
 
 
+def _all(groups: Iterable[Sequence[str]]) -> list[str]:
+    """The names of every group, each once, in order."""
+    return list(dict.fromkeys(name for group in groups for name in group))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Train the Neural ODE paper's image classifiers and compare runs."
+        prog=PROG, description="Train the Neural ODE paper's models (classifiers, flows) and compare runs."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,report}")
 
@@ -71,13 +77,33 @@ def _parser() -> argparse.ArgumentParser:
         "train",
         help="train one model (metrics, checkpoints and results in --out)",
         description=(
-            "Train one model with the paper's schedule: SGD, momentum 0.9, lr 0.1 x batch/128, divided by 10 at "
-            f"epochs 60, 100, 140 of {PAPER_EPOCHS} (rescaled to --epochs, rounded to the nearest epoch). "
+            "Train one model. classify: the paper's schedule, SGD, momentum 0.9, lr 0.1 x batch/128, divided by 10 "
+            f"at epochs 60, 100, 140 of {PAPER_EPOCHS} (rescaled to --epochs, rounded to the nearest epoch); "
+            "density: maximum likelihood, Adam at a constant 1e-3 (FFJORD's); latent: the ELBO, Adam at 1e-2. "
             "Under torchrun, trains on every process with DistributedDataParallel."
         ),
     )
-    run.add_argument("--dataset", choices=list(DATASETS), default="mnist", help=_choices(list(DATASETS), "mnist"))
-    run.add_argument("--model", choices=MODELS, default="odenet", help=_choices(MODELS, "odenet"))
+    run.add_argument(
+        "--task",
+        choices=list(TASKS),
+        default="classify",
+        help="what to train: classify (the paper's image classifiers), density (a continuous normalizing flow "
+        "on a 2-D toy density) or latent (the latent ODE on irregularly sampled spirals) (default: %(default)s)",
+    )
+    run.add_argument(
+        "--dataset",
+        choices=_all(task.datasets for task in TASKS.values()),
+        default="",
+        metavar="DATASET",
+        help="; ".join(f"{task.name}: {_choices(task.datasets, task.default_dataset)}" for task in TASKS.values()),
+    )
+    run.add_argument(
+        "--model",
+        choices=_all(task.models for task in TASKS.values()),
+        default="",
+        metavar="MODEL",
+        help="; ".join(f"{task.name}: {_choices(task.models, task.default_model)}" for task in TASKS.values()),
+    )
     run.add_argument(
         "--data-dir",
         default=None,
@@ -96,12 +122,23 @@ def _parser() -> argparse.ArgumentParser:
         default=PAPER_EPOCHS,
         help="epochs; the milestones are rescaled (default: %(default)s, the paper's; on a CPU try 10 first)",
     )
-    run.add_argument("--batch-size", type=_positive_int, default=128, help="global batch size (default: %(default)s)")
     run.add_argument(
-        "--lr", type=_positive_float, default=None, help="initial learning rate (default: 0.1 x batch-size / 128)"
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="global batch size (default: "
+        + ", ".join(f"{task.default_batch_size} for {task.name}" for task in TASKS.values())
+        + ")",
     )
-    run.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: %(default)s)")
-    run.add_argument("--weight-decay", type=float, default=0.0, help="SGD weight decay (default: %(default)s)")
+    run.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        help="initial learning rate (default: classify 0.1 x batch-size / 128, SGD; density 1e-3 and latent 1e-2, "
+        "Adam)",
+    )
+    run.add_argument("--momentum", type=float, default=0.9, help="SGD momentum, classify (default: %(default)s)")
+    run.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default: %(default)s)")
     run.add_argument(
         "--method",
         choices=METHODS,
@@ -126,6 +163,12 @@ def _parser() -> argparse.ArgumentParser:
         "--step-size", type=_positive_float, default=None, help="fixed step of fixed-step methods (default: 0.25)"
     )
     run.add_argument(
+        "--first-step",
+        type=_positive_float,
+        default=None,
+        help="an adaptive method's first trial step, e.g. 1 for the whole interval (default: Hairer's estimate)",
+    )
+    run.add_argument(
         "--seminorm", action="store_true", help="adjoint seminorm error control (default: off, the full norm)"
     )
     run.add_argument(
@@ -142,6 +185,18 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="W",
         help="weight of the ODE block's Jacobian Frobenius norm regulariser, Hutchinson's estimate (default: 0, off)",
+    )
+    run.add_argument(
+        "--divergence",
+        choices=DIVERGENCES,
+        default="exact",
+        help="density: the flow's trace, exact or Hutchinson's estimate (default: %(default)s)",
+    )
+    run.add_argument(
+        "--observations",
+        type=_positive_int,
+        default=30,
+        help="latent: observations per spiral, each at its own times, 2 to 100 (default: %(default)s)",
     )
     run.add_argument(
         "--download",
@@ -190,8 +245,9 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "report",
         help="compare runs: Markdown table and plots",
-        description="Print a Markdown table of runs (Model | Test error | # Params | Memory | Time | NFE-F | NFE-B) "
-        f"and write {' and '.join(PLOTS)} to --plot-dir.",
+        description="Print a Markdown table of runs per task (Model | Test error or Test NLL | # Params | Memory | "
+        "Time | NFE-F | NFE-B) and write the plots to --plot-dir: the test metric and NFE per epoch, and a flow's "
+        "density and samples (from its checkpoint).",
     )
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="output folders of 'ode-models train'")
     compare.add_argument(
@@ -221,11 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             options = {k: v for k, v in vars(args).items() if k != "command"}
             train(TrainConfig(**options))
         else:
-            plot_dir = None if args.no_plots else _plot_dir(args.plot_dir, args.runs)
-            sys.stdout.write(report(args.runs, plot_dir=plot_dir))
-            if plot_dir is not None:
-                written = [str(plot_dir / p) for p in PLOTS if (plot_dir / p).is_file()]
-                sys.stderr.write(f"plots: {', '.join(written)}\n")
+            sys.stdout.write(report(args.runs))
+            if not args.no_plots:
+                written = write_plots(args.runs, _plot_dir(args.plot_dir, args.runs))
+                sys.stderr.write(f"plots: {', '.join(map(str, written))}\n")
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted (the last checkpoint is kept: continue with --resume)\n")
         return 130

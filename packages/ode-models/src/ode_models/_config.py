@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from ._models import DATASETS, MODELS, check_regularization
-from ._regularization import Regularization
+from ._augmented import DIVERGENCES, Regularization
+from ._models import check_regularization
 
 __all__ = [
     "EMBEDDED",
@@ -53,8 +53,18 @@ class TrainConfig:
 
     Parameters
     ----------
-    dataset : {"mnist", "cifar10"}
-    model : {"resnet6", "resnet1", "odenet", "odenet-notime", "rknet"}
+    task : {"classify", "density", "latent"}
+        What the run trains (:data:`ode_models.TASKS`): the paper's image
+        classifiers, a continuous normalizing flow on a toy density, or the
+        latent ODE on irregularly sampled spirals.
+    dataset : str
+        Empty for the task's default. ``classify``: ``"mnist"`` (default) or ``"cifar10"``; ``density``:
+        ``"eight-gaussians"`` (default), ``"two-moons"`` or ``"checkerboard"``;
+        ``latent``: ``"spirals"``.
+    model : str
+        Empty for the task's default. ``classify``: ``"odenet"`` (default), ``"odenet-notime"``,
+        ``"rknet"``, ``"resnet6"`` or ``"resnet1"``; ``density``: ``"cnf"``;
+        ``latent``: ``"latent-ode"`` (default) or ``"rnn"``.
     out : str
         Output folder (created); holds metrics, checkpoint and results.
     data_dir : str, optional
@@ -67,17 +77,26 @@ class TrainConfig:
     epochs : int
         Epochs of the run; the paper's milestones are rescaled to it (see
         :func:`scaled_milestones`).
-    batch_size : int
-        Global batch size (split evenly over the processes under torchrun).
+    batch_size : int, optional
+        Global batch size (split evenly over the processes under torchrun);
+        by default the task's, 128 (``classify``), 512 (``density``) or 100
+        (``latent``).
     lr : float, optional
-        Initial learning rate; default 0.1 x batch_size / 128.
+        Initial learning rate; default 0.1 x batch_size / 128 (``classify``,
+        SGD with the paper's schedule), 1e-3 (``density``, Adam, constant)
+        or 1e-2 (``latent``, Adam, constant).
     momentum, weight_decay : float
-        SGD's (paper: 0.9 and 0).
-    method, rtol, atol, gradient, step_size, seminorm
+        SGD's momentum (paper: 0.9), the optimiser's weight decay (0).
+    method, rtol, atol, gradient, step_size, seminorm, first_step
         ODE-block options, as in :func:`ode_models.build_model`.
     kinetic_energy, jacobian_norm : float
         Weights of the RNODE regularisers of the ODE block
         (:class:`ode_models.Regularization`; 0, the default, is off).
+    divergence : {"exact", "hutchinson"}
+        ``density``: the flow's trace, exact or Hutchinson's estimate.
+    observations : int
+        ``latent``: observations per spiral, 2 to 100 (the paper's 30, 50
+        or 100), each spiral at its own times.
     augment : bool
         Training augmentation (MNIST: random crops; CIFAR-10: crops and flips).
     test_batch_size : int
@@ -87,7 +106,8 @@ class TrainConfig:
         Seeds torch, NumPy and ``random``; the data order and augmentation of
         epoch ``e`` come from generators seeded by (seed, e).
     limit_train, limit_test : int, optional
-        Keep the first examples of each split.
+        Keep the first examples of each split; for a toy density, the
+        number of points drawn (default 50,000 and 10,000).
     resume : bool
         Continue from ``out/checkpoint.pt`` (or from a complete temporary
         checkpoint that a kill left before its rename).
@@ -101,12 +121,13 @@ class TrainConfig:
         (for jobs with a time limit); no ``results.json`` before the end.
     """
 
-    dataset: str = "mnist"
-    model: str = "odenet"
+    task: str = "classify"
+    dataset: str = ""
+    model: str = ""
     out: str = "run"
     data_dir: str | None = None
     epochs: int = PAPER_EPOCHS
-    batch_size: int = 128
+    batch_size: int | None = None
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -116,8 +137,11 @@ class TrainConfig:
     gradient: str | None = None
     step_size: float | None = None
     seminorm: bool = False
+    first_step: float | None = None
     kinetic_energy: float = 0.0
     jacobian_norm: float = 0.0
+    divergence: str = "exact"
+    observations: int = 30
     download: bool = False
     augment: bool = True
     test_batch_size: int = 1000
@@ -131,12 +155,34 @@ class TrainConfig:
     stop_after: int | None = None
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset: unknown dataset {self.dataset!r}; valid names are {', '.join(DATASETS)}")
-        if self.model not in MODELS:
-            raise ValueError(f"model: unknown model {self.model!r}; valid names are {', '.join(MODELS)}")
+        from ._tasks import get_task  # the tasks build on this module's options
+
+        task = get_task(self.task)
+        # The task's defaults, filled in so that the config (and a checkpoint's copy) says what ran.
+        for name, default in (
+            ("dataset", task.default_dataset),
+            ("model", task.default_model),
+            ("batch_size", task.default_batch_size),
+        ):
+            if getattr(self, name) in ("", None):
+                object.__setattr__(self, name, default)
+        if self.dataset not in task.datasets:
+            raise ValueError(
+                f"dataset: unknown dataset {self.dataset!r} for task {self.task!r}; valid names are "
+                f"{', '.join(task.datasets)}"
+            )
+        if self.model not in task.models:
+            raise ValueError(
+                f"model: unknown model {self.model!r} for task {self.task!r}; valid names are {', '.join(task.models)}"
+            )
+        if self.divergence not in DIVERGENCES:
+            raise ValueError(f"divergence: expected one of {', '.join(DIVERGENCES)}, got {self.divergence!r}")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device: expected 'cpu' or 'cuda', got {self.device!r}")
+        if isinstance(self.observations, bool) or not isinstance(self.observations, int):
+            raise ValueError(f"observations: expected an integer from 2 to 100, got {self.observations!r}")
+        if not 2 <= self.observations <= 100:
+            raise ValueError(f"observations: expected an integer from 2 to 100, got {self.observations!r}")
         for name in ("epochs", "batch_size", "test_batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -150,8 +196,7 @@ class TrainConfig:
         if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
             raise ValueError("momentum, weight_decay: expected 0 <= momentum < 1, weight_decay >= 0")
         check_regularization(self.model, self.regularization)
-        if self.dataset != "mnist" and self.data_dir in (None, EMBEDDED):
-            raise ValueError(f"data_dir: {self.dataset} needs a data dir (only MNIST has an embedded subset)")
+        task.check(self)
 
     @property
     def regularization(self) -> Regularization:
@@ -160,8 +205,19 @@ class TrainConfig:
 
     @property
     def initial_lr(self) -> float:
-        """``lr``, or the paper's 0.1 scaled by batch_size / 128."""
-        return self.lr if self.lr is not None else 0.1 * self.batch_size / 128
+        """``lr``, or the task's default (classify: the paper's 0.1 scaled by batch_size / 128)."""
+        from ._tasks import get_task
+
+        if self.lr is not None:
+            return self.lr
+        return get_task(self.task).default_lr(self.global_batch_size)
+
+    @property
+    def global_batch_size(self) -> int:
+        """``batch_size``, filled in with the task's default at construction."""
+        if self.batch_size is None:  # pragma: no cover - __post_init__ fills it in
+            raise RuntimeError("TrainConfig: batch_size unset")
+        return self.batch_size
 
 
 def scaled_milestones(epochs: int) -> list[int]:
@@ -262,8 +318,11 @@ def long_cpu_run_hint(config: TrainConfig, n_train: int, epochs_to_run: int, wor
     Returns
     -------
     str or None
-        The hint, without a newline; ``None`` on CUDA or for a short run.
+        The hint, without a newline; ``None`` on CUDA, for a short run or
+        for tasks other than ``classify``.
     """
+    if config.task != "classify":  # measured for the classifiers only
+        return None
     family, gradient = _model_gradient(config)
     per_image = _CPU_SECONDS_PER_IMAGE.get((family, gradient))
     if config.device != "cpu" or per_image is None or epochs_to_run < 1:
@@ -272,7 +331,7 @@ def long_cpu_run_hint(config: TrainConfig, n_train: int, epochs_to_run: int, wor
     seconds = epochs_to_run * images * per_image
     if seconds < LONG_CPU_RUN_S:
         return None
-    batches = math.ceil(images / (config.batch_size // world_size))
+    batches = math.ceil(images / (config.global_batch_size // world_size))
     shorter = ["--epochs 10"] if epochs_to_run > 10 else []
     if n_train > 10_000:
         shorter.append("--limit-train 4000")

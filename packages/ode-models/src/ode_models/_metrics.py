@@ -17,11 +17,12 @@ from typing import Any
 
 import torch
 
+from ._augmented import REGULARIZERS
 from ._config import TrainConfig, scaled_milestones
 from ._distributed import DistEnv
 from ._files import atomic_write
-from ._models import Classifier
-from ._regularization import REGULARIZERS
+from ._models import ODEModel
+from ._tasks import Task
 
 __all__ = [
     "METRICS",
@@ -59,13 +60,13 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
     atomic_write(path, lambda handle: handle.write((json.dumps(results, indent=2) + "\n").encode()))
 
 
-def nfe_totals(model: Classifier) -> tuple[int, int]:
+def nfe_totals(model: ODEModel) -> tuple[int, int]:
     """Forward and backward evaluations since the last reset, summed over the model's ODE blocks."""
     blocks = model.ode_blocks()
     return sum(b.total_nfe_forward for b in blocks), sum(b.total_nfe_backward for b in blocks)
 
 
-def regularizer_means(model: Classifier) -> dict[str, float]:
+def regularizer_means(model: ODEModel) -> dict[str, float]:
     """Each active regulariser's mean per training batch since the last reset, summed over the ODE blocks."""
     means: dict[str, float] = {}
     for block in model.ode_blocks():
@@ -87,20 +88,19 @@ def peak_memory(device: torch.device) -> int:
 
 
 def summarize(
-    config: TrainConfig, metrics: list[dict[str, Any]], params: int, dist: DistEnv, complete: bool
+    task: Task, config: TrainConfig, metrics: list[dict[str, Any]], params: int, dist: DistEnv, complete: bool
 ) -> dict[str, Any]:
     """What ``results.json`` holds, from the epochs' ``metrics`` (see :func:`ode_models.train`)."""
     last = metrics[-1] if metrics else {}
+    schedule = {"milestones": scaled_milestones(config.epochs)} if task.name == "classify" else {}
     return {
+        "task": task.name,
         "model": config.model,
         "dataset": config.dataset,
         "complete": complete,
         "epochs_completed": len(metrics),
-        "test_error": last.get("test_error"),
-        "best_test_error": min((m["test_error"] for m in metrics), default=None),
-        "test_loss": last.get("test_loss"),
-        "train_loss": last.get("train_loss"),
-        "train_acc": last.get("train_acc"),
+        **{key: last.get(key) for key in task.result_keys},
+        f"best_{task.primary}": min((m[task.primary] for m in metrics), default=None),
         "params": params,
         "peak_memory_bytes": max((m["peak_memory_bytes"] for m in metrics), default=0),
         "wall_time_s": sum(m["epoch_time_s"] for m in metrics),
@@ -109,7 +109,7 @@ def summarize(
         "test_nfe_forward": last.get("test_nfe_forward"),
         **{name: last[name] for name in REGULARIZERS if name in last},
         "initial_lr": config.initial_lr,
-        "milestones": scaled_milestones(config.epochs),
+        **schedule,
         "world_size": dist.world_size,
         "rank": dist.rank,
         "torch_version": torch.__version__,

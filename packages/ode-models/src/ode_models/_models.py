@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import ode_adjoint
 import torch
@@ -20,7 +21,7 @@ from ode_core import Stats
 from ode_core.validation import check_method
 from torch import nn
 
-from ._regularization import AugmentedDynamics, Regularization, state_norm
+from ._augmented import AugmentedDynamics, Regularization, controlled_norm
 
 __all__ = [
     "DATASETS",
@@ -29,6 +30,7 @@ __all__ = [
     "ConcatConv2d",
     "ODEBlock",
     "ODEFunc",
+    "ODEModel",
     "ResBlock",
     "build_model",
     "check_regularization",
@@ -209,6 +211,7 @@ class ODEBlock(nn.Module):
         gradient: str = "adjoint",
         step_size: float | None = None,
         seminorm: bool = False,
+        first_step: float | None = None,
         regularization: Regularization | None = None,
     ) -> None:
         super().__init__()
@@ -224,6 +227,12 @@ class ODEBlock(nn.Module):
             raise ValueError(f"step_size: expected a positive number or None, got {step_size!r}")
         if step_size is None and not tableau.adaptive:
             step_size = RKNET_STEP_SIZE
+        if first_step is not None and (not first_step > 0 or not tableau.adaptive or step_size is not None):
+            raise ValueError(
+                f"first_step: expected a positive number for an adaptive method without step_size, got {first_step!r}"
+                f" (method {method!r}, step_size {step_size!r})"
+            )
+        self.first_step = first_step
         if regularization is not None and not isinstance(regularization, Regularization):
             raise TypeError(f"regularization: expected a Regularization or None, got {type(regularization).__name__}")
         self.regularization = Regularization() if regularization is None else regularization
@@ -260,20 +269,107 @@ class ODEBlock(nn.Module):
         Tensor, shape (B, C, H, W)
             The state at ``t = 1``.
         """
-        options: dict[str, object] = {"step_size": self.step_size} if self.step_size is not None else {}
+        return self.integrate(z)[0]
+
+    def trajectory(self, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """``z(t)`` from ``z0`` at ``times[..., 0]``: shared times (m,), or each sample's own (B, m).
+
+        Own times run ode-adjoint's per-sample mode (``batch_dims=1``): each
+        trajectory has its own steps; ``nfe_forward`` then counts the
+        evaluations of ``func`` on the batch (the most any sample took).
+
+        Parameters
+        ----------
+        z0 : Tensor, shape (B, d)
+        times : Tensor, shape (m,) or (B, m)
+            Increasing; ``z0`` is the state at the first.
+
+        Returns
+        -------
+        Tensor, shape (B, m, d)
+        """
+        per_sample = times.dim() == 2
         parameters = tuple(self.func.parameters())
-        regularized = self.training and torch.is_grad_enabled() and bool(self.regularization.active)
+        solution = ode_adjoint.solve(
+            self.func,
+            z0,
+            times,
+            rtol=self.rtol,
+            atol=self.atol,
+            method=self.method,
+            options=self._options() or None,
+            gradient=self.gradient,
+            adjoint_params=parameters,
+            batch_dims=1 if per_sample else 0,
+        )
+        self._count(solution, z0, parameters, per_sample)
+        ys: torch.Tensor = solution.ys
+        return ys.transpose(0, 1)
+
+    def _options(self) -> dict[str, object]:
+        """The solver options the block's settings make (torchdiffeq's keys)."""
+        options: dict[str, object] = {}
+        if self.step_size is not None:
+            options["step_size"] = self.step_size
+        if self.first_step is not None:
+            options["first_step"] = self.first_step
+        return options
+
+    def _count(
+        self, solution: ode_adjoint.Solution, z: torch.Tensor, parameters: tuple[torch.Tensor, ...], per_sample: bool
+    ) -> None:
+        """Record a solve's statistics and keep its backward counter while its backward may come."""
+        stats = solution.stats
+        counts: Any = stats.nfev  # a tensor of per-sample counts in the per-sample mode
+        nfev = int(counts.max()) if per_sample else int(counts)
+        self.last_stats = stats
+        self._last_backward = solution.backward_counter
+        self.nfe_forward = nfev
+        self._total_forward += nfev
+        if torch.is_grad_enabled() and (z.requires_grad or any(p.requires_grad for p in parameters)):
+            self._pending.append(solution.backward_counter)
+            if len(self._pending) > self._KEEP:
+                self._total_backward += self._pending.pop(0).nfev
+
+    def integrate(
+        self, z: torch.Tensor, *, times: tuple[float, float] = (0.0, 1.0), divergence: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Solve from ``z`` at ``times[0]`` to ``times[1]``, with the divergence's integral when asked.
+
+        The one solve of the block: counters, regularisers (training solves)
+        and the gradient engine apply to every caller.
+
+        Parameters
+        ----------
+        z : Tensor, shape (B, ...)
+            The state at ``times[0]``; samples independent along the first dimension.
+        times : (float, float)
+            Start and end (either order).
+        divergence : {"exact", "hutchinson"}, optional
+            Also integrate ``tr(dfunc/dz)`` (exactly or by Hutchinson's estimator):
+            a flow's change of log-density. Its accuracy counts in the step
+            control, the regularisers' does not.
+
+        Returns
+        -------
+        z1 : Tensor, shaped like z
+        divergence_integral : Tensor, shape (B,), or None
+            The integral of ``tr(dfunc/dz)`` from ``times[0]`` to ``times[1]``.
+        """
+        options = self._options()
+        parameters = tuple(self.func.parameters())
+        regularizers = self.regularization.active if self.training and torch.is_grad_enabled() else ()
         func: object = self.func
         y0: torch.Tensor | tuple[torch.Tensor, ...] = z
-        if regularized:
-            dynamics = AugmentedDynamics(self.func, self.regularization.active)
+        if regularizers or divergence is not None:
+            dynamics = AugmentedDynamics(self.func, regularizers, divergence=divergence)
             dynamics.draw_noise(z)
             func, y0 = dynamics, dynamics.initial_state(z)
-            options["norm"] = state_norm
+            options["norm"] = controlled_norm(1 if divergence is None else 2)
         solution = ode_adjoint.solve(
             func,  # type: ignore[arg-type]
             y0,
-            [0.0, 1.0],
+            list(times),
             rtol=self.rtol,
             atol=self.atol,
             method=self.method,
@@ -282,28 +378,23 @@ class ODEBlock(nn.Module):
             adjoint_options={**options, "norm": "seminorm"} if self.seminorm else None,
             adjoint_params=parameters,
         )
-        stats = solution.stats
-        self.last_stats = stats
-        self._last_backward = solution.backward_counter
-        self.nfe_forward = stats.nfev
-        self._total_forward += stats.nfev
-        if torch.is_grad_enabled() and (z.requires_grad or any(p.requires_grad for p in parameters)):
-            self._pending.append(solution.backward_counter)
-            if len(self._pending) > self._KEEP:
-                self._total_backward += self._pending.pop(0).nfev
-        if not regularized:
+        self._count(solution, z, parameters, per_sample=False)
+        if func is self.func:
             ys: torch.Tensor = solution.ys
-            return ys[-1]
-        final = [component[-1] for component in solution.ys]
-        loss = z.new_zeros(())
-        for name, integral in zip(self.regularization.active, final[1:]):
-            value = integral.mean()
-            loss = loss + self.regularization.weight(name) * value
-            self._regularizer_sums[name] += float(value.detach())
-        self._regularized_solves += 1
-        self._regularization_loss = loss if self._regularization_loss is None else self._regularization_loss + loss
-        z1: torch.Tensor = final[0]
-        return z1
+            return ys[-1], None
+        final: list[torch.Tensor] = [component[-1] for component in solution.ys]
+        integrals = final[1:]
+        divergence_integral = integrals.pop(0) if divergence is not None else None
+        if regularizers:
+            loss = z.new_zeros(())
+            for name, integral in zip(regularizers, integrals):
+                value = integral.mean()
+                loss = loss + self.regularization.weight(name) * value
+                self._regularizer_sums[name] += float(value.detach())
+            self._regularized_solves += 1
+            previous = self._regularization_loss
+            self._regularization_loss = loss if previous is None else previous + loss
+        return final[0], divergence_integral
 
     def take_regularization_loss(self) -> torch.Tensor | None:
         """The weighted regularisers of the training solves since the last call, and forget them.
@@ -352,6 +443,7 @@ class ODEBlock(nn.Module):
     def extra_repr(self) -> str:
         step = f", step_size={self.step_size}" if self.step_size is not None else ""
         semi = ", seminorm=True" if self.seminorm else ""
+        semi += f", first_step={self.first_step}" if self.first_step is not None else ""
         weights = "".join(f", {name}={self.regularization.weight(name)}" for name in self.regularization.active)
         return (
             f"method={self.method!r}, rtol={self.rtol}, atol={self.atol}, gradient={self.gradient!r}{step}{semi}"
@@ -359,7 +451,50 @@ class ODEBlock(nn.Module):
         )
 
 
-class Classifier(nn.Module):
+class ODEModel(nn.Module):
+    """A model with ODE blocks: their counters and regularisers, as the runner reads them.
+
+    The classifiers, :class:`~ode_models.CNF` and the latent models share it.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to ``nn.Module``.
+    """
+
+    def ode_blocks(self) -> list[ODEBlock]:
+        """The model's ODE blocks.
+
+        Returns
+        -------
+        list of ODEBlock
+            In module order; empty for models without one (the ResNets).
+        """
+        return [m for m in self.modules() if isinstance(m, ODEBlock)]
+
+    def reset_nfe(self) -> None:
+        """Zero every ODE block's evaluation counters."""
+        for block in self.ode_blocks():
+            block.reset_nfe()
+
+    def take_regularization_loss(self) -> torch.Tensor | None:
+        """The ODE blocks' weighted regularisers since the last call (see :class:`ODEBlock`).
+
+        Returns
+        -------
+        Tensor, shape (), or None
+            Their sum; ``None`` where no block has one.
+        """
+        terms = [loss for block in self.ode_blocks() if (loss := block.take_regularization_loss()) is not None]
+        if not terms:
+            return None
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
+
+
+class Classifier(ODEModel):
     """stem -> feature block -> head, images (B, C, H, W) to logits (B, 10).
 
     Parameters
@@ -388,31 +523,6 @@ class Classifier(nn.Module):
         """
         logits: torch.Tensor = self.head(self.features(self.stem(x)))
         return logits
-
-    def ode_blocks(self) -> list[ODEBlock]:
-        """The model's ODE blocks.
-
-        Returns
-        -------
-        list of ODEBlock
-            In module order; empty for the ResNets.
-        """
-        return [m for m in self.modules() if isinstance(m, ODEBlock)]
-
-    def reset_nfe(self) -> None:
-        """Zero every ODE block's evaluation counters."""
-        for block in self.ode_blocks():
-            block.reset_nfe()
-
-    def take_regularization_loss(self) -> torch.Tensor | None:
-        """The ODE blocks' weighted regularisers since the last call (see :class:`ODEBlock`), or ``None``."""
-        terms = [loss for block in self.ode_blocks() if (loss := block.take_regularization_loss()) is not None]
-        if not terms:
-            return None
-        total = terms[0]
-        for term in terms[1:]:
-            total = total + term
-        return total
 
 
 def _stem(in_channels: int) -> nn.Sequential:
@@ -454,6 +564,7 @@ def build_model(
     gradient: str | None = None,
     step_size: float | None = None,
     seminorm: bool = False,
+    first_step: float | None = None,
     regularization: Regularization | None = None,
 ) -> Classifier:
     """One of the paper's classifiers, untrained.
@@ -480,6 +591,8 @@ def build_model(
         Fixed step for fixed-step methods (default 0.25: 4 steps).
     seminorm : bool
         Adjoint seminorm error control (see :class:`ODEBlock`).
+    first_step : float, optional
+        The adaptive method's first trial step (see :class:`ODEBlock`).
     regularization : Regularization, optional
         ODE models only: kinetic energy and Jacobian norm weights (see
         :class:`ODEBlock`).
@@ -540,6 +653,7 @@ def build_model(
             gradient="adjoint" if gradient is None else gradient,
             step_size=step_size,
             seminorm=seminorm,
+            first_step=first_step,
             regularization=regularization,
         )
     return Classifier(_stem(in_channels), features, _head())

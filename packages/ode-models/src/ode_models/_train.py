@@ -1,7 +1,9 @@
-"""Training runs of the paper's classifiers: :func:`train_one_epoch`, :func:`evaluate` and :func:`train`.
+"""Training runs: :func:`train_one_epoch`, :func:`evaluate` and :func:`train`.
 
-One run trains one model on MNIST or CIFAR-10 with the schedule of Chen et
-al. (2018) and cross entropy. Everything a run writes goes to its output
+One run trains one model of a task (``_tasks``): an image classifier on
+MNIST or CIFAR-10 with the schedule of Chen et al. (2018) and cross
+entropy, or a continuous normalizing flow on a toy density by maximum
+likelihood. Everything a run writes goes to its output
 folder: one line of metrics per epoch (``metrics.jsonl``), a checkpoint
 after every epoch (``checkpoint.pt``, replaced atomically) and, at the end,
 ``results.json``. Under ``torchrun`` the batches are sharded over the
@@ -43,10 +45,8 @@ from ._config import (
     TrainConfig,
     check_resume_config,
     long_cpu_run_hint,
-    lr_schedule,
     scaled_milestones,
 )
-from ._data import ImageDataset, load_dataset, load_embedded_mnist
 from ._distributed import (
     DistEnv,
     all_max,
@@ -71,8 +71,9 @@ from ._metrics import (
     write_metrics,
     write_results,
 )
-from ._models import Classifier, build_model
+from ._models import ODEModel
 from ._progress import EpochProgress
+from ._tasks import Batches, Task, get_task
 
 __all__ = [
     "CHECKPOINT",
@@ -92,104 +93,93 @@ __all__ = [
 
 
 def train_one_epoch(
-    model: Classifier,
+    task: Task,
+    model: ODEModel,
     network: nn.Module,
     optimizer: torch.optim.Optimizer,
-    data: ImageDataset,
+    data: Batches,
     batches: list[torch.Tensor],
     augmentation: torch.Generator,
     device: torch.device,
     dist: DistEnv,
     progress: EpochProgress,
 ) -> dict[str, float]:
-    """One pass of SGD over this rank's ``batches``; the training metrics, summed over the ranks.
+    """One pass over this rank's ``batches``; the training metrics, summed over the ranks.
 
     ``network`` is ``model`` or its DistributedDataParallel wrapper;
     ``batches`` (from :func:`epoch_batches`) and the ``augmentation``
     generator are seeded by (seed, epoch), so a resumed run repeats them
-    exactly.
+    exactly. The loss is the task's plus the ODE blocks' regularisers.
     """
     network.train()
     model.reset_nfe()
-    loss_sum, correct, seen = 0.0, 0.0, 0
+    sums = dict.fromkeys(task.train_sum_names, 0.0)
     start = time.perf_counter()
     for step, index in enumerate(batches, 1):
-        images, labels = data.batch(index, augmentation)
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        logits = network(images)
-        loss = nn.functional.cross_entropy(logits, labels)
+        batch = tuple(part.to(device, non_blocking=True) for part in data.batch(index, augmentation))
+        loss, batch_sums = task.train_batch(network, batch)
         regularization = model.take_regularization_loss()
         objective = loss if regularization is None else loss + regularization
         optimizer.zero_grad(set_to_none=True)
         objective.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
-        loss_sum += float(loss.detach()) * len(index)
-        correct += float((logits.detach().argmax(1) == labels).sum())
-        seen += len(index)
+        for key, value in batch_sums.items():
+            sums[key] += value
         if progress.shows_bar:
             nfe_f, nfe_b = nfe_totals(model)
-            rate = seen * dist.world_size / max(time.perf_counter() - start, 1e-9)
-            progress.step(
-                f"loss {loss_sum / seen:.4f} acc {100 * correct / seen:5.1f}% NFE-F {nfe_f / step:.1f} "
-                f"NFE-B {nfe_b / step:.1f} {rate:.0f} img/s"
-            )
+            rate = sums["count"] * dist.world_size / max(time.perf_counter() - start, 1e-9)
+            nfe = f"NFE-F {nfe_f / step:.1f} NFE-B {nfe_b / step:.1f}"
+            progress.step(f"{task.progress(sums)} {nfe} {rate:.0f} {task.sample_unit}/s")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     train_time = time.perf_counter() - start
     nfe_forward, nfe_backward = nfe_totals(model)
     regularizers = regularizer_means(model)
-    loss_sum, correct, seen_all, nfe_forward_sum, nfe_backward_sum, batch_count, *regularizer_sums = all_sum(
+    keys = task.train_sum_names  # the same on every rank, so the collective pairs up
+    nfe_forward_sum, nfe_backward_sum, batch_count, *rest = all_sum(
         [
-            loss_sum,
-            correct,
-            float(seen),
             float(nfe_forward),
             float(nfe_backward),
             float(len(batches)),
+            *(sums[k] for k in keys),
             *regularizers.values(),
         ],
         dist,
         device,
     )
+    totals = dict(zip(keys, rest[: len(keys)]))
     return {
-        # train_loss is the cross entropy alone (comparable across runs); the regularisers come beside it,
-        # unweighted means per batch, averaged over the ranks.
-        **{name: total / dist.world_size for name, total in zip(regularizers, regularizer_sums)},
-        "train_loss": loss_sum / max(seen_all, 1),
-        "train_acc": correct / max(seen_all, 1),
+        # The task's loss alone (comparable across runs); the regularisers come beside it, unweighted means
+        # per batch, averaged over the ranks.
+        **{name: total / dist.world_size for name, total in zip(regularizers, rest[len(keys) :])},
+        **task.train_metrics(totals),
         "nfe_forward": nfe_forward_sum / max(batch_count, 1),
         "nfe_backward": nfe_backward_sum / max(batch_count, 1),
         "train_time_s": train_time,
-        "images_per_s": seen_all / max(train_time, 1e-9),
+        "samples_per_s": totals.get("count", 0.0) / max(train_time, 1e-9),
     }
 
 
 def evaluate(
-    model: Classifier, data: ImageDataset, batch_size: int, device: torch.device, dist: DistEnv
+    task: Task, model: ODEModel, data: Batches, batch_size: int, device: torch.device, dist: DistEnv
 ) -> dict[str, float]:
-    """Test loss, error and mean forward NFE per batch: each rank's share, summed over the ranks."""
+    """The task's test metrics and the mean forward NFE per batch: each rank's share, summed over the ranks."""
     model.eval()
     model.reset_nfe()
     indices = eval_shard(len(data), dist)
-    loss_sum, wrong, batches = 0.0, 0.0, 0
+    sums = dict.fromkeys(task.test_sum_names, 0.0)  # also for a rank with no test batch
+    batches = 0
     with torch.no_grad():
         for index in torch.split(indices, batch_size):
-            images, labels = data.batch(index)
-            images, labels = images.to(device), labels.to(device)
-            logits = model(images)
-            loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
-            wrong += float((logits.argmax(1) != labels).sum())
+            batch = tuple(part.to(device) for part in data.batch(index))
+            for key, value in task.test_sums(model, batch).items():
+                sums[key] += value
             batches += 1
     nfe_forward = nfe_totals(model)[0]
     model.reset_nfe()
-    loss_sum, wrong, count, nfe, batch_count = all_sum(
-        [loss_sum, wrong, float(len(indices)), float(nfe_forward), float(batches)], dist, device
-    )
-    return {
-        "test_loss": loss_sum / max(count, 1),
-        "test_error": wrong / max(count, 1),
-        "test_nfe_forward": nfe / max(batch_count, 1),
-    }
+    keys = task.test_sum_names
+    nfe, batch_count, *totals = all_sum([float(nfe_forward), float(batches), *(sums[k] for k in keys)], dist, device)
+    return {**task.test_metrics(dict(zip(keys, totals))), "test_nfe_forward": nfe / max(batch_count, 1)}
 
 
 def train(config: TrainConfig | Mapping[str, Any], *, log: IO[str] | None = None) -> dict[str, Any]:
@@ -227,7 +217,7 @@ def train(config: TrainConfig | Mapping[str, Any], *, log: IO[str] | None = None
     if not isinstance(config, TrainConfig):
         config = TrainConfig(**config)
     dist = dist_from_env()
-    if dist.enabled and config.batch_size % dist.world_size:
+    if dist.enabled and config.global_batch_size % dist.world_size:
         raise ValueError(
             f"batch_size: {config.batch_size} is not divisible by the {dist.world_size} processes (global batch size)"
         )
@@ -243,8 +233,9 @@ def _run(config: TrainConfig, dist: DistEnv, device: torch.device, stream: IO[st
     out = Path(config.out)
     checkpoint_path, metrics_path, results_path = out / CHECKPOINT, out / METRICS, out / RESULTS
     resumed = _resume_point(config, checkpoint_path, results_path)
-    train_set, test_set = _load_data(config)
-    model, optimizer, scheduler = _build(config, device)
+    task = get_task(config.task)
+    train_set, test_set = task.load_data(config)
+    model, optimizer, scheduler = _build(task, config, device)
     metrics: list[dict[str, Any]] = []
     start_epoch = 0
     if resumed is not None:
@@ -278,19 +269,20 @@ def _run(config: TrainConfig, dist: DistEnv, device: torch.device, stream: IO[st
 
     for epoch in range(start_epoch, last_epoch):
         label = f"epoch {epoch + 1}/{config.epochs}"
-        batches = epoch_batches(len(train_set), config.batch_size, epoch, config.seed, dist)
+        batches = epoch_batches(len(train_set), config.global_batch_size, epoch, config.seed, dist)
         augmentation = torch.Generator().manual_seed(seed_words(config.seed, epoch, dist.rank + 1))
         progress = EpochProgress(label, len(batches), stream, bar=config.progress)
         lr = float(optimizer.param_groups[0]["lr"])
         start = time.perf_counter()
-        trained = train_one_epoch(model, network, optimizer, train_set, batches, augmentation, device, dist, progress)
-        tested = evaluate(model, test_set, config.test_batch_size, device, dist)
+        trained = train_one_epoch(
+            task, model, network, optimizer, train_set, batches, augmentation, device, dist, progress
+        )
+        tested = evaluate(task, model, test_set, config.test_batch_size, device, dist)
         line: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **trained, **tested}
         line["epoch_time_s"] = time.perf_counter() - start
         scheduler.step()
         progress.close(
-            f"{label}: train loss {line['train_loss']:.4f} acc {100 * line['train_acc']:.2f}% "
-            f"| test error {100 * line['test_error']:.2f}% | NFE-F {line['nfe_forward']:.1f} "
+            f"{label}: {task.epoch_summary(line)} | NFE-F {line['nfe_forward']:.1f} "
             f"NFE-B {line['nfe_backward']:.1f} | lr {lr:.3g} | {line['epoch_time_s']:.1f} s"
         )
         line["peak_memory_bytes"] = max(
@@ -314,34 +306,22 @@ def _run(config: TrainConfig, dist: DistEnv, device: torch.device, stream: IO[st
     del network  # DDP's reducer lets go of the process group before it is destroyed
 
     complete = len(metrics) >= config.epochs
-    results = summarize(config, metrics, params, dist, complete)
+    results = summarize(task, config, metrics, params, dist, complete)
     if dist.main and complete:
         write_results(results_path, results)
     return results
 
 
 def _build(
-    config: TrainConfig, device: torch.device
-) -> tuple[Classifier, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """The model (after seeding every generator), its SGD optimizer and the paper's schedule."""
+    task: Task, config: TrainConfig, device: torch.device
+) -> tuple[ODEModel, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The task's model (after seeding every generator), its optimizer and schedule."""
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)  # noqa: NPY002
     torch.manual_seed(config.seed)
-    model = build_model(
-        config.model,
-        config.dataset,
-        method=config.method,
-        rtol=config.rtol,
-        atol=config.atol,
-        gradient=config.gradient,
-        step_size=config.step_size,
-        seminorm=config.seminorm,
-        regularization=config.regularization,
-    ).to(device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.initial_lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    return model, optimizer, lr_schedule(optimizer, config.epochs)
+    model = task.build(config).to(device)
+    optimizer, scheduler = task.optimizer(config, model)
+    return model, optimizer, scheduler
 
 
 def _settle_folder(out: Path, source: Path | None, metrics: list[dict[str, Any]]) -> None:
@@ -367,21 +347,3 @@ def _resume_point(config: TrainConfig, checkpoint_path: Path, results_path: Path
             f"checkpoint or {RESULTS}); pass --resume to continue it or choose another --out (nothing was overwritten)"
         )
     return None
-
-
-def _load_data(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
-    if config.dataset == "mnist" and config.data_dir in (None, EMBEDDED):
-        train_set = load_embedded_mnist("train", limit=config.limit_train, augment=config.augment)
-        test_set = load_embedded_mnist("test", limit=config.limit_test)
-    else:
-        assert config.data_dir is not None
-        root = Path(config.data_dir)
-        if config.download:
-            root.mkdir(parents=True, exist_ok=True)
-        elif not root.is_dir():
-            raise FileNotFoundError(f"data dir {str(root)!r} does not exist (nothing is downloaded without --download)")
-        train_set = load_dataset(
-            config.dataset, root, "train", limit=config.limit_train, augment=config.augment, download=config.download
-        )
-        test_set = load_dataset(config.dataset, root, "test", limit=config.limit_test, download=config.download)
-    return train_set, test_set

@@ -288,7 +288,17 @@ TOY_TEST_POINTS = 10_000
 _TOY_HIDDEN = (64, 64, 64)  # FFJORD's toy flows
 
 
-class DensityTask(Task):
+class _ConstantAdamTask(Task):
+    """A task trained by Adam at a constant learning rate (FFJORD's and torchdiffeq's examples)."""
+
+    def optimizer(
+        self, config: TrainConfig, model: nn.Module
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.initial_lr, weight_decay=config.weight_decay)
+        return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[], gamma=1.0)  # constant
+
+
+class DensityTask(_ConstantAdamTask):
     """A continuous normalizing flow on a 2-D toy density: maximum likelihood, Adam at 1e-3 (FFJORD).
 
     Metrics in nats: ``train_nll``; ``test_nll`` and, beside it,
@@ -340,12 +350,6 @@ class DensityTask(Task):
             regularization=config.regularization,
         )
 
-    def optimizer(
-        self, config: TrainConfig, model: nn.Module
-    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.initial_lr, weight_decay=config.weight_decay)
-        return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[], gamma=1.0)  # constant
-
     def train_batch(self, network: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
         (points,) = batch
         nll = -network(points).mean()
@@ -380,7 +384,7 @@ SPIRALS_TEST = 200
 """Test spirals without ``--limit-test`` (a stream of their own)."""
 
 
-class LatentTask(Task):
+class LatentTask(_ConstantAdamTask):
     """The latent ODE (or its RNN baseline) on irregularly observed spirals: the ELBO, Adam at 1e-2.
 
     Test metrics: the mean squared error of the decoded trajectory (from
@@ -424,12 +428,6 @@ class LatentTask(Task):
         return LatentODE(
             method=config.method or "dopri5", rtol=config.rtol, atol=config.atol, gradient=config.gradient or "backprop"
         )
-
-    def optimizer(
-        self, config: TrainConfig, model: nn.Module
-    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.initial_lr, weight_decay=config.weight_decay)
-        return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[], gamma=1.0)  # constant
 
     def train_batch(self, network: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
         values, times, _, _ = batch

@@ -254,3 +254,32 @@ def test_resume_with_only_an_incomplete_temporary_file(tmp_path: Path, capsys: p
     assert main(["train", *TINY, "--resume", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"--resume: no checkpoint '{out / CHECKPOINT}' to resume from (only 1 incomplete temporary file" in err
+
+
+TASK_TINY = {
+    "density": ["--task", "density", "--limit-train", "128", "--limit-test", "64", "--batch-size", "64"],
+    "latent": ["--task", "latent", "--limit-train", "64", "--limit-test", "16", "--batch-size", "32"],
+}
+
+
+@pytest.mark.slow  # training subprocesses
+@pytest.mark.parametrize("task", list(TASK_TINY))
+def test_a_killed_flow_or_latent_run_resumes_bit_for_bit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], task: str
+) -> None:
+    arguments = [*TASK_TINY[task], "--rtol", "1e-2", "--atol", "1e-2", "--epochs", "2", "--threads", "1"]
+    arguments += ["--no-progress"]
+    whole = tmp_path / "whole"
+    assert main(["train", *arguments, "--out", str(whole)]) == 0
+    out = tmp_path / "killed"
+    env = {**os.environ, KILL_BEFORE_RENAME: "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "ode_models", "train", *arguments, "--out", str(out)]
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert killed.returncode in (-signal.SIGKILL, 137), killed.stderr[-2000:]
+    assert main(["train", *arguments, "--resume", "--out", str(out)]) == 0
+    assert "note: resuming from" in capsys.readouterr().err
+    assert [without_times(m) for m in read_metrics(out)] == [without_times(m) for m in read_metrics(whole)]
+    mine, theirs = load_checkpoint(out / CHECKPOINT), load_checkpoint(whole / CHECKPOINT)
+    for key, value in mine["model"].items():
+        assert torch.equal(value, theirs["model"][key]), key
+    assert torch.equal(mine["rng"]["torch"], theirs["rng"]["torch"])

@@ -108,6 +108,9 @@ def test_the_cli_trains_a_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str
         ({"data_dir": "somewhere"}, "data_dir: the toy densities are generated in code"),
         ({"divergence": "trace"}, "divergence: expected one of exact, hutchinson, got 'trace'"),
         ({"task": "segment"}, "task: unknown task 'segment'; valid names are classify, density"),
+        ({"step_size": 0.1}, "step_size: the density task does not use it, got 0.1"),
+        ({"task": "latent", "divergence": "hutchinson"}, "divergence: the latent task does not use it"),
+        ({"task": "classify", "observations": 50}, "observations: the classify task does not use it, got 50"),
     ],
 )
 def test_bad_density_configs(tmp_path: Path, changes: dict[str, Any], match: str) -> None:

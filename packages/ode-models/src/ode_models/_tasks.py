@@ -127,9 +127,17 @@ class Task(abc.ABC):
     def default_lr(self, batch_size: int) -> float:
         """The learning rate without ``--lr``."""
 
+    unused_options: ClassVar[tuple[str, ...]] = ()
+    """TrainConfig fields this task's model never reads: set away from their defaults, they are refused."""
+
     def check(self, config: TrainConfig) -> None:
-        """ValueError for options this task cannot use (beyond the names); none by default."""
-        return None
+        """ValueError for options this task cannot use (beyond the names): here, :attr:`unused_options`."""
+        import dataclasses
+
+        defaults = {field.name: field.default for field in dataclasses.fields(config)}
+        for name in self.unused_options:
+            if getattr(config, name) != defaults[name]:
+                raise ValueError(f"{name}: the {self.name} task does not use it, got {getattr(config, name)!r}")
 
     @abc.abstractmethod
     def load_data(self, config: TrainConfig) -> tuple[Batches, Batches]:
@@ -196,9 +204,12 @@ class ClassifyTask(Task):
     def default_lr(self, batch_size: int) -> float:
         return 0.1 * batch_size / 128
 
+    unused_options = ("divergence", "observations")
+
     def check(self, config: TrainConfig) -> None:
         from ._config import EMBEDDED
 
+        super().check(config)
         if config.dataset != "mnist" and config.data_dir in (None, EMBEDDED):
             raise ValueError(f"data_dir: {config.dataset} needs a data dir (only MNIST has an embedded subset)")
 
@@ -322,11 +333,12 @@ class DensityTask(_ConstantAdamTask):
     def default_lr(self, batch_size: int) -> float:
         return 1e-3
 
+    unused_options = ("step_size", "first_step", "observations")
+
     def check(self, config: TrainConfig) -> None:
+        super().check(config)
         if config.data_dir is not None:
             raise ValueError(f"data_dir: the toy densities are generated in code, got {config.data_dir!r}")
-        if config.step_size is not None and config.method is None:
-            raise ValueError("step_size: applies to a fixed-step --method")
 
     def load_data(self, config: TrainConfig) -> tuple[PointDataset, PointDataset]:
         density = toy_density(config.dataset)
@@ -409,7 +421,10 @@ class LatentTask(_ConstantAdamTask):
     def default_lr(self, batch_size: int) -> float:
         return 1e-2  # torchdiffeq's latent ODE example
 
+    unused_options = ("step_size", "first_step", "seminorm", "divergence")
+
     def check(self, config: TrainConfig) -> None:
+        super().check(config)
         if config.data_dir is not None:
             raise ValueError(f"data_dir: the spirals are generated in code, got {config.data_dir!r}")
         if config.regularization.active:

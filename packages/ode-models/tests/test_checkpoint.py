@@ -258,6 +258,18 @@ def test_resume_with_only_an_incomplete_temporary_file(tmp_path: Path, capsys: p
 
 TASK_TINY = {
     "density": ["--task", "density", "--limit-train", "128", "--limit-test", "64", "--batch-size", "64"],
+    "density-mnist": [
+        "--task",
+        "density",
+        "--dataset",
+        "mnist",
+        "--limit-train",
+        "16",
+        "--limit-test",
+        "8",
+        "--batch-size",
+        "8",
+    ],
     "latent": ["--task", "latent", "--limit-train", "64", "--limit-test", "16", "--batch-size", "32"],
 }
 

@@ -104,7 +104,7 @@ def test_the_cli_trains_a_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str
     ("changes", "match"),
     [
         ({"model": "resnet6"}, "model: unknown model 'resnet6' for task 'density'; valid names are cnf"),
-        ({"dataset": "mnist"}, "dataset: unknown dataset 'mnist' for task 'density'; valid names are two-moons"),
+        ({"dataset": "cifar10"}, "dataset: unknown dataset 'cifar10' for task 'density'; valid names are two-moons"),
         ({"data_dir": "somewhere"}, "data_dir: the toy densities are generated in code"),
         ({"divergence": "trace"}, "divergence: expected one of exact, hutchinson, got 'trace'"),
         ({"task": "segment"}, "task: unknown task 'segment'; valid names are classify, density"),
@@ -129,7 +129,7 @@ def test_toy_data_of_a_run() -> None:
     _, other = task.load_data(TrainConfig(task="density", limit_train=300))
     assert isinstance(other, PointDataset)
     assert torch.equal(other.points, test_set.points)
-    with pytest.raises(ValueError, match=r"points: expected shape \(N, d\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"points: expected shape \(N, d\) or \(N, C, H, W\), got \(3,\)"):
         PointDataset(torch.zeros(3))
     with pytest.raises(ValueError, match=r"log_density: expected shape \(3,\), got \(2,\)"):
         PointDataset(torch.zeros(3, 2), torch.zeros(2))

@@ -154,10 +154,16 @@ def test_when_a_rank_fails_the_other_exits(launch: Launch, tmp_path: Path) -> No
     assert abs(ranks.exits[1][1] - ranks.exits[0][1]) < EXIT_BOUND_S
 
 
-@pytest.mark.parametrize(("task", "primary"), [("density", "test_nll"), ("latent", "test_extrapolation_mse")])
-def test_the_other_tasks_train_on_two_processes(launch: Launch, tmp_path: Path, task: str, primary: str) -> None:
+@pytest.mark.parametrize(
+    ("task", "dataset", "primary"),
+    [("density", "", "test_nll"), ("density", "mnist", "test_bits_per_dim"), ("latent", "", "test_extrapolation_mse")],
+)
+def test_the_other_tasks_train_on_two_processes(
+    launch: Launch, tmp_path: Path, task: str, dataset: str, primary: str
+) -> None:
     out = tmp_path / task
     arguments = ["train", "--task", task, "--limit-train", "64", "--limit-test", "16", "--batch-size", "32"]
+    arguments += ["--dataset", dataset] if dataset else []
     arguments += ["--epochs", "1", "--threads", "1", "--rtol", "1e-2", "--atol", "1e-2", "--out", str(out)]
     ranks = launch(arguments)
     ranks.wait()

@@ -6,7 +6,8 @@ blocks, an ODE block solved by ``ode_adjoint``, or the same dynamics under
 fixed-step RK4) and a pooled linear head, for MNIST and CIFAR-10, made by
 ``build_model``, with optional kinetic energy and Jacobian norm regularisers
 (``Regularization``, Finlay et al. 2020). Section 4's continuous normalizing
-flows (``CNF``, on the toy densities of ``TOY_DENSITIES``) and section 5's
+flows (``CNF``, on the toy densities of ``TOY_DENSITIES`` and on MNIST's
+dequantised pixels through ``LogitTransform``) and section 5's
 latent ODE for irregularly sampled time series (``LatentODE``, its baseline
 ``LatentRNN``, the spirals of ``make_spirals``). ``load_mnist`` /
 ``load_cifar10`` read the datasets offline from their standard files, and
@@ -29,7 +30,7 @@ True
 from __future__ import annotations
 
 from ._augmented import DIVERGENCES, REGULARIZERS, Regularization
-from ._cnf import CNF, ConcatMLP
+from ._cnf import CNF, ConcatConvNet, ConcatMLP, LogitTransform
 from ._config import RunError, TrainConfig, scaled_milestones
 from ._data import (
     CIFAR10_MEAN,
@@ -66,10 +67,12 @@ __all__ = [
     "TOY_DENSITIES",
     "Classifier",
     "ConcatConv2d",
+    "ConcatConvNet",
     "ConcatMLP",
     "ImageDataset",
     "LatentODE",
     "LatentRNN",
+    "LogitTransform",
     "ODEBlock",
     "ODEFunc",
     "ODEModel",

@@ -189,8 +189,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--divergence",
         choices=DIVERGENCES,
-        default="exact",
-        help="density: the flow's trace, exact or Hutchinson's estimate (default: %(default)s)",
+        default=None,
+        help="density: the flow's trace, exact or Hutchinson's estimate (default: exact for the toys, "
+        "hutchinson for mnist)",
     )
     run.add_argument(
         "--observations",

@@ -3,7 +3,7 @@
 Runs of one task share a table; its second column is the task's primary
 test metric (test error, or a flow's test NLL). A density run whose
 checkpoint is there also gets its picture: the true density, the flow's
-and samples from the flow.
+and samples from the flow (an image flow: test images and samples).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from ._augmented import REGULARIZERS
 from ._checkpoint import CHECKPOINT, load_checkpoint
 from ._metrics import METRICS, RESULTS
-from ._tasks import TASKS, Task, get_task
+from ._tasks import IMAGE_DENSITIES, TASKS, Task, get_task
 
 __all__ = ["PLOTS", "load_run", "report", "write_plots"]
 
@@ -116,15 +116,20 @@ def _is_ode(run: dict[str, Any]) -> bool:
     )
 
 
-_REGULARIZER_COLUMNS = {"kinetic_energy": "Kinetic energy", "jacobian_norm": "Jacobian norm"}
+# Columns after the fixed ones, where any run of the table has the metric: heading and format of the
+# last epoch's value. An image flow's bits per dimension; the regularisers' unweighted means per batch.
+_EXTRA_COLUMNS = {
+    "test_bits_per_dim": ("Bits/dim", "{:.3f}"),
+    **{name: (name.replace("_", " ").capitalize(), "{:.4g}") for name in REGULARIZERS},
+}
 
 
-def _regularizers(runs: list[dict[str, Any]]) -> list[str]:
-    """The regularisers any of the runs trained with, in :data:`REGULARIZERS` order."""
-    return [name for name in REGULARIZERS if any(name in m for run in runs for m in run["metrics"])]
+def _extra_columns(runs: list[dict[str, Any]]) -> list[str]:
+    """The metrics of :data:`_EXTRA_COLUMNS` any of the runs has, in its order."""
+    return [name for name in _EXTRA_COLUMNS if any(name in m for run in runs for m in run["metrics"])]
 
 
-def _row(run: dict[str, Any], label: str, regularizers: list[str]) -> str:
+def _row(run: dict[str, Any], label: str, extra: list[str]) -> str:
     results = run["results"]
     last = run["metrics"][-1] if run["metrics"] else {}
     ode = _is_ode(run)
@@ -153,9 +158,9 @@ def _row(run: dict[str, Any], label: str, regularizers: list[str]) -> str:
             _nfe(results.get("nfe_forward"), ode),
             _nfe(results.get("nfe_backward"), ode),
         ]
-    for name in regularizers:  # the last epoch's mean per batch, unweighted
+    for name in extra:
         value = last.get(name)
-        cells.append(f"{value:.4g}" if isinstance(value, (int, float)) else "—")
+        cells.append(_EXTRA_COLUMNS[name][1].format(value) if isinstance(value, (int, float)) else "—")
     return "| " + " | ".join(cells) + " |"
 
 
@@ -221,6 +226,8 @@ def _density_plot(run: dict[str, Any], label: str, path: Path) -> bool:
     from ._toy import toy_density
 
     model, config = rebuilt
+    if config.dataset in IMAGE_DENSITIES:
+        return _image_samples_plot(model, config, label, path)
     axis = torch.linspace(-_DENSITY_EXTENT, _DENSITY_EXTENT, DENSITY_GRID)
     grid = torch.cartesian_prod(axis, axis)  # x varies slowest: rows of the image are x, transposed below
     density = toy_density(config.dataset)
@@ -237,6 +244,36 @@ def _density_plot(run: dict[str, Any], label: str, path: Path) -> bool:
     panels[1].set_title(f"{label}: the flow's density")
     panels[2].scatter(samples[:, 0].numpy(), samples[:, 1].numpy(), s=1, alpha=0.5)
     panels[2].set(xlim=extent[:2], ylim=extent[2:], title="samples from the flow", aspect="equal")
+    figure.savefig(path, dpi=120)
+    return True
+
+
+IMAGE_SAMPLES = 8
+"""Images per side of the grids :func:`write_plots` draws for an image flow: test images, then samples."""
+
+
+def _image_samples_plot(model: Any, config: Any, label: str, path: Path) -> bool:
+    """Test images beside samples from the flow, each an ``IMAGE_SAMPLES`` x ``IMAGE_SAMPLES`` grid."""
+    import torch
+
+    _, test_set = get_task(config.task).load_data(config)
+    count = min(IMAGE_SAMPLES**2, len(test_set))
+    (real,) = test_set.batch(range(count))
+    samples = model.sample(IMAGE_SAMPLES**2, torch.Generator().manual_seed(0))
+
+    def grid(images: Any) -> Any:  # (n, 1, H, W) -> one (8 H, 8 W) picture, blank where n < 64
+        height, width = images.shape[-2:]
+        canvas = torch.ones(IMAGE_SAMPLES * height, IMAGE_SAMPLES * width)
+        for index, image in enumerate(images[:, 0]):
+            row, column = divmod(index, IMAGE_SAMPLES)
+            canvas[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
+        return canvas.numpy()
+
+    figure = _figure((8, 4))
+    panels = figure.subplots(1, 2)
+    for axes, images, title in ((panels[0], real, "test images"), (panels[1], samples, f"{label}: samples")):
+        axes.imshow(grid(images), cmap="gray", vmin=0.0, vmax=1.0)
+        axes.set(title=f"{config.dataset}: {title}", xticks=[], yticks=[])
     figure.savefig(path, dpi=120)
     return True
 
@@ -362,8 +399,9 @@ def report(run_dirs: Sequence[str | os.PathLike[str]], *, plot_dir: str | os.Pat
         | NFE-B: the last epoch's primary metric, parameters, peak memory
         (CUDA: max allocated; CPU: peak RSS of the process), training +
         testing time, and the mean evaluations per training batch in the
-        last epoch; then, where a run trained with them, Kinetic energy and
-        Jacobian norm (their last epoch's unweighted mean per batch).
+        last epoch; then, where a run has them, an image flow's test
+        Bits/dim, and Kinetic energy and Jacobian norm (the regularisers'
+        last epoch's unweighted mean per batch).
 
     Raises
     ------
@@ -374,12 +412,12 @@ def report(run_dirs: Sequence[str | os.PathLike[str]], *, plot_dir: str | os.Pat
     tables = []
     for task, members in _by_task(runs, labels).items():
         group = [runs[i] for i in members]
-        regularizers = _regularizers(group)
-        extra = "".join(f" {_REGULARIZER_COLUMNS[name]} |" for name in regularizers)
+        extra = _extra_columns(group)
+        headings = "".join(f" {_EXTRA_COLUMNS[name][0]} |" for name in extra)
         lines = [
-            f"| Model | {task.primary_label} | # Params | Memory | Time | NFE-F | NFE-B |" + extra,
-            "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(regularizers),
-            *(_row(runs[i], labels[i], regularizers) for i in members),
+            f"| Model | {task.primary_label} | # Params | Memory | Time | NFE-F | NFE-B |" + headings,
+            "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(extra),
+            *(_row(runs[i], labels[i], extra) for i in members),
         ]
         tables.append("\n".join(lines) + "\n")
     if plot_dir is not None:

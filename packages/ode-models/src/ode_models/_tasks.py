@@ -7,8 +7,9 @@ a :class:`Task` supplies the rest:
 - ``classify``: the paper's image classifiers (section 7.1) on MNIST or
   CIFAR-10, cross entropy, SGD with the paper's schedule;
 - ``density``: a continuous normalizing flow (section 4) fitted by maximum
-  likelihood to a 2-D toy density generated in code, Adam at FFJORD's
-  constant rate; test metrics in nats and against the true density's NLL;
+  likelihood to a 2-D toy density generated in code (test metrics in nats
+  and against the true density's NLL) or to MNIST's dequantised images
+  (bits per dimension), Adam at FFJORD's constant rate;
 - ``latent``: the latent ODE (section 5) or its RNN baseline on irregularly
   observed spirals generated in code, the ELBO, Adam; test MSE of the
   interpolation and the extrapolation.
@@ -21,6 +22,7 @@ them into metrics.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import torch
 from torch import nn
 
-from ._cnf import CNF, ConcatMLP
+from ._cnf import CNF, ConcatConvNet, ConcatMLP, LogitTransform
 from ._data import ImageDataset, load_dataset, load_embedded_mnist
 from ._distributed import seed_words
 from ._latent import WINDOW, LatentODE, LatentRNN, SpiralDataset, make_spirals, spiral_grid
@@ -38,7 +40,7 @@ from ._toy import TOY_DENSITIES, toy_density
 if TYPE_CHECKING:
     from ._config import TrainConfig
 
-__all__ = ["TASKS", "ClassifyTask", "DensityTask", "PointDataset", "Task", "get_task"]
+__all__ = ["TASKS", "ClassifyTask", "DensityTask", "DequantizedImages", "PointDataset", "Task", "get_task"]
 
 
 class Batches(Protocol):
@@ -52,18 +54,18 @@ class Batches(Protocol):
 
 
 class PointDataset:
-    """Points (N, d) held in memory, with their true log-density where known.
+    """Samples (N, ...) held in memory, with their true log-density where known.
 
     Parameters
     ----------
-    points : Tensor, shape (N, d)
+    points : Tensor, shape (N, d) or (N, C, H, W)
     log_density : Tensor, shape (N,), optional
         ``log p(points)`` under the distribution they were drawn from.
     """
 
     def __init__(self, points: torch.Tensor, log_density: torch.Tensor | None = None) -> None:
-        if points.dim() != 2:
-            raise ValueError(f"points: expected shape (N, d), got {tuple(points.shape)}")
+        if points.dim() < 2:
+            raise ValueError(f"points: expected shape (N, d) or (N, C, H, W), got {tuple(points.shape)}")
         if log_density is not None and log_density.shape != points.shape[:1]:
             raise ValueError(f"log_density: expected shape ({points.shape[0]},), got {tuple(log_density.shape)}")
         self.points = points
@@ -75,7 +77,7 @@ class PointDataset:
     def batch(
         self, indices: torch.Tensor | Sequence[int], generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, ...]:
-        """``(points,)`` of ``indices``, shape (B, d), and their log-densities (B,) when known.
+        """``(points,)`` of ``indices``, shape (B, ...), and their log-densities (B,) when known.
 
         ``generator`` is unused: points have no augmentation.
         """
@@ -83,6 +85,75 @@ class PointDataset:
         if self.log_density is None:
             return (self.points[index],)
         return self.points[index], self.log_density[index]
+
+
+class DequantizedImages:
+    """8-bit images as data for a density: ``(x + u) / 256``, ``u`` uniform on [0, 1) per pixel.
+
+    A continuous density on the dequantised values bounds the discrete
+    images' log-likelihood from below (Theis et al. 2016), less ``D log 256``
+    for the scaling; :class:`DensityTask` counts it in.
+
+    Parameters
+    ----------
+    images : Tensor, shape (N, C, H, W), uint8
+    noise_seed : int, optional
+        Fixes each image's noise once, from this seed (a test set: every
+        evaluation sees the same values); ``None`` draws new noise per batch
+        from the batch's generator (a training set).
+    """
+
+    def __init__(self, images: torch.Tensor, noise_seed: int | None = None) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(
+                f"images: expected a uint8 tensor of shape (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
+        self.images = images
+        self._noise: torch.Tensor | None = None
+        if noise_seed is not None:
+            self._noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(noise_seed))
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def batch(
+        self, indices: torch.Tensor | Sequence[int], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """``(values,)``: images ``indices`` dequantised, shape (B, C, H, W), float32 in [0, 1)."""
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        images = self.images[index].to(torch.float32)
+        noise = self._noise[index] if self._noise is not None else torch.rand(images.shape, generator=generator)
+        return ((images + noise) / 256.0,)
+
+
+def load_images(config: TrainConfig, *, augment: bool, normalize: bool = True) -> tuple[ImageDataset, ImageDataset]:
+    """``config.dataset``'s training and test images: from ``config.data_dir``, or MNIST's embedded subset."""
+    from ._config import EMBEDDED
+
+    if config.dataset == "mnist" and config.data_dir in (None, EMBEDDED):
+        train_set = load_embedded_mnist("train", limit=config.limit_train, augment=augment, normalize=normalize)
+        test_set = load_embedded_mnist("test", limit=config.limit_test, normalize=normalize)
+        return train_set, test_set
+    if config.data_dir is None:  # pragma: no cover - the tasks' check() refuses it
+        raise ValueError(f"data_dir: {config.dataset} needs a data dir")
+    root = Path(config.data_dir)
+    if config.download:
+        root.mkdir(parents=True, exist_ok=True)
+    elif not root.is_dir():
+        raise FileNotFoundError(f"data dir {str(root)!r} does not exist (nothing is downloaded without --download)")
+    train_set = load_dataset(
+        config.dataset,
+        root,
+        "train",
+        limit=config.limit_train,
+        augment=augment,
+        normalize=normalize,
+        download=config.download,
+    )
+    test_set = load_dataset(
+        config.dataset, root, "test", limit=config.limit_test, normalize=normalize, download=config.download
+    )
+    return train_set, test_set
 
 
 class Task(abc.ABC):
@@ -96,6 +167,11 @@ class Task(abc.ABC):
     default_dataset, default_model : str
         Those of a run that names none.
     default_batch_size : int
+    default_divergence : str or None
+        A flow's trace without ``--divergence`` (``None``: the task has no
+        flow).
+    dataset_defaults : mapping
+        Per dataset, defaults that differ from the task's (see :meth:`default`).
     primary : str
         The test metric that sums a run up (lower is better): the report's
         second column, ``results.json``'s ``best_...``.
@@ -122,6 +198,12 @@ class Task(abc.ABC):
     train_sum_names: ClassVar[tuple[str, ...]]
     test_sum_names: ClassVar[tuple[str, ...]]
     default_batch_size: ClassVar[int]
+    default_divergence: ClassVar[str | None] = None
+    dataset_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    def default(self, name: str, dataset: str) -> Any:
+        """The default of option ``name`` (``"model"``, ``"batch_size"``...) for a run on ``dataset``."""
+        return self.dataset_defaults.get(dataset, {}).get(name, getattr(self, f"default_{name}"))
 
     @abc.abstractmethod
     def default_lr(self, batch_size: int) -> float:
@@ -214,24 +296,7 @@ class ClassifyTask(Task):
             raise ValueError(f"data_dir: {config.dataset} needs a data dir (only MNIST has an embedded subset)")
 
     def load_data(self, config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
-        from ._config import EMBEDDED
-
-        if config.dataset == "mnist" and config.data_dir in (None, EMBEDDED):
-            train_set = load_embedded_mnist("train", limit=config.limit_train, augment=config.augment)
-            test_set = load_embedded_mnist("test", limit=config.limit_test)
-            return train_set, test_set
-        if config.data_dir is None:  # pragma: no cover - check() refuses it
-            raise ValueError(f"data_dir: {config.dataset} needs a data dir")
-        root = Path(config.data_dir)
-        if config.download:
-            root.mkdir(parents=True, exist_ok=True)
-        elif not root.is_dir():
-            raise FileNotFoundError(f"data dir {str(root)!r} does not exist (nothing is downloaded without --download)")
-        train_set = load_dataset(
-            config.dataset, root, "train", limit=config.limit_train, augment=config.augment, download=config.download
-        )
-        test_set = load_dataset(config.dataset, root, "test", limit=config.limit_test, download=config.download)
-        return train_set, test_set
+        return load_images(config, augment=config.augment)
 
     def build(self, config: TrainConfig) -> Classifier:
         return build_model(
@@ -309,25 +374,49 @@ class _ConstantAdamTask(Task):
         return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[], gamma=1.0)  # constant
 
 
-class DensityTask(_ConstantAdamTask):
-    """A continuous normalizing flow on a 2-D toy density: maximum likelihood, Adam at 1e-3 (FFJORD).
+IMAGE_DENSITIES = ("mnist",)
+"""The density task's image datasets (dequantised 8-bit images, bits per dimension); the others are toys."""
+_IMAGE_HIDDEN = (32, 32, 32)  # convolution channels of the image flow's dynamics
+LOGIT_ALPHA = 0.05
+"""The image flow's :class:`LogitTransform` margin: RealNVP's 0.05 (FFJORD's MNIST runs: 1e-6). At 1e-6
+the black background's logits start near -10 and the first epochs are spent moving them; at 0.05 they
+start within 3 of 0 (measured on the embedded subset: 9.2 bits/dim at the first batch, against 31)."""
 
-    Metrics in nats: ``train_nll``; ``test_nll`` and, beside it,
-    ``true_nll``, the true density's NLL on the same test points (the best
-    any model can do), and their gap ``nll_gap``.
+
+class DensityTask(_ConstantAdamTask):
+    """A continuous normalizing flow by maximum likelihood, Adam at 1e-3 (FFJORD).
+
+    On a 2-D toy density, metrics in nats: ``train_nll``; ``test_nll`` and,
+    beside it, ``true_nll``, the true density's NLL on the same test points
+    (the best any model can do), and their gap ``nll_gap``.
+
+    On MNIST (:data:`IMAGE_DENSITIES`), the flow models the logits
+    (:class:`LogitTransform`) of uniformly dequantised pixels
+    (:class:`DequantizedImages`) with convolutional dynamics
+    (:class:`ConcatConvNet`) and Hutchinson's trace; ``train_nll`` and
+    ``test_nll`` are nats per image of the 8-bit images (the dequantised
+    density less ``D log 256``), ``train_bits_per_dim`` and
+    ``test_bits_per_dim`` the same per pixel in bits, and the loss is the
+    bits per dimension (FFJORD's, so the regularisers' weights mean what
+    they do in RNODE's MNIST runs).
     """
 
     name = "density"
-    datasets = tuple(TOY_DENSITIES)
+    datasets = (*TOY_DENSITIES, *IMAGE_DENSITIES)
     models = ("cnf",)
     default_dataset = "eight-gaussians"
     default_model = "cnf"
+    default_divergence = "exact"
+    dataset_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        name: {"batch_size": 200, "divergence": "hutchinson"} for name in IMAGE_DENSITIES
+    }
     primary = "test_nll"
     primary_label = "Test NLL (nats)"
-    result_keys = ("test_nll", "true_nll", "nll_gap", "train_nll")
+    result_keys = ("test_nll", "true_nll", "nll_gap", "test_bits_per_dim", "train_nll")
     sample_unit = "points"
-    train_sum_names = ("nll_sum", "count")
-    test_sum_names = ("nll_sum", "true_sum", "count")
+    # true_count: test points whose true log-density is known (the toys'); pixels: dimensions of 8-bit data.
+    train_sum_names = ("nll_sum", "pixels", "count")
+    test_sum_names = ("nll_sum", "true_sum", "true_count", "pixels", "count")
     default_batch_size = 512
 
     def default_lr(self, batch_size: int) -> float:
@@ -337,57 +426,95 @@ class DensityTask(_ConstantAdamTask):
 
     def check(self, config: TrainConfig) -> None:
         super().check(config)
-        if config.data_dir is not None:
+        if config.dataset not in IMAGE_DENSITIES and config.data_dir is not None:
             raise ValueError(f"data_dir: the toy densities are generated in code, got {config.data_dir!r}")
 
-    def load_data(self, config: TrainConfig) -> tuple[PointDataset, PointDataset]:
+    def load_data(self, config: TrainConfig) -> tuple[Batches, Batches]:
+        test_seed = seed_words(config.seed, 1 << 20)  # a stream of its own: the same test set whatever the run
+        if config.dataset in IMAGE_DENSITIES:
+            train_images, test_images = load_images(config, augment=False, normalize=False)
+            return DequantizedImages(train_images.images), DequantizedImages(test_images.images, test_seed)
         density = toy_density(config.dataset)
-        # Fixed sets from the run's seed, the test set from a stream of its own: a resumed run, or a run
+        # Fixed sets from the run's seed, the test set from its own stream: a resumed run, or a run
         # with another --limit-train, sees the same test points.
         train = density.sample(config.limit_train or TOY_TRAIN_POINTS, torch.Generator().manual_seed(config.seed))
-        test_generator = torch.Generator().manual_seed(seed_words(config.seed, 1 << 20))
-        test = density.sample(config.limit_test or TOY_TEST_POINTS, test_generator)
+        test = density.sample(config.limit_test or TOY_TEST_POINTS, torch.Generator().manual_seed(test_seed))
         return PointDataset(train.float()), PointDataset(test.float(), density.log_density(test).float())
 
     def build(self, config: TrainConfig) -> CNF:
-        return CNF(
-            ConcatMLP(2, _TOY_HIDDEN),
-            (2,),
-            divergence=config.divergence,
-            method=config.method or "dopri5",
-            rtol=config.rtol,
-            atol=config.atol,
-            gradient=config.gradient or "adjoint",
-            seminorm=config.seminorm,
-            regularization=config.regularization,
-        )
+        options: dict[str, Any] = {
+            "divergence": config.divergence,
+            "method": config.method or "dopri5",
+            "rtol": config.rtol,
+            "atol": config.atol,
+            "gradient": config.gradient or "adjoint",
+            "seminorm": config.seminorm,
+            "regularization": config.regularization,
+        }
+        if config.dataset in IMAGE_DENSITIES:
+            return CNF(ConcatConvNet(1, _IMAGE_HIDDEN), (1, 28, 28), logit=LogitTransform(LOGIT_ALPHA), **options)
+        return CNF(ConcatMLP(2, _TOY_HIDDEN), (2,), **options)
+
+    @staticmethod
+    def _nll(log_density: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Per sample NLL in nats, and the pixels per sample: those of 8-bit data (images (B, C, H, W)), else 0."""
+        if values.dim() == 2:  # points: a continuous density
+            return -log_density, 0
+        pixels = values[0].numel()
+        return pixels * math.log(256.0) - log_density, pixels
 
     def train_batch(self, network: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
-        (points,) = batch
-        nll = -network(points).mean()
-        return nll, {"nll_sum": float(nll.detach()) * len(points), "count": float(len(points))}
+        values = batch[0]
+        nll, pixels = self._nll(network(values), values)
+        mean = nll.mean()
+        loss = mean / (pixels * math.log(2.0)) if pixels else mean  # images: bits per dimension
+        sums = {"nll_sum": float(mean.detach()) * len(values), "pixels": float(pixels * len(values))}
+        return loss, {**sums, "count": float(len(values))}
 
     def train_metrics(self, sums: Mapping[str, float]) -> dict[str, float]:
-        return {"train_nll": sums["nll_sum"] / max(sums["count"], 1.0)}
+        metrics = {"train_nll": sums["nll_sum"] / max(sums["count"], 1.0)}
+        if sums["pixels"] > 0:
+            metrics["train_bits_per_dim"] = bits_per_dim(sums["nll_sum"], sums["pixels"])
+        return metrics
 
     def test_sums(self, model: ODEModel, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
-        points, true_log_density = batch
-        nll = -model(points)
-        return {"nll_sum": float(nll.sum()), "true_sum": float(-true_log_density.sum()), "count": float(len(points))}
+        values = batch[0]
+        nll, pixels = self._nll(model(values), values)
+        sums = {"nll_sum": float(nll.sum()), "pixels": float(pixels * len(values)), "count": float(len(values))}
+        if len(batch) > 1:  # the true log-densities
+            sums.update(true_sum=float(-batch[1].sum()), true_count=float(len(values)))
+        return sums
 
     def test_metrics(self, sums: Mapping[str, float]) -> dict[str, float]:
-        count = max(sums["count"], 1.0)
-        test, true = sums["nll_sum"] / count, sums["true_sum"] / count
-        return {"test_nll": test, "true_nll": true, "nll_gap": test - true}
+        metrics = {"test_nll": sums["nll_sum"] / max(sums["count"], 1.0)}
+        if sums["true_count"] > 0:
+            true = sums["true_sum"] / sums["true_count"]
+            metrics.update(true_nll=true, nll_gap=metrics["test_nll"] - true)
+        if sums["pixels"] > 0:
+            metrics["test_bits_per_dim"] = bits_per_dim(sums["nll_sum"], sums["pixels"])
+        return metrics
 
     def progress(self, sums: Mapping[str, float]) -> str:
-        return f"nll {self.train_metrics(sums)['train_nll']:.4f}"
+        metrics = self.train_metrics(sums)
+        if "train_bits_per_dim" in metrics:
+            return f"bits/dim {metrics['train_bits_per_dim']:.4f}"
+        return f"nll {metrics['train_nll']:.4f}"
 
     def epoch_summary(self, line: Mapping[str, Any]) -> str:
+        if "test_bits_per_dim" in line:
+            return (
+                f"train {line['train_bits_per_dim']:.4f} | test {line['test_bits_per_dim']:.4f} bits/dim "
+                f"({line['test_nll']:.2f} nats per image)"
+            )
         return (
             f"train NLL {line['train_nll']:.4f} | test NLL {line['test_nll']:.4f} nats "
             f"(true density {line['true_nll']:.4f}, gap {line['nll_gap']:+.4f})"
         )
+
+
+def bits_per_dim(nll_nats: float, dimensions: float) -> float:
+    """Negative log-likelihood in nats over ``dimensions`` values, as bits per dimension."""
+    return nll_nats / (dimensions * math.log(2.0))
 
 
 SPIRALS_TRAIN = 1000

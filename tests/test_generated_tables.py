@@ -17,6 +17,7 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SOLVER_CHOICE_RUNS = ("default", "rtol-1e-2", "rtol-1e-4", "bosh3", "seminorm", "backprop", "checkpoint", "regularised")
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +80,10 @@ def test_mnist_full_block_is_in_the_models_readme(tables: ModuleType) -> None:
         "mnist-full/resnet1",
         "mnist-full/resnet6",
         "density/eight-gaussians",
+        "density/mnist",
         "latent/latent-ode",
         "latent/rnn",
+        *(f"solver-choice/{name}" for name in SOLVER_CHOICE_RUNS),
     ],
 )
 def test_training_runs_name_their_command_and_machine(folder: str) -> None:
@@ -93,6 +96,16 @@ def test_training_runs_name_their_command_and_machine(folder: str) -> None:
     assert results["complete"], folder
     for key in ("date", "cpu", "cpus_usable", "python"):
         assert record["machine"][key], key
+
+
+def test_the_solver_choice_table_lists_reproduces_runs(tables: ModuleType) -> None:
+    spec = importlib.util.spec_from_file_location("_reproduce", ROOT / "benchmarks" / "reproduce.py")
+    assert spec is not None and spec.loader is not None
+    reproduce = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("_reproduce", reproduce)  # its dataclasses look their module up there
+    spec.loader.exec_module(reproduce)
+    assert tuple(reproduce.SOLVER_CHOICES) == tables.SOLVER_CHOICE_RUNS == SOLVER_CHOICE_RUNS
+    assert reproduce.SOLVER_CHOICES["default"] == ""
 
 
 def test_a_hand_edit_is_caught(tables: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

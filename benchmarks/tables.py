@@ -302,6 +302,21 @@ def cuda() -> str:
     return "\n".join(parts)
 
 
+def _commands_block(records: list[dict[str, Any]], report_command: str) -> list[str]:
+    """Lines of a set of runs' caption: where and when (the first run's machine), then their commands."""
+    machine = records[0]["machine"]
+    return [
+        f"Measured {machine['date'][:10]} on {machine['cpu']} ({machine['cpus_usable']} usable cores), "
+        f"Python {machine['python']}, torch {machine['torch']}, one run after the other:",
+        "",
+        "```bash",
+        *(record["command"] for record in records),
+        report_command,
+        "```",
+        "",
+    ]
+
+
 def _run_record(folder: str) -> dict[str, Any]:
     """``command.json`` of a run kept by ``benchmarks/reproduce.py``."""
     return _load(f"{folder}/command.json")
@@ -428,16 +443,15 @@ def solver_choice() -> str:
     names = list(SOLVER_CHOICE_RUNS)
     records = [_run_record(f"solver-choice/{name}") for name in names]
     # Each run's option: its command past the default run's (they differ only there and in --out).
-    base = records[0]["command"].split(" --out ")[0]
+    default_command = records[0]["command"].split(" --out ")[0]
     choices = {
-        name: record["command"].split(" --out ")[0].removeprefix(base).strip() for name, record in zip(names, records)
+        name: record["command"].split(" --out ")[0].removeprefix(default_command).strip()
+        for name, record in zip(names, records)
     }
     results = {name: _load(f"solver-choice/{name}/results.json") for name in names}
-    base = results["default"]
-    machine = records[0]["machine"]
 
     def ratio(name: str, key: str) -> str:
-        value, reference = results[name][key], base[key]
+        value, reference = results[name][key], results["default"][key]
         return f"{value / reference:.2f}x" if value and reference else "—"
 
     rows = [
@@ -447,14 +461,7 @@ def solver_choice() -> str:
         for name in names
     ]
     lines = [
-        f"Measured {machine['date'][:10]} on {machine['cpu']} ({machine['cpus_usable']} usable cores), "
-        f"Python {machine['python']}, torch {machine['torch']}, one run after the other:",
-        "",
-        "```bash",
-        *(record["command"] for record in records),
-        f"ode-models report {' '.join(f'runs/{name}' for name in names)}",
-        "```",
-        "",
+        *_commands_block(records, f"ode-models report {' '.join(f'runs/{name}' for name in names)}"),
         report([MEASURED / "solver-choice" / name for name in names]),
         "Each option against the default run's (dopri5, rtol = atol = 1e-3, the adjoint): training time, the "
         "last epoch's evaluations per batch forward (NFE-F) and backward (NFE-B), peak memory.",
@@ -482,16 +489,8 @@ def latent() -> str:
     results = {name: _load(f"latent/{name}/results.json") for name in names}
     ode, rnn = results["latent-ode"], results["rnn"]
     ratio = ode["test_extrapolation_mse"] / rnn["test_extrapolation_mse"]
-    machine = records[0]["machine"]
     lines = [
-        f"Measured {machine['date'][:10]} on {machine['cpu']} ({machine['cpus_usable']} usable cores), "
-        f"Python {machine['python']}, torch {machine['torch']}, one run after the other:",
-        "",
-        "```bash",
-        *(record["command"] for record in records),
-        "ode-models report runs/latent-ode runs/latent-rnn",
-        "```",
-        "",
+        *_commands_block(records, "ode-models report runs/latent-ode runs/latent-rnn"),
         report([MEASURED / "latent" / name for name in names]),
         f"The latent ODE's extrapolation MSE is {ratio:.2f} of the RNN baseline's "
         f"({ode['test_extrapolation_mse']:.4f} against {rnn['test_extrapolation_mse']:.4f}); "

@@ -129,7 +129,7 @@ def test_toy_data_of_a_run() -> None:
     _, other = task.load_data(TrainConfig(task="density", limit_train=300))
     assert isinstance(other, PointDataset)
     assert torch.equal(other.points, test_set.points)
-    with pytest.raises(ValueError, match=r"points: expected shape \(N, d\) or \(N, C, H, W\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"points: expected shape \(N, d\), got \(3,\)"):
         PointDataset(torch.zeros(3))
     with pytest.raises(ValueError, match=r"log_density: expected shape \(3,\), got \(2,\)"):
         PointDataset(torch.zeros(3, 2), torch.zeros(2))

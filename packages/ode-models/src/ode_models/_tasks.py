@@ -54,18 +54,18 @@ class Batches(Protocol):
 
 
 class PointDataset:
-    """Samples (N, ...) held in memory, with their true log-density where known.
+    """Points (N, d) held in memory, with their true log-density where known.
 
     Parameters
     ----------
-    points : Tensor, shape (N, d) or (N, C, H, W)
+    points : Tensor, shape (N, d)
     log_density : Tensor, shape (N,), optional
         ``log p(points)`` under the distribution they were drawn from.
     """
 
     def __init__(self, points: torch.Tensor, log_density: torch.Tensor | None = None) -> None:
-        if points.dim() < 2:
-            raise ValueError(f"points: expected shape (N, d) or (N, C, H, W), got {tuple(points.shape)}")
+        if points.dim() != 2:
+            raise ValueError(f"points: expected shape (N, d), got {tuple(points.shape)}")
         if log_density is not None and log_density.shape != points.shape[:1]:
             raise ValueError(f"log_density: expected shape ({points.shape[0]},), got {tuple(log_density.shape)}")
         self.points = points
@@ -77,7 +77,7 @@ class PointDataset:
     def batch(
         self, indices: torch.Tensor | Sequence[int], generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, ...]:
-        """``(points,)`` of ``indices``, shape (B, ...), and their log-densities (B,) when known.
+        """``(points,)`` of ``indices``, shape (B, d), and their log-densities (B,) when known.
 
         ``generator`` is unused: points have no augmentation.
         """
@@ -468,7 +468,7 @@ class DensityTask(_ConstantAdamTask):
         values = batch[0]
         nll, pixels = self._nll(network(values), values)
         mean = nll.mean()
-        loss = mean / (pixels * math.log(2.0)) if pixels else mean  # images: bits per dimension
+        loss = bits_per_dim(mean, pixels) if pixels else mean  # images: bits per dimension
         sums = {"nll_sum": float(mean.detach()) * len(values), "pixels": float(pixels * len(values))}
         return loss, {**sums, "count": float(len(values))}
 
@@ -513,8 +513,8 @@ class DensityTask(_ConstantAdamTask):
         )
 
 
-def bits_per_dim(nll_nats: float, dimensions: float) -> float:
-    """Negative log-likelihood in nats over ``dimensions`` values, as bits per dimension."""
+def bits_per_dim(nll_nats: Any, dimensions: float) -> Any:
+    """Negative log-likelihood in nats (a float or a tensor) over ``dimensions`` values, as bits per dimension."""
     return nll_nats / (dimensions * math.log(2.0))
 
 

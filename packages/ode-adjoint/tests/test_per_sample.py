@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import ode_adjoint
@@ -116,7 +117,6 @@ def test_failures_raise_or_return_per_sample() -> None:
         ({"gradient": "adjoint", "compact": True}, ValueError, "compact: .* got gradient='adjoint'"),
         ({"gradient": ode_adjoint.Checkpoint(budget=3)}, ValueError, "keeps every step's state; got a budget of 3"),
         ({"method": "implicit_euler"}, ValueError, "method: 'backward_euler' is implicit"),
-        ({"events": [lambda t, y: y[:, 0]], "gradient": "checkpoint"}, ValueError, "events: .* by backprop so far"),
         ({"dense_output": True}, ValueError, "dense_output: not available"),
         ({"options": {"grid_constructor": lambda f, y, t: t}}, ValueError, "grid_constructor"),
         ({"options": {"perturb": True}, "method": "euler"}, ValueError, "one_sided_steps"),
@@ -403,7 +403,8 @@ def test_the_adjoint_of_a_plain_function_with_adjoint_params() -> None:
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-8)
 
 
-def test_events_differentiable_per_sample() -> None:
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint", "adjoint"])
+def test_events_differentiable_per_sample(gradient: str) -> None:
     """Balls falling from their own heights: each sample's event time and final state with the joint
     solve's implicit-function gradient, against the closed form t = sqrt(2 h / g), v = -sqrt(2 g h)."""
     heights = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
@@ -417,7 +418,9 @@ def test_events_differentiable_per_sample() -> None:
         return y[:, 0]
 
     ground.terminal, ground.direction = True, -1  # type: ignore[attr-defined]
-    solution = ode_adjoint.solve(fall, y0, [0.0, 2.0], batch_dims=1, events=ground, adjoint_params=(gravity,))
+    solution = ode_adjoint.solve(
+        fall, y0, [0.0, 2.0], batch_dims=1, events=ground, adjoint_params=(gravity,), gradient=gradient
+    )
     assert solution.status is Status.EVENT and solution.sample_status == (Status.EVENT,) * 3
     times = torch.stack([found[0] for found in solution.t_events[0]])
     torch.testing.assert_close(times, torch.sqrt(2 * heights / 9.81), rtol=1e-12, atol=0)
@@ -426,6 +429,91 @@ def test_events_differentiable_per_sample() -> None:
     torch.testing.assert_close(d_gravity, expected_gravity, rtol=1e-10, atol=0)
     expected_heights = 1 / torch.sqrt(2 * heights * 9.81) - torch.sqrt(9.81 / (2 * heights))
     torch.testing.assert_close(d_heights[:, 0], expected_heights, rtol=1e-10, atol=0)
+
+
+def _falling_with_drag(gradient: str, terminal: bool) -> tuple[Any, tuple[torch.Tensor, ...]]:
+    """Three balls with quadratic drag, two events (reaching the ground, terminal or not, and half their
+    height), outputs on either side of the events: a loss on every output, event time, event state and
+    final state, differentiated by ``gradient``. The third ball reaches neither event before t = 2, so
+    the samples have different numbers of events."""
+    heights = torch.tensor([1.0, 2.0, 40.0], dtype=torch.float64)
+    gravity = torch.tensor(9.81, dtype=torch.float64, requires_grad=True)
+    drag = torch.tensor(0.03, dtype=torch.float64, requires_grad=True)
+    y0 = torch.stack([heights, torch.zeros(3, dtype=torch.float64)], dim=1).requires_grad_()
+
+    def fall(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.stack([y[:, 1], -gravity - drag * y[:, 1] * y[:, 1].abs()], dim=1)
+
+    def ground(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return y[:, 0]
+
+    def half(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return y[:, 0] - 0.5 * heights
+
+    ground.terminal, ground.direction = terminal, -1  # type: ignore[attr-defined]
+    solution = ode_adjoint.solve(
+        fall,
+        y0,
+        [0.0, 0.3, 0.6, 1.0, 2.0],
+        batch_dims=1,
+        events=[ground, half],
+        adjoint_params=(gravity, drag),
+        gradient=gradient,
+        rtol=1e-10,
+        atol=1e-12,
+    )
+    loss = (
+        sum((times**2).sum() for found in solution.t_events for times in found)
+        + sum((states**2).sum() for found in solution.y_events for states in found)
+        + (torch.nan_to_num(solution.ys) ** 2).sum()
+        + solution.y_final[:, 1].sum()
+    )
+    return solution, torch.autograd.grad(loss, (gravity, drag, y0))
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+@pytest.mark.parametrize(("gradient", "close"), [("checkpoint", 1e-12), ("adjoint", 1e-7)])
+def test_events_per_sample_with_every_engine(gradient: str, close: float, terminal: bool) -> None:
+    """The checkpoint and adjoint engines differentiate each sample's event times, event states and the
+    final state of a stopped sample as backprop does: checkpointing replays the same steps (equal to
+    round-off), the adjoint solves back through each sample's events (to its tolerance)."""
+    expected_solution, expected = _falling_with_drag("backprop", terminal)
+    solution, found = _falling_with_drag(gradient, terminal)
+    stopped = (Status.EVENT, Status.EVENT, Status.SUCCESS) if terminal else (Status.SUCCESS,) * 3
+    assert solution.sample_status == expected_solution.sample_status == stopped
+    assert [len(times) for found_e in solution.t_events for times in found_e] == [1, 1, 0, 1, 1, 0]
+    torch.testing.assert_close(solution.ys, expected_solution.ys, rtol=1e-12, atol=0, equal_nan=True)
+    for value, reference in zip(found, expected, strict=True):
+        torch.testing.assert_close(value, reference, rtol=close, atol=close * float(reference.abs().max()))
+
+
+@pytest.mark.parametrize("gradient", ["checkpoint", "adjoint"])
+def test_outputs_past_a_terminal_event_carry_no_gradient(gradient: str) -> None:
+    """Outputs past a sample's terminal event are NaN and depend on nothing, whatever cotangent they are
+    given (here ones, an output just after the event, inside the step that found it): as backprop."""
+    heights = torch.tensor([1.0, 2.0, 40.0], dtype=torch.float64)
+    landing = math.sqrt(2.0 / 9.81)
+
+    def vjp(gradient: str) -> tuple[torch.Tensor, ...]:
+        gravity = torch.tensor(9.81, dtype=torch.float64, requires_grad=True)
+        y0 = torch.stack([heights, torch.zeros(3, dtype=torch.float64)], dim=1).requires_grad_()
+
+        def fall(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return torch.stack([y[:, 1], -gravity * torch.ones_like(y[:, 0])], dim=1)
+
+        def ground(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return y[:, 0]
+
+        ground.terminal, ground.direction = True, -1  # type: ignore[attr-defined]
+        times = [0.0, 0.3, landing + 1e-3, 1.0]
+        solution = ode_adjoint.solve(
+            fall, y0, times, batch_dims=1, events=ground, adjoint_params=(gravity,), gradient=gradient, rtol=1e-10
+        )
+        assert torch.isnan(solution.ys[2:, 0]).all() and torch.isnan(solution.ys[3, 1]).all()
+        return torch.autograd.grad(solution.ys, (gravity, y0), torch.ones_like(solution.ys))
+
+    for value, reference in zip(vjp(gradient), vjp("backprop"), strict=True):
+        torch.testing.assert_close(value, reference, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("gradient", ["backprop", "adjoint", "checkpoint"])

@@ -237,6 +237,31 @@ def test_driving_the_steps_by_hand() -> None:
     assert by_hand.sample_status == whole.sample_status
 
 
+@pytest.mark.parametrize("settings", [{"method": "dopri5"}, {"method": "rk4", "step_size": 0.25}])
+@pytest.mark.parametrize("backwards", [False, True])
+def test_samples_of_no_span_are_done_at_their_start(settings: dict[str, Any], backwards: bool) -> None:
+    """A sample whose times are all its first (as the per-sample adjoint pads its intervals) never steps,
+    its outputs its initial state, and leaves the others' steps and direction as they were, even in row 0."""
+    spans = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 2.0], [0.0, 0.5, 1.0]])
+    times = spans[:, ::-1].copy() if backwards else spans
+    batch = ode_core.integrate_per_sample(van_der_pol_batch(MU[:3]), Y0[:3], times, _checked(settings))
+    assert batch.status is Status.SUCCESS, batch.message
+    assert int(batch.stats.n_steps[0]) == 0 and batch.t_final[0] == 1.0
+    np.testing.assert_array_equal(batch.ys[:, 0], np.tile(Y0[0], (3, 1)))
+    for b in (1, 2):
+        alone = ode_core.solve(
+            van_der_pol(MU[b]), Y0[b], times[b], rtol=1e-6, atol=1e-8, dense_output=False, **settings
+        )
+        assert int(batch.stats.n_steps[b]) == alone.stats.n_steps
+        np.testing.assert_allclose(batch.ys[:, b], alone.ys, rtol=1e-10, atol=1e-12)
+
+
+def _checked(settings: dict[str, Any]) -> ode_core.Settings:
+    return ode_core.validation.check_settings(
+        settings["method"], 1e-6, 1e-8, xp=np, y0=Y0[0], step_size=settings.get("step_size")
+    )
+
+
 def test_finished_samples_leave_the_batch() -> None:
     """``compact=True``: f sees fewer rows as samples finish; every sample's steps and values are unchanged."""
     rows = []

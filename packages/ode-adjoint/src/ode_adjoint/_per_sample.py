@@ -4,7 +4,8 @@ The loop (:func:`ode_core.integrate_per_sample`) works on torch tensors as
 on any array library; this module turns torchdiffeq-style arguments into its
 settings, calls ``func`` with one time per sample in the state's dtype, and
 differentiates by backprop through the steps (every decision there is a
-mask, so autograd records the accepted values only).
+mask, so autograd records the accepted values only), by replaying kept steps
+(checkpointing) or by each sample's adjoint equations solved backwards.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def solve_per_sample(
     t : Tensor or sequence, shape (m,) or (*batch, m)
     batch_dims : int
     engine : GradientEngine
-        :class:`Backprop` (the per-sample mode's engine so far).
+        :class:`Backprop`, :class:`Checkpoint` (without a budget) or :class:`Adjoint` (the seminorm).
     settings_of : callable
         ``settings_of(y_sample, norm, dtype) -> Settings`` from the caller's
         checked torchdiffeq arguments.
@@ -260,10 +261,6 @@ def solve_per_sample(
     refused = dict(refused)
     events = refused.pop("events", None)
     check_per_sample(settings, names={"step_size": "options['step_size']"}, **refused)
-    if events is not None and not isinstance(engine, Backprop):
-        raise ValueError(
-            f"events: the per-sample mode differentiates its events by backprop so far; got gradient={engine.name!r}"
-        )
     shaped = BatchShapedFunction(func, batch_shape, state_shape, TORCH, state_dtype, working, state_dtype)
     fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = shaped
     if batch_dims == 1 and len(state_shape) == 1 and working == state_dtype:
@@ -284,13 +281,16 @@ def solve_per_sample(
         unshifted = y
         y = y - shift[:, :1].to(y.dtype) * start_slopes
     counter = BackwardCounter()
+    loop_events = shaped.events(events, guard=torch.no_grad)
     if isinstance(engine, Checkpoint):
-        solution = _replayed(fun, y, times, settings, state_shape, sync_every, compiler, counter)
+        solution = _replayed(fun, y, times, settings, state_shape, sync_every, compiler, counter, loop_events)
     elif isinstance(engine, Adjoint):
         backward_settings = settings_of(torch.cat((y[0], y[0])), None, None, True)
         check_per_sample(backward_settings, names={"method": "adjoint_method"})
         parameters = _adjoint_parameters(func, adjoint_params, fun, times, y)
-        solution = _adjointed(fun, y, times, settings, backward_settings, state_shape, sync_every, counter, parameters)
+        solution = _adjointed(
+            fun, y, times, settings, backward_settings, state_shape, sync_every, counter, parameters, loop_events
+        )
     else:
         solution = integrate_per_sample(
             fun,
@@ -302,7 +302,7 @@ def solve_per_sample(
             compile_step=compiler,
             namespace=TORCH,
             compact=compact,
-            events=shaped.events(events, guard=torch.no_grad),
+            events=loop_events,
         )
     if events is not None:
         solution = _differentiable_sample_events(solution, fun, events, batch_shape, state_shape, state_dtype)
@@ -345,6 +345,59 @@ def solve_per_sample(
     )
 
 
+def _occurrences(solution: Any) -> list[tuple[int, int, int]]:
+    """Every event a per-sample solve found, as ``(event function, sample, occurrence)``: the order in
+    which the checkpoint and adjoint engines return the events' states."""
+    if solution.t_events is None:
+        return []
+    return [
+        (e, b, j)
+        for e, samples in enumerate(solution.t_events)
+        for b, found in enumerate(samples)
+        for j in range(len(found))
+    ]
+
+
+def _event_time(solution: Any, occurrence: tuple[int, int, int]) -> float:
+    e, b, j = occurrence
+    return float(solution.t_events[e][b][j])
+
+
+def _event_rows(solution: Any, occurrences: list[tuple[int, int, int]], n: int) -> torch.Tensor:
+    """The events' states, (K, n) in the order of ``occurrences``."""
+    rows = [solution.y_events[e][b][j].reshape(n) for e, b, j in occurrences]
+    return torch.stack(rows) if rows else solution.y_final.new_zeros((0, n))
+
+
+def _with_event_states(solution: Any, occurrences: list[tuple[int, int, int]], states: torch.Tensor) -> Any:
+    """The solution with its events' states the rows of ``states`` (K, n), as differentiable as they are."""
+    y_events = [list(samples) for samples in solution.y_events]
+    grouped: dict[tuple[int, int], list[torch.Tensor]] = {}
+    for k, (e, b, _) in enumerate(occurrences):
+        grouped.setdefault((e, b), []).append(states[k])
+    for (e, b), rows in grouped.items():
+        y_events[e][b] = torch.stack(rows).reshape(solution.y_events[e][b].shape)
+    return dataclasses.replace(solution, y_events=y_events)
+
+
+def _dropped_outputs(solution: Any, occurrences: list[tuple[int, int, int]], times: np.ndarray) -> np.ndarray:
+    """The outputs past each sample's terminal event, shape (B, m): never computed (NaN), so their
+    cotangents are dropped, as backprop through the masks drops them. (A stopped sample's final state is
+    its event's state, which :func:`_differentiable_sample_events` puts in its row.)"""
+    dropped = np.zeros(times.shape, dtype=bool)
+    t_final = _to_numpy(solution.t_final).reshape(-1)
+    for occurrence in occurrences:
+        b = occurrence[1]
+        t_event = _event_time(solution, occurrence)
+        if solution.sample_status[b] is Status.EVENT and t_event == float(t_final[b]):
+            dropped[b] = (times[b] - t_event) * (times[b, -1] - times[b, 0]) > 0
+    return dropped
+
+
+def _to_numpy(array: Any) -> np.ndarray:
+    return array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+
+
 def _replayed(
     fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     y: torch.Tensor,
@@ -354,6 +407,7 @@ def _replayed(
     sync_every: int,
     compiler: Callable[[Callable[..., Any]], Callable[..., Any]] | None,
     counter: BackwardCounter,
+    events: tuple[Callable[..., Any], ...] = (),
 ) -> Any:
     """The checkpointing engine on the per-sample loop: solve without a graph, keeping every step's state;
     ``backward()`` replays the steps one at a time with autograd, in reverse.
@@ -361,10 +415,12 @@ def _replayed(
     A replayed step is the forward step by construction (the same function on
     the same arrays, so the same masks); its outputs' gradients need only the
     step's state, not the outputs written before it, so the kept states are
-    (B, n) arrays per step, not the (B, m, n) outputs.
+    (B, n) arrays per step, not the (B, m, n) outputs. An event's state is
+    its step's interpolant there (:meth:`PerSampleRun.last_step_interpolant`,
+    what the event tracker located it on), differentiated in that step's replay.
     """
     with torch.no_grad():
-        run = PerSampleRun(fun, y.detach(), times, settings, shape=shape, namespace=TORCH)
+        run = PerSampleRun(fun, y.detach(), times, settings, shape=shape, namespace=TORCH, events=events)
     step = per_sample_step if compiler is None else compiler(per_sample_step)
     kept: list[Any] = []
 
@@ -376,55 +432,75 @@ def _replayed(
     parameters = tensors_used_by(cast(Any, fun), cast(Any, run.problem.times[:, 0]), y)
     with torch.no_grad():
         solution = run.run(keeping, sync_every)
-    ys, y_final = _Replay.apply(run, kept, step, solution, counter, y, *parameters)
-    return dataclasses.replace(solution, ys=ys, y_final=y_final)
+    occurrences = _occurrences(solution)
+    replay = (run, kept, step, solution, counter, occurrences, times)
+    ys, y_final, event_states = _Replay.apply(replay, y, *parameters)
+    solution = dataclasses.replace(solution, ys=ys, y_final=y_final)
+    return _with_event_states(solution, occurrences, event_states) if occurrences else solution
+
+
+def _event_steps(
+    kept: list[Any], final: Any, solution: Any, occurrences: list[tuple[int, int, int]], sign: float
+) -> dict[int, list[int]]:
+    """Per kept step, the events found on it: each sample's last accepted step that began before the event
+    (an event at a step's end belongs to that step, as the event tracker counts it)."""
+    if not occurrences:
+        return {}
+    starts = _to_numpy(torch.stack([carry.t for carry in kept]))
+    accepted = np.diff(_to_numpy(torch.stack([*(carry.n_accepted for carry in kept), final.n_accepted])), axis=0) > 0
+    found: dict[int, list[int]] = {}
+    for k, occurrence in enumerate(occurrences):
+        b = occurrence[1]
+        steps = np.flatnonzero(accepted[:, b] & (starts[:, b] < sign * _event_time(solution, occurrence)))
+        if not steps.size:
+            raise RuntimeError(f"the checkpoint engine found no step of sample {b} before its event")
+        found.setdefault(int(steps[-1]), []).append(k)
+    return found
 
 
 class _Replay(torch.autograd.Function):
-    """Outputs ``(ys, y_final)`` of a per-sample solve already taken, differentiated by replaying its steps."""
+    """Outputs ``(ys, y_final, event states)`` of a per-sample solve already taken, differentiated by
+    replaying its steps."""
 
     @staticmethod
-    def forward(
-        ctx: Any,
-        run: Any,
-        kept: list[Any],
-        step: Callable[[Any, Any], Any],
-        solution: Any,
-        counter: BackwardCounter,
-        y0: torch.Tensor,
-        *parameters: Any,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx.run, ctx.kept, ctx.counter, ctx.step = run, kept, counter, step
-        ctx.stats = solution.stats
+    def forward(ctx: Any, replay: Any, y0: torch.Tensor, *parameters: Any) -> tuple[torch.Tensor, ...]:
+        run, kept, _, solution, _, occurrences, _ = replay
+        ctx.replay = replay
+        ctx.event_steps = _event_steps(kept, run.carry, solution, occurrences, run.problem.time_sign)
         ctx.save_for_backward(y0, *parameters)
-        return solution.ys.clone(), solution.y_final.clone()
+        events = _event_rows(solution, occurrences, y0.shape[1])
+        return solution.ys.clone(), solution.y_final.clone(), events.clone()
 
     @staticmethod
-    def backward(ctx: Any, grad_ys: torch.Tensor, grad_final: torch.Tensor) -> tuple[Any, ...]:
+    def backward(ctx: Any, grad_ys: torch.Tensor, grad_final: torch.Tensor, grad_events: torch.Tensor) -> Any:
         y0, *parameters = ctx.saved_tensors
-        run, kept = ctx.run, ctx.kept
+        run, kept, step, solution, counter, occurrences, times = ctx.replay
         problem = run.problem
         batch, m = problem.times.shape
         n = y0.shape[1]
         # The carry's layout: outputs (B, m, n), the final state (B, n).
         grad_outputs = grad_ys.reshape(m, batch, n).permute(1, 0, 2)
         grad_y = grad_final.reshape(batch, n)
+        if occurrences:
+            dropped = torch.as_tensor(_dropped_outputs(solution, occurrences, times), device=y0.device)
+            grad_outputs = torch.where(dropped[:, :, None], 0.0, grad_outputs)
         grad_f = torch.zeros_like(grad_y)
         grad_parameters = [torch.zeros_like(p) for p in parameters]
         with torch.enable_grad():
-            for carry in reversed(kept):
+            for index in reversed(range(len(kept))):
+                carry = kept[index]
                 y = carry.y.detach().requires_grad_()
                 f = carry.f.detach().requires_grad_()
                 # The outputs before the step pass through it unchanged where it writes none:
                 # their values do not matter, only the mask does.
                 before = torch.zeros(batch, m, n, dtype=y.dtype, device=y.device, requires_grad=True)
-                after = ctx.step(problem, carry._replace(y=y, f=f, ys=before))
-                grads = torch.autograd.grad(
-                    (after.y, after.f, after.ys),
-                    (y, f, before, *parameters),
-                    (grad_y, grad_f, grad_outputs),
-                    allow_unused=True,
-                )
+                after = step(problem, carry._replace(y=y, f=f, ys=before))
+                outputs, cotangents = [after.y, after.f, after.ys], [grad_y, grad_f, grad_outputs]
+                for k in ctx.event_steps.get(index, ()):
+                    interpolant = run.last_step_interpolant(after, occurrences[k][1])
+                    outputs.append(interpolant(_event_time(solution, occurrences[k])))
+                    cotangents.append(grad_events[k])
+                grads = torch.autograd.grad(outputs, (y, f, before, *parameters), cotangents, allow_unused=True)
                 grad_y = grads[0] if grads[0] is not None else torch.zeros_like(y)
                 grad_f = grads[1] if grads[1] is not None else torch.zeros_like(f)
                 grad_outputs = grads[2] if grads[2] is not None else torch.zeros_like(before)
@@ -439,12 +515,12 @@ class _Replay(torch.autograd.Function):
         for i, g in enumerate(grads[1:]):
             if g is not None:
                 grad_parameters[i] = grad_parameters[i] + g
-        stats = ctx.stats
+        stats = solution.stats
         # Every kept step replayed: its stages again, and f(t0, y0) once.
         evaluations = stats.nfev - int(run.start_evaluations) + 1
-        ctx.counter.add(Stats(evaluations, stats.n_steps, stats.n_accepted, stats.n_rejected))
-        ctx.counter.runs += 1
-        return (None, None, None, None, None, grad_y0, *grad_parameters)
+        counter.add(Stats(evaluations, stats.n_steps, stats.n_accepted, stats.n_rejected))
+        counter.runs += 1
+        return (None, grad_y0, *grad_parameters)
 
 
 def _adjoint_parameters(
@@ -470,44 +546,97 @@ def _adjointed(
     sync_every: int,
     counter: BackwardCounter,
     parameters: tuple[torch.Tensor, ...],
+    events: tuple[Callable[..., Any], ...] = (),
 ) -> Any:
     """The adjoint engine on the per-sample loop: solve without a graph; ``backward()`` solves the adjoint
-    equations back in time, each sample with its own steps, interval by interval between its outputs.
+    equations back in time, each sample with its own steps, interval by interval between its outputs
+    and events.
 
     Each sample's backward state is ``[z, a_z]``: ``z`` reconstructed backwards from the forward solution
-    at each output, ``a_z`` jumping by the output's cotangent there. The parameter adjoint, a sum over the
-    samples, is each accepted step's quadrature of ``a_z df/dtheta`` with the step's own weights: outside
-    error control, as the seminorm (Kidger, Chen & Lyons 2021) leaves it.
+    at each output and event, ``a_z`` jumping by their cotangents there. The parameter adjoint, a sum over
+    the samples, is each accepted step's quadrature of ``a_z df/dtheta`` with the step's own weights:
+    outside error control, as the seminorm (Kidger, Chen & Lyons 2021) leaves it.
     """
     with torch.no_grad():
         solution = integrate_per_sample(
-            fun, y.detach(), times, settings, shape=shape, sync_every=sync_every, namespace=TORCH
+            fun, y.detach(), times, settings, shape=shape, sync_every=sync_every, namespace=TORCH, events=events
         )
-    ys, y_final = _AdjointSolve.apply((fun, times, backward_settings, sync_every, counter, solution), y, *parameters)
-    return dataclasses.replace(solution, ys=ys, y_final=y_final)
+    occurrences = _occurrences(solution)
+    context = (fun, times, backward_settings, sync_every, counter, solution, occurrences)
+    ys, y_final, event_states = _AdjointSolve.apply(context, y, *parameters)
+    solution = dataclasses.replace(solution, ys=ys, y_final=y_final)
+    return _with_event_states(solution, occurrences, event_states) if occurrences else solution
+
+
+def _adjoint_points(
+    solution: Any,
+    occurrences: list[tuple[int, int, int]],
+    times: np.ndarray,
+    grad_outputs: torch.Tensor,
+    grad_final: torch.Tensor,
+    grad_events: torch.Tensor,
+) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """Where each sample's backward solve resets ``z`` and adds a cotangent to ``a_z``: its outputs up to
+    where it stopped and its events, in time order, the last taking the final state's cotangent too.
+
+    Samples with fewer points than others start with copies of their first
+    (cotangent zero): intervals of no length, done before their first step.
+
+    Returns
+    -------
+    times : ndarray, shape (B, P)
+    states, cotangents : Tensor, shape (P, B, n)
+    """
+    m, batch, n = grad_outputs.shape
+    ys = solution.ys.reshape(m, batch, n)
+    states = _event_rows(solution, occurrences, n)
+    dropped = _dropped_outputs(solution, occurrences, times)
+    points: list[list[tuple[float, torch.Tensor, torch.Tensor]]] = [
+        [(float(times[b, i]), ys[i, b], grad_outputs[i, b]) for i in range(m) if not dropped[b, i]]
+        for b in range(batch)
+    ]
+    for k, occurrence in enumerate(occurrences):
+        points[occurrence[1]].append((_event_time(solution, occurrence), states[k], grad_events[k]))
+    direction = 1.0 if times[0, -1] > times[0, 0] else -1.0
+    size = max(len(found) for found in points)
+    for b, found in enumerate(points):
+        found.sort(key=lambda point: direction * point[0])
+        last_time, last_state, last_cotangent = found[-1]
+        found[-1] = (last_time, last_state, last_cotangent + grad_final[b])
+        first_time, first_state, first_cotangent = found[0]
+        found[:0] = [(first_time, first_state, torch.zeros_like(first_cotangent))] * (size - len(found))
+    return (
+        np.array([[time for time, _, _ in found] for found in points]),
+        torch.stack([torch.stack([found[p][1] for found in points]) for p in range(size)]),
+        torch.stack([torch.stack([found[p][2] for found in points]) for p in range(size)]),
+    )
 
 
 class _AdjointSolve(torch.autograd.Function):
-    """Outputs ``(ys, y_final)`` of a per-sample solve already taken, differentiated by the adjoint equations."""
+    """Outputs ``(ys, y_final, event states)`` of a per-sample solve already taken, differentiated by the
+    adjoint equations."""
 
     @staticmethod
-    def forward(ctx: Any, context: Any, y0: torch.Tensor, *parameters: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(ctx: Any, context: Any, y0: torch.Tensor, *parameters: Any) -> tuple[torch.Tensor, ...]:
         ctx.context = context
         ctx.save_for_backward(*parameters)
-        solution = context[-1]
-        return solution.ys.clone(), solution.y_final.clone()
+        solution, occurrences = context[-2:]
+        events = _event_rows(solution, occurrences, y0.shape[1])
+        return solution.ys.clone(), solution.y_final.clone(), events.clone()
 
     @staticmethod
-    def backward(ctx: Any, grad_ys: torch.Tensor, grad_final: torch.Tensor) -> tuple[Any, ...]:
-        fun, times, settings, sync_every, counter, solution = ctx.context
+    def backward(ctx: Any, grad_ys: torch.Tensor, grad_final: torch.Tensor, grad_events: torch.Tensor) -> Any:
+        fun, times, settings, sync_every, counter, solution, occurrences = ctx.context
         parameters = ctx.saved_tensors
-        if solution.status is not Status.SUCCESS:
+        if solution.status not in (Status.SUCCESS, Status.EVENT):
             raise SolverError(solution.status, "the adjoint needs every sample's forward solve; " + solution.message)
         m, batch = grad_ys.shape[0], grad_ys.shape[1]
-        ys = solution.ys.reshape(m, batch, -1)
-        n = ys.shape[2]
-        grad_outputs = grad_ys.reshape(m, batch, n)
-        adjoint = grad_final.reshape(batch, n) + grad_outputs[-1]
+        grad_outputs = grad_ys.reshape(m, batch, -1)
+        n = grad_outputs.shape[2]
+        point_times, point_states, cotangents = _adjoint_points(
+            solution, occurrences, times, grad_outputs, grad_final.reshape(batch, n), grad_events
+        )
+        adjoint = cotangents[-1]
         grads = [torch.zeros_like(p) for p in parameters]
         weights = [float(b) for b in settings.method.b]
         records: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -522,9 +651,11 @@ class _AdjointSolve(torch.autograd.Function):
             return torch.cat((value.detach(), -slope), dim=1)
 
         evaluations = steps = accepted_steps = 0
-        for k in range(m - 1, 0, -1):
-            interval = np.stack([times[:, k], times[:, k - 1]], axis=1)
-            run = PerSampleRun(augmented, torch.cat((ys[k], adjoint), dim=1), interval, settings, namespace=TORCH)
+        for k in range(point_times.shape[1] - 1, 0, -1):
+            interval = point_times[:, k - 1 : k + 1][:, ::-1].copy()
+            run = PerSampleRun(
+                augmented, torch.cat((point_states[k], adjoint), dim=1), interval, settings, namespace=TORCH
+            )
             while True:
                 for _ in range(sync_every):
                     before = run.carry
@@ -544,7 +675,7 @@ class _AdjointSolve(torch.autograd.Function):
             evaluations = evaluations + stats.nfev
             steps = steps + stats.n_steps
             accepted_steps = accepted_steps + stats.n_accepted
-            adjoint = interval_solution.y_final[:, n:] + grad_outputs[k - 1]
+            adjoint = interval_solution.y_final[:, n:] + cotangents[k - 1]
         counter.add(Stats(evaluations, steps, accepted_steps, steps - accepted_steps))
         counter.runs += 1
         return (None, adjoint, *grads)

@@ -132,7 +132,8 @@ def select_initial_steps(
     # The steps live in the times' dtype (float64); the trial state stays in y0's, as f expects it.
     y1 = y0 + xp.astype(direction * h0, y0.dtype, copy=False)[:, None] * f0
     f1 = fun(t0 + direction * h0, y1)
-    d2 = norm((f1 - f0) / scale) / h0
+    # (A zero span gives h0 = 0, and a zero step whatever d2 is.)
+    d2 = norm((f1 - f0) / scale) / xp.where(h0 > 0, h0, 1.0)
     largest = xp.maximum(d1, d2)
     flat = (d1 <= 1e-15) & (d2 <= 1e-15)
     h1 = xp.where(

@@ -608,7 +608,10 @@ class PerSampleRun:
         device = device_of(y0)
         tableau = settings.method
         adaptive, gridded = settings.adaptive, settings.gridded
-        direction = 1.0 if times[0, -1] > times[0, 0] else -1.0
+        # The direction of the samples that move (one with a zero span says none).
+        spans = times[:, -1] - times[:, 0]
+        moving = spans[spans != 0]
+        direction = -1.0 if moving.size and moving[0] < 0 else 1.0
         stepper = PerSampleRungeKutta.get(tableau, xp, y0.dtype, device)  # type: ignore[arg-type]
         # Outputs are stepped onto where the loop steps onto them (the grid of t;
         # ButcherTableau.steps_onto_outputs), and where the interpolant needs
@@ -691,14 +694,21 @@ class PerSampleRun:
         # Every array of the carry its own (no view of the caller's, none shared
         # between fields): a caller may write into them, as a CUDA graph's replay does.
         # (x * 1 copies, and keeps autograd's history.)
+        # A sample whose span is zero (every time its first: the backward solves
+        # of the adjoint pad a sample's intervals so) is done before its first
+        # step, its outputs its initial state; it never steps, so its step size
+        # (none to choose over no span) is never read.
+        empty = t_end == t0
+        ys = xp.concat((y0[:, None, :], nan), axis=1)
+        ys = xp.where(empty[:, None, None], y0[:, None, :], ys)
         carry = _Carry(
             t=t0 * 1,
             h=h_abs * 1,
             y=y0 * 1,
             f=f0 * 1,
-            ys=xp.concat((y0[:, None, :], nan), axis=1),
-            code=int_zeros * 1,
-            next_output=int_zeros + 1,
+            ys=ys,
+            code=xp.where(empty, xp.asarray(_SUCCESS, dtype=xp.int64, device=device), int_zeros),
+            next_output=xp.where(empty, m, int_zeros + 1),
             n_steps=int_zeros * 1,
             n_accepted=int_zeros * 1,
             n_final_f=int_zeros * 1,
@@ -812,10 +822,9 @@ class PerSampleRun:
                 t0 = float(sign * _to_host(problem.times[:, 0])[b])
                 tracker = EventTracker(functions, xp, self.shape, t0, self.first_states[b], sign)
                 self.trackers[b] = tracker
-            t_old, h = float(sign * starts[b]), float(sign * sizes[b])
-            y_old, coefficients = carry.step_state[b], carry.step_coefficients[b]
-            tracker.restart(t_old, y_old)
-            interpolant = _step_interpolant(xp, t_old, h, y_old, coefficients)
+            t_old = float(sign * starts[b])
+            tracker.restart(t_old, carry.step_state[b])
+            interpolant = self.last_step_interpolant(carry, b, starts[b], sizes[b])
             stop = tracker.step(t_old, float(sign * ends[b]), y[b], interpolant)
             one = xp.asarray(np.arange(len(ends)) == b, device=device)
             if stop is None:
@@ -830,6 +839,32 @@ class PerSampleRun:
             past = one[:, None] & (problem.times > tau)
             ys = xp.where(past[:, :, None], xp.asarray(math.nan, dtype=ys.dtype, device=device), ys)
         self.carry = carry._replace(code=code, t=t, y=y, ys=ys)
+
+    def last_step_interpolant(
+        self, carry: _Carry, b: int, start: float | None = None, size: float | None = None
+    ) -> Callable[[float], Any]:
+        """Sample ``b``'s state on the last step it took before ``carry`` (a solve with events), as a function
+        of the real time: what its event tracker locates events on, and the events' states are.
+
+        Parameters
+        ----------
+        carry : named tuple
+            A carry of this solve (its fields ``step_state``, ``step_coefficients``, ``step_start`` and
+            ``step_size`` hold each sample's last accepted step; differentiable when they are).
+        b : int
+            The sample's row.
+        start, size : float, optional
+            That step's start and size in the loop's time, when read already (else read here).
+
+        Returns
+        -------
+        callable
+            ``t -> y(t)``, shape (n,).
+        """
+        sign = self.problem.time_sign
+        start = float(carry.step_start[b]) if start is None else float(start)
+        size = float(carry.step_size[b]) if size is None else float(size)
+        return _step_interpolant(self.xp, sign * start, sign * size, carry.step_state[b], carry.step_coefficients[b])
 
     def set_aside(self, finished: np.ndarray) -> None:
         """Take the rows ``finished`` (a host mask over the carry's rows) out of the batch: later steps

@@ -487,6 +487,45 @@ def test_events_per_sample_with_every_engine(gradient: str, close: float, termin
         torch.testing.assert_close(value, reference, rtol=close, atol=close * float(reference.abs().max()))
 
 
+def test_events_with_compaction_differentiate_as_without() -> None:
+    """``compact=True`` with a terminal event (floors carried in the state): stopped samples leave the
+    batch, and the values and backprop's gradients are those of the solve without compaction."""
+    drag = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
+    rows: list[int] = []
+
+    def fall(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        rows.append(y.shape[0])
+        return torch.stack([y[:, 1], -9.81 - drag * y[:, 1] * y[:, 1].abs(), 0 * y[:, 2]], dim=1)
+
+    def floor(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return y[:, 0] - y[:, 2]
+
+    floor.terminal, floor.direction = True, -1  # type: ignore[attr-defined]
+    heights = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0], dtype=torch.float64)
+    floors = torch.tensor([0.0, 0.5, -1.0, 7.9, 0.0, 0.0, -300.0, -400.0], dtype=torch.float64)
+
+    def solved(compact: bool) -> tuple[Any, tuple[torch.Tensor, ...]]:
+        y0 = torch.stack([heights, torch.zeros(8, dtype=torch.float64), floors], dim=1).requires_grad_()
+        solution = ode_adjoint.solve(
+            fall, y0, torch.linspace(0.0, 8.0, 9), batch_dims=1, events=floor, compact=compact, sync_every=2
+        )
+        loss = (
+            sum((times**2).sum() for times in solution.t_events[0])
+            + (solution.y_final[:, :2] ** 2).sum()
+            + (torch.nan_to_num(solution.ys) ** 2).sum()
+        )
+        return solution, torch.autograd.grad(loss, (drag, y0))
+
+    expected_solution, expected = solved(False)
+    rows.clear()
+    solution, found = solved(True)
+    assert min(rows) < 8 and solution.sample_status == expected_solution.sample_status
+    assert solution.sample_status.count(Status.EVENT) == 6
+    torch.testing.assert_close(solution.ys, expected_solution.ys, rtol=1e-12, atol=1e-13, equal_nan=True)
+    for value, reference in zip(found, expected, strict=True):
+        torch.testing.assert_close(value, reference, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("gradient", ["checkpoint", "adjoint"])
 def test_outputs_past_a_terminal_event_carry_no_gradient(gradient: str) -> None:
     """Outputs past a sample's terminal event are NaN and depend on nothing, whatever cotangent they are

@@ -185,7 +185,6 @@ def test_norm_per_sample_and_single_time() -> None:
         ({"method": "radau5"}, "method: 'radau5' is implicit"),
         ({"method": "adams_bashforth"}, "multistep"),
         ({"events": lambda t, y: y[:2, 0]}, r"events\[0\]: returned shape \(2,\), expected one value per sample"),
-        ({"events": [lambda t, y: y[:, 0]], "compact": True}, "compact: not with events"),
         ({"dense_output": True}, "dense_output: not available"),
         ({"step_t": [1.0]}, "step_t: not available"),
         ({"controller": ode_core.PredictiveController()}, "controller: PredictiveController"),
@@ -320,6 +319,46 @@ def test_terminal_events_stop_each_sample_where_it_would_stop_alone() -> None:
         reached = alone.ys.shape[0]
         np.testing.assert_allclose(batch.ys[:reached, b], alone.ys, rtol=1e-13)
         assert np.all(np.isnan(batch.ys[reached:, b]))
+
+
+def test_events_with_finished_samples_leaving_the_batch() -> None:
+    """``compact=True`` with events: the same events, states and counts as without, while samples that
+    stopped at their floor (carried in the state, as compaction asks of f and g) leave the batch."""
+    heights = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0])
+    floors = np.array([0.0, 0.5, -1.0, 7.9, 0.0, 0.0, -300.0, -400.0])
+    rows: list[int] = []
+
+    def f(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        rows.append(y.shape[0])
+        # With drag: free fall, exact for dopri5, would take a few long steps only.
+        return np.stack([y[:, 1], -9.81 - 0.05 * y[:, 1] * np.abs(y[:, 1]), 0 * y[:, 2]], axis=1)
+
+    def floor(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return y[:, 0] - y[:, 2]
+
+    def halfway(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return y[:, 0] - 0.5 * y[:, 2] - 2.0
+
+    floor.terminal, floor.direction = True, -1  # type: ignore[attr-defined]
+    y0 = np.stack([heights, np.zeros_like(heights), floors], axis=1)
+    t = np.linspace(0.0, 8.0, 9)
+    settings: dict[str, Any] = {"batch_dims": 1, "sync_every": 2, "events": [floor, halfway]}
+    whole = ode_core.solve(f, y0, t, **settings)
+    rows.clear()
+    compacted = ode_core.solve(f, y0, t, compact=True, **settings)
+    assert min(rows) < len(heights)
+    assert compacted.sample_status == whole.sample_status
+    assert compacted.sample_status[:6] == (Status.EVENT,) * 6 and compacted.sample_status[6:] == (Status.SUCCESS,) * 2
+    for name in ("nfev", "n_steps", "n_accepted", "n_rejected"):
+        np.testing.assert_array_equal(getattr(compacted.stats, name), getattr(whole.stats, name))
+    np.testing.assert_allclose(compacted.ys, whole.ys, rtol=1e-13, atol=1e-14)
+    np.testing.assert_array_equal(compacted.t_final, whole.t_final)
+    for e in range(2):
+        for b in range(len(heights)):
+            np.testing.assert_allclose(compacted.t_events[e][b], whole.t_events[e][b], rtol=1e-14, atol=0)
+            np.testing.assert_allclose(compacted.y_events[e][b], whole.y_events[e][b], rtol=1e-13, atol=1e-14)
+    # Halfway (2 above the floor's half) is crossed by the balls falling far enough before their floor.
+    assert [len(times) for times in compacted.t_events[1]] == [0, 0, 1, 0, 1, 1, 0, 0]
 
 
 def test_events_that_do_not_stop_and_directions_as_alone() -> None:

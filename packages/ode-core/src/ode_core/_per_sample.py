@@ -33,7 +33,7 @@ interpolant), then resumes the sample or stops it at a terminal event.
 
 What it does not do (refused by name where it is asked for): implicit and
 multistep methods, ``step_t``/``jump_t``, dense output, the predictive
-controller, one-sided steps, compaction together with events.
+controller, one-sided steps.
 """
 
 from __future__ import annotations
@@ -538,7 +538,8 @@ def integrate_per_sample(
         once a quarter of its rows are done, so that ``f`` is evaluated on
         the running samples only. ``f`` must then work on any subset of the
         rows, in order (no per-sample data of its own: carry per-sample
-        parameters in the state, with zero derivative).
+        parameters in the state, with zero derivative); so must the events'
+        functions.
     events : sequence of callables
         ``g(t, y) -> (B,)`` on the batch (``t`` (B,), ``y`` (B, *shape)),
         with scipy's ``terminal`` and ``direction``: each sample's events are
@@ -727,9 +728,7 @@ class PerSampleRun:
                 step_state=y0 * 1,
                 step_coefficients=xp.zeros((batch, _degree(stepper), n), dtype=y0.dtype, device=device),
             )
-        if events and compact:
-            raise ValueError("compact: not with events in the per-sample mode (a sample's tracker keeps its row)")
-        # One EventTracker per sample, made when it first pauses (EventTracker holds the rules).
+        # One EventTracker per sample (by its row in y0), made when it first pauses (EventTracker holds the rules).
         self.events = tuple(events)
         self.trackers: dict[int, EventTracker] = {}
         self.first_states = y0
@@ -756,14 +755,17 @@ class PerSampleRun:
         -------
         bool
         """
-        xp = self.xp
         if not self.events:
-            return bool(xp.any(self.carry.code == _RUNNING))
+            return bool(self.xp.any(self.carry.code == _RUNNING))
+        return bool(self._running_rows().any())
+
+    def _running_rows(self) -> np.ndarray:
+        """Which rows of the carry still step (one read), the paused ones resolved first."""
         codes = _to_host(self.carry.code)
-        if (codes == _PAUSED).any():
+        if self.events and (codes == _PAUSED).any():
             self.resolve_events(np.flatnonzero(codes == _PAUSED))
             codes = _to_host(self.carry.code)
-        return bool((codes == _RUNNING).any())
+        return np.asarray(codes == _RUNNING)
 
     def run(self, step: Callable[[Any, Any], Any], sync_every: int) -> Solution:
         """Step until every sample is done, reading once every ``sync_every`` steps (fixed steps: once).
@@ -788,8 +790,8 @@ class PerSampleRun:
                 self.carry = step(self.problem, self.carry)
             self.steps += count
             if self.compact:
-                # The same one read, of every sample's flag: the finished ones leave the batch.
-                still = _to_host(self.carry.code == _RUNNING).astype(bool)
+                # The same one read, of every sample's code: the finished ones leave the batch.
+                still = self._running_rows()
                 if not still.any() or self.steps >= max_steps:
                     break
                 if still.sum() <= _COMPACTION * still.size:
@@ -816,12 +818,14 @@ class PerSampleRun:
         device = device_of(y)
         for row in rows:
             b = int(row)
-            tracker = self.trackers.get(b)
+            # The sample's own row in y0 (its row here, unless finished samples left the batch).
+            sample = int(self.rows[b])
+            tracker = self.trackers.get(sample)
             if tracker is None:
                 functions = [_one_sample_event(xp, g, b, carry, self.shape, sign) for g in self.events]
                 t0 = float(sign * _to_host(problem.times[:, 0])[b])
-                tracker = EventTracker(functions, xp, self.shape, t0, self.first_states[b], sign)
-                self.trackers[b] = tracker
+                tracker = EventTracker(functions, xp, self.shape, t0, self.first_states[sample], sign)
+                self.trackers[sample] = tracker
             t_old = float(sign * starts[b])
             tracker.restart(t_old, carry.step_state[b])
             interpolant = self.last_step_interpolant(carry, b, starts[b], sizes[b])
@@ -972,9 +976,11 @@ _PER_SAMPLE_CONSTANTS = ("times", "t_end", "infinity", "step_sizes")
 
 def _rows(xp: Any, carry: _Carry, index: Any, fields: tuple[str, ...] | None = None) -> _Carry:
     """The carry's rows ``index`` (every field, or those of ``fields``; the others kept as they are)."""
-    # (The events' fields stay None: compaction and events are not taken together.)
     names = fields or tuple(name for name in _Carry._fields if name != "control" and getattr(carry, name) is not None)
-    taken = carry._replace(**{name: xp.take(getattr(carry, name), index, axis=0) for name in names})
+    # The events' values g are (E, B): a sample is a column there.
+    taken = carry._replace(
+        **{name: xp.take(getattr(carry, name), index, axis=1 if name == "g" else 0) for name in names}
+    )
     control = carry.control
     if fields is None and control is not None:
         exponents, *arrays = control

@@ -114,7 +114,6 @@ def test_failures_raise_or_return_per_sample() -> None:
     ("arguments", "error", "match"),
     [
         ({"gradient": ode_adjoint.Adjoint(norm=lambda s: s.abs().max())}, ValueError, "keeps the parameter adjoint"),
-        ({"gradient": "adjoint", "compact": True}, ValueError, "compact: .* got gradient='adjoint'"),
         ({"gradient": ode_adjoint.Checkpoint(budget=3)}, ValueError, "keeps every step's state; got a budget of 3"),
         ({"method": "implicit_euler"}, ValueError, "method: 'backward_euler' is implicit"),
         ({"dense_output": True}, ValueError, "dense_output: not available"),
@@ -291,24 +290,37 @@ class StateRateField(torch.nn.Module):
         return torch.cat((slope, torch.zeros_like(rate)), dim=1)
 
 
-def test_compact_backprop_is_the_whole_batch_s() -> None:
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint", "adjoint"])
+def test_compact_is_the_whole_batch_s(gradient: str) -> None:
+    """Finished samples leave the batch (f sees fewer rows) with every engine: the values and gradients of
+    the solve without compaction (checkpointing replays each step on its own rows; the adjoint compacts its
+    forward solve)."""
     field = StateRateField()
+    rows: list[int] = []
+    hook = field.register_forward_pre_hook(lambda module, inputs: rows.append(inputs[1].shape[0]))
     results = []
     for compact in (False, True):
+        rows.clear()
         y0 = torch.cat((_y0(), field.inner.rates[:, None]), dim=1).detach().requires_grad_()
-        solution = ode_adjoint.solve(field, y0, T, batch_dims=1, compact=compact, sync_every=2, **SETTINGS)
+        solution = ode_adjoint.solve(
+            field, y0, T, batch_dims=1, compact=compact, sync_every=2, gradient=gradient, **SETTINGS
+        )
         solution.ys.square().sum().backward()
-        results.append((solution, y0.grad, field.inner.hidden.weight.grad.clone()))
+        results.append((solution, y0.grad, field.inner.hidden.weight.grad.clone(), min(rows)))
         field.zero_grad()
-    (whole, grad, weight), (compacted, grad_c, weight_c) = results
+    hook.remove()
+    (whole, grad, weight, _), (compacted, grad_c, weight_c, fewest) = results
+    assert fewest < B
     assert torch.equal(compacted.stats.nfev, whole.stats.nfev)
     torch.testing.assert_close(compacted.ys, whole.ys, rtol=1e-12, atol=1e-13)
     torch.testing.assert_close(grad_c, grad, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(weight_c, weight, rtol=1e-10, atol=1e-12)
-    with pytest.raises(ValueError, match=r"compact: .* got gradient='checkpoint'"):
-        ode_adjoint.solve(
-            field, torch.ones(B, 3, dtype=torch.float64), T, batch_dims=1, compact=True, gradient="checkpoint"
-        )
+    with pytest.raises(ValueError, match="compact: takes rows out of one batch dimension; got batch_dims=2"):
+        ode_adjoint.solve(field, torch.ones(2, 3, 3, dtype=torch.float64), T, batch_dims=2, compact=True)
+
+
+def test_compact_needs_the_per_sample_mode() -> None:
+    field = StateRateField()
     with pytest.raises(ValueError, match="compact: takes finished samples out of a per-sample solve's batch"):
         ode_adjoint.solve(field, torch.ones(B, 3, dtype=torch.float64), T, compact=True)
 
@@ -487,9 +499,10 @@ def test_events_per_sample_with_every_engine(gradient: str, close: float, termin
         torch.testing.assert_close(value, reference, rtol=close, atol=close * float(reference.abs().max()))
 
 
-def test_events_with_compaction_differentiate_as_without() -> None:
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint", "adjoint"])
+def test_events_with_compaction_differentiate_as_without(gradient: str) -> None:
     """``compact=True`` with a terminal event (floors carried in the state): stopped samples leave the
-    batch, and the values and backprop's gradients are those of the solve without compaction."""
+    batch, and the values and gradients are those of the solve without compaction."""
     drag = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
     rows: list[int] = []
 
@@ -507,7 +520,15 @@ def test_events_with_compaction_differentiate_as_without() -> None:
     def solved(compact: bool) -> tuple[Any, tuple[torch.Tensor, ...]]:
         y0 = torch.stack([heights, torch.zeros(8, dtype=torch.float64), floors], dim=1).requires_grad_()
         solution = ode_adjoint.solve(
-            fall, y0, torch.linspace(0.0, 8.0, 9), batch_dims=1, events=floor, compact=compact, sync_every=2
+            fall,
+            y0,
+            torch.linspace(0.0, 8.0, 9),
+            batch_dims=1,
+            events=floor,
+            compact=compact,
+            sync_every=2,
+            gradient=gradient,
+            adjoint_params=(drag,),
         )
         loss = (
             sum((times**2).sum() for times in solution.t_events[0])

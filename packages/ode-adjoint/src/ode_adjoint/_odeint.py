@@ -499,11 +499,13 @@ def solve(
         mode="reduce-overhead")`` for CUDA graphs). The first solve pays the
         compilation; later solves with the same ``func`` and shapes reuse it.
     compact : bool
-        Per-sample mode, one batch dimension, backprop: finished samples
+        Per-sample mode, one batch dimension, any engine: finished samples
         leave the batch at the reads between blocks, so ``func`` is evaluated
-        on the running samples only; ``func`` must then work on any subset of
-        the rows, in order (no per-sample data of its own: carry per-sample
-        parameters in the state, with zero derivative).
+        on the running samples only (the adjoint's forward solve; its
+        backward solves keep every row); ``func`` and the event functions
+        must then work on any subset of the rows, in order (no per-sample
+        data of their own: carry per-sample parameters in the state, with
+        zero derivative).
     device_control : bool
         A joint solve with its decisions on the device: the per-sample loop
         with the whole state as one sample, so the host waits once every

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -237,9 +237,8 @@ def solve_per_sample(
     sync_every = check_count(sync_every, "sync_every")
     if not isinstance(compact, bool):
         raise TypeError(f"compact: expected True or False, got {compact!r}")
-    if compact and (batch_dims != 1 or not isinstance(engine, Backprop)):
-        why = f"batch_dims={batch_dims}" if batch_dims != 1 else f"gradient={engine.name!r}, which replays every row"
-        raise ValueError(f"compact: takes rows out of one batch dimension, differentiated by backprop; got {why}")
+    if compact and batch_dims != 1:
+        raise ValueError(f"compact: takes rows out of one batch dimension; got batch_dims={batch_dims}")
     compiler = _compiler(compile_step)
     _, y0 = check_state(y0)
     batch_shape = tuple(y0.shape[:batch_dims])
@@ -283,13 +282,25 @@ def solve_per_sample(
     counter = BackwardCounter()
     loop_events = shaped.events(events, guard=torch.no_grad)
     if isinstance(engine, Checkpoint):
-        solution = _replayed(fun, y, times, settings, state_shape, sync_every, compiler, counter, loop_events)
+        solution = _replayed(
+            fun, y, times, settings, state_shape, sync_every, compiler, counter, loop_events, compact=compact
+        )
     elif isinstance(engine, Adjoint):
         backward_settings = settings_of(torch.cat((y[0], y[0])), None, None, True)
         check_per_sample(backward_settings, names={"method": "adjoint_method"})
         parameters = _adjoint_parameters(func, adjoint_params, fun, times, y)
         solution = _adjointed(
-            fun, y, times, settings, backward_settings, state_shape, sync_every, counter, parameters, loop_events
+            fun,
+            y,
+            times,
+            settings,
+            backward_settings,
+            state_shape,
+            sync_every,
+            counter,
+            parameters,
+            loop_events,
+            compact=compact,
         )
     else:
         solution = integrate_per_sample(
@@ -408,6 +419,7 @@ def _replayed(
     compiler: Callable[[Callable[..., Any]], Callable[..., Any]] | None,
     counter: BackwardCounter,
     events: tuple[Callable[..., Any], ...] = (),
+    compact: bool = False,
 ) -> Any:
     """The checkpointing engine on the per-sample loop: solve without a graph, keeping every step's state;
     ``backward()`` replays the steps one at a time with autograd, in reverse.
@@ -418,14 +430,18 @@ def _replayed(
     (B, n) arrays per step, not the (B, m, n) outputs. An event's state is
     its step's interpolant there (:meth:`PerSampleRun.last_step_interpolant`,
     what the event tracker located it on), differentiated in that step's replay.
+    With ``compact``, each kept step keeps its problem and rows too (the
+    samples still in the batch then), and is replayed on those rows.
     """
     with torch.no_grad():
-        run = PerSampleRun(fun, y.detach(), times, settings, shape=shape, namespace=TORCH, events=events)
+        run = PerSampleRun(
+            fun, y.detach(), times, settings, shape=shape, namespace=TORCH, events=events, compact=compact
+        )
     step = per_sample_step if compiler is None else compiler(per_sample_step)
-    kept: list[Any] = []
+    kept: list[_Kept] = []
 
     def keeping(problem: Any, carry: Any) -> Any:
-        kept.append(carry._replace(ys=None))
+        kept.append(_Kept(problem, carry._replace(ys=None), run.rows))
         return step(problem, carry)
 
     # The tensors func uses, from its graph at the first state (tensors_used_by's times are its loop's floats).
@@ -439,15 +455,32 @@ def _replayed(
     return _with_event_states(solution, occurrences, event_states) if occurrences else solution
 
 
-def _event_steps(
-    kept: list[Any], final: Any, solution: Any, occurrences: list[tuple[int, int, int]], sign: float
-) -> dict[int, list[int]]:
+class _Kept(NamedTuple):
+    """One step of a checkpointed per-sample solve, as the replay needs it."""
+
+    problem: Any
+    carry: Any
+    rows: np.ndarray  # the samples (rows of y0) of the carry's rows
+
+
+def _by_sample(kept: list[_Kept], field: str, final: np.ndarray) -> np.ndarray:
+    """A (B,) field of every kept carry by sample, (S, B): a sample out of the batch (finished) has its
+    final value."""
+    values = np.tile(final, (len(kept), 1))
+    for index, entry in enumerate(kept):
+        values[index, entry.rows] = _to_numpy(getattr(entry.carry, field))
+    return values
+
+
+def _event_steps(kept: list[_Kept], solution: Any, occurrences: list[tuple[int, int, int]], sign: float) -> Any:
     """Per kept step, the events found on it: each sample's last accepted step that began before the event
     (an event at a step's end belongs to that step, as the event tracker counts it)."""
     if not occurrences:
         return {}
-    starts = _to_numpy(torch.stack([carry.t for carry in kept]))
-    accepted = np.diff(_to_numpy(torch.stack([*(carry.n_accepted for carry in kept), final.n_accepted])), axis=0) > 0
+    starts = _by_sample(kept, "t", np.full(len(solution.sample_status), np.inf))
+    final_accepted = _to_numpy(solution.stats.n_accepted).reshape(-1)
+    counts = np.concatenate([_by_sample(kept, "n_accepted", final_accepted), final_accepted[None]])
+    accepted = np.diff(counts, axis=0) > 0
     found: dict[int, list[int]] = {}
     for k, occurrence in enumerate(occurrences):
         b = occurrence[1]
@@ -466,7 +499,7 @@ class _Replay(torch.autograd.Function):
     def forward(ctx: Any, replay: Any, y0: torch.Tensor, *parameters: Any) -> tuple[torch.Tensor, ...]:
         run, kept, _, solution, _, occurrences, _ = replay
         ctx.replay = replay
-        ctx.event_steps = _event_steps(kept, run.carry, solution, occurrences, run.problem.time_sign)
+        ctx.event_steps = _event_steps(kept, solution, occurrences, run.problem.time_sign)
         ctx.save_for_backward(y0, *parameters)
         events = _event_rows(solution, occurrences, y0.shape[1])
         return solution.ys.clone(), solution.y_final.clone(), events.clone()
@@ -475,8 +508,7 @@ class _Replay(torch.autograd.Function):
     def backward(ctx: Any, grad_ys: torch.Tensor, grad_final: torch.Tensor, grad_events: torch.Tensor) -> Any:
         y0, *parameters = ctx.saved_tensors
         run, kept, step, solution, counter, occurrences, times = ctx.replay
-        problem = run.problem
-        batch, m = problem.times.shape
+        batch, m = times.shape
         n = y0.shape[1]
         # The carry's layout: outputs (B, m, n), the final state (B, n).
         grad_outputs = grad_ys.reshape(m, batch, n).permute(1, 0, 2)
@@ -486,28 +518,40 @@ class _Replay(torch.autograd.Function):
             grad_outputs = torch.where(dropped[:, :, None], 0.0, grad_outputs)
         grad_f = torch.zeros_like(grad_y)
         grad_parameters = [torch.zeros_like(p) for p in parameters]
+        # The cotangents by sample; a step replays on its own rows (all of them unless compacted).
+        grad_y, grad_f, grad_outputs = grad_y.clone(), grad_f, grad_outputs.clone()
         with torch.enable_grad():
             for index in reversed(range(len(kept))):
-                carry = kept[index]
+                problem, carry, rows = kept[index]
+                every = len(rows) == batch
+                at = torch.as_tensor(rows, device=y0.device)
                 y = carry.y.detach().requires_grad_()
                 f = carry.f.detach().requires_grad_()
                 # The outputs before the step pass through it unchanged where it writes none:
                 # their values do not matter, only the mask does.
-                before = torch.zeros(batch, m, n, dtype=y.dtype, device=y.device, requires_grad=True)
+                before = torch.zeros(len(rows), m, n, dtype=y.dtype, device=y.device, requires_grad=True)
                 after = step(problem, carry._replace(y=y, f=f, ys=before))
-                outputs, cotangents = [after.y, after.f, after.ys], [grad_y, grad_f, grad_outputs]
+                outputs = [after.y, after.f, after.ys]
+                cotangents = [grad_y, grad_f, grad_outputs] if every else [grad_y[at], grad_f[at], grad_outputs[at]]
                 for k in ctx.event_steps.get(index, ()):
-                    interpolant = run.last_step_interpolant(after, occurrences[k][1])
+                    row = int(np.flatnonzero(rows == occurrences[k][1])[0])
+                    interpolant = run.last_step_interpolant(after, row)
                     outputs.append(interpolant(_event_time(solution, occurrences[k])))
                     cotangents.append(grad_events[k])
                 grads = torch.autograd.grad(outputs, (y, f, before, *parameters), cotangents, allow_unused=True)
-                grad_y = grads[0] if grads[0] is not None else torch.zeros_like(y)
-                grad_f = grads[1] if grads[1] is not None else torch.zeros_like(f)
-                grad_outputs = grads[2] if grads[2] is not None else torch.zeros_like(before)
+                found = [
+                    grads[i] if grads[i] is not None else torch.zeros_like(like)
+                    for i, like in enumerate((y, f, before))
+                ]
+                if every:
+                    grad_y, grad_f, grad_outputs = found
+                else:
+                    grad_y[at], grad_f[at], grad_outputs[at] = found
                 for i, g in enumerate(grads[3:]):
                     if g is not None:
                         grad_parameters[i] = grad_parameters[i] + g
             # The first state: y0 itself (and the first output), f(t0, y0) from it.
+            problem = kept[0].problem if kept else run.problem
             start = y0.detach().requires_grad_()
             f0 = problem.fun(problem.times[:, 0], start)
             grads = torch.autograd.grad((f0,), (start, *parameters), (grad_f,), allow_unused=True)
@@ -547,6 +591,7 @@ def _adjointed(
     counter: BackwardCounter,
     parameters: tuple[torch.Tensor, ...],
     events: tuple[Callable[..., Any], ...] = (),
+    compact: bool = False,
 ) -> Any:
     """The adjoint engine on the per-sample loop: solve without a graph; ``backward()`` solves the adjoint
     equations back in time, each sample with its own steps, interval by interval between its outputs
@@ -555,11 +600,20 @@ def _adjointed(
     Each sample's backward state is ``[z, a_z]``: ``z`` reconstructed backwards from the forward solution
     at each output and event, ``a_z`` jumping by their cotangents there. The parameter adjoint, a sum over
     the samples, is each accepted step's quadrature of ``a_z df/dtheta`` with the step's own weights:
-    outside error control, as the seminorm (Kidger, Chen & Lyons 2021) leaves it.
+    outside error control, as the seminorm (Kidger, Chen & Lyons 2021) leaves it. ``compact`` compacts the
+    forward solve; the backward solves keep every row.
     """
     with torch.no_grad():
         solution = integrate_per_sample(
-            fun, y.detach(), times, settings, shape=shape, sync_every=sync_every, namespace=TORCH, events=events
+            fun,
+            y.detach(),
+            times,
+            settings,
+            shape=shape,
+            sync_every=sync_every,
+            namespace=TORCH,
+            events=events,
+            compact=compact,
         )
     occurrences = _occurrences(solution)
     context = (fun, times, backward_settings, sync_every, counter, solution, occurrences)

@@ -443,15 +443,15 @@ def test_events_differentiable_per_sample(gradient: str) -> None:
     torch.testing.assert_close(d_heights[:, 0], expected_heights, rtol=1e-10, atol=0)
 
 
-def _falling_with_drag(gradient: str, terminal: bool) -> tuple[Any, tuple[torch.Tensor, ...]]:
+def _falling_with_drag(gradient: str, terminal: bool, device: str = "cpu") -> tuple[Any, tuple[torch.Tensor, ...]]:
     """Three balls with quadratic drag, two events (reaching the ground, terminal or not, and half their
     height), outputs on either side of the events: a loss on every output, event time, event state and
     final state, differentiated by ``gradient``. The third ball reaches neither event before t = 2, so
     the samples have different numbers of events."""
-    heights = torch.tensor([1.0, 2.0, 40.0], dtype=torch.float64)
-    gravity = torch.tensor(9.81, dtype=torch.float64, requires_grad=True)
-    drag = torch.tensor(0.03, dtype=torch.float64, requires_grad=True)
-    y0 = torch.stack([heights, torch.zeros(3, dtype=torch.float64)], dim=1).requires_grad_()
+    heights = torch.tensor([1.0, 2.0, 40.0], dtype=torch.float64, device=device)
+    gravity = torch.tensor(9.81, dtype=torch.float64, device=device, requires_grad=True)
+    drag = torch.tensor(0.03, dtype=torch.float64, device=device, requires_grad=True)
+    y0 = torch.stack([heights, torch.zeros_like(heights)], dim=1).requires_grad_()
 
     def fall(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.stack([y[:, 1], -gravity - drag * y[:, 1] * y[:, 1].abs()], dim=1)
@@ -466,7 +466,7 @@ def _falling_with_drag(gradient: str, terminal: bool) -> tuple[Any, tuple[torch.
     solution = ode_adjoint.solve(
         fall,
         y0,
-        [0.0, 0.3, 0.6, 1.0, 2.0],
+        torch.tensor([0.0, 0.3, 0.6, 1.0, 2.0], dtype=torch.float64, device=device),
         batch_dims=1,
         events=[ground, half],
         adjoint_params=(gravity, drag),
@@ -545,6 +545,19 @@ def test_events_with_compaction_differentiate_as_without(gradient: str) -> None:
     torch.testing.assert_close(solution.ys, expected_solution.ys, rtol=1e-12, atol=1e-13, equal_nan=True)
     for value, reference in zip(found, expected, strict=True):
         torch.testing.assert_close(value, reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint", "adjoint"])
+def test_events_per_sample_on_cuda_match_the_cpu(gradient: str) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cpu_solution, cpu = _falling_with_drag(gradient, True)
+    gpu_solution, gpu = _falling_with_drag(gradient, True, "cuda")
+    assert gpu_solution.sample_status == cpu_solution.sample_status
+    torch.testing.assert_close(gpu_solution.ys.cpu(), cpu_solution.ys, rtol=1e-9, atol=1e-11, equal_nan=True)
+    for value, reference in zip(gpu, cpu, strict=True):
+        torch.testing.assert_close(value.cpu(), reference, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.parametrize("gradient", ["checkpoint", "adjoint"])

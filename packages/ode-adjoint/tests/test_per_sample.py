@@ -415,13 +415,13 @@ def test_the_adjoint_of_a_plain_function_with_adjoint_params() -> None:
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize("gradient", ["backprop", "checkpoint", "adjoint"])
-def test_events_differentiable_per_sample(gradient: str) -> None:
-    """Balls falling from their own heights: each sample's event time and final state with the joint
-    solve's implicit-function gradient, against the closed form t = sqrt(2 h / g), v = -sqrt(2 g h)."""
-    heights = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+def _free_fall(
+    heights: torch.Tensor, times: list[float], gradient: str, **settings: Any
+) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Balls falling from ``heights`` until they reach the ground (a terminal event): the solution, the
+    gravity and the initial states, both differentiable."""
     gravity = torch.tensor(9.81, dtype=torch.float64, requires_grad=True)
-    y0 = torch.stack([heights, torch.zeros(3, dtype=torch.float64)], dim=1).requires_grad_()
+    y0 = torch.stack([heights, torch.zeros_like(heights)], dim=1).requires_grad_()
 
     def fall(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.stack([y[:, 1], -gravity * torch.ones_like(y[:, 0])], dim=1)
@@ -431,8 +431,17 @@ def test_events_differentiable_per_sample(gradient: str) -> None:
 
     ground.terminal, ground.direction = True, -1  # type: ignore[attr-defined]
     solution = ode_adjoint.solve(
-        fall, y0, [0.0, 2.0], batch_dims=1, events=ground, adjoint_params=(gravity,), gradient=gradient
+        fall, y0, times, batch_dims=1, events=ground, adjoint_params=(gravity,), gradient=gradient, **settings
     )
+    return solution, gravity, y0
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "checkpoint", "adjoint"])
+def test_events_differentiable_per_sample(gradient: str) -> None:
+    """Balls falling from their own heights: each sample's event time and final state with the joint
+    solve's implicit-function gradient, against the closed form t = sqrt(2 h / g), v = -sqrt(2 g h)."""
+    heights = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    solution, gravity, y0 = _free_fall(heights, [0.0, 2.0], gradient)
     assert solution.status is Status.EVENT and solution.sample_status == (Status.EVENT,) * 3
     times = torch.stack([found[0] for found in solution.t_events[0]])
     torch.testing.assert_close(times, torch.sqrt(2 * heights / 9.81), rtol=1e-12, atol=0)
@@ -568,20 +577,7 @@ def test_outputs_past_a_terminal_event_carry_no_gradient(gradient: str) -> None:
     landing = math.sqrt(2.0 / 9.81)
 
     def vjp(gradient: str) -> tuple[torch.Tensor, ...]:
-        gravity = torch.tensor(9.81, dtype=torch.float64, requires_grad=True)
-        y0 = torch.stack([heights, torch.zeros(3, dtype=torch.float64)], dim=1).requires_grad_()
-
-        def fall(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return torch.stack([y[:, 1], -gravity * torch.ones_like(y[:, 0])], dim=1)
-
-        def ground(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return y[:, 0]
-
-        ground.terminal, ground.direction = True, -1  # type: ignore[attr-defined]
-        times = [0.0, 0.3, landing + 1e-3, 1.0]
-        solution = ode_adjoint.solve(
-            fall, y0, times, batch_dims=1, events=ground, adjoint_params=(gravity,), gradient=gradient, rtol=1e-10
-        )
+        solution, gravity, y0 = _free_fall(heights, [0.0, 0.3, landing + 1e-3, 1.0], gradient, rtol=1e-10)
         assert torch.isnan(solution.ys[2:, 0]).all() and torch.isnan(solution.ys[3, 1]).all()
         return torch.autograd.grad(solution.ys, (gravity, y0), torch.ones_like(solution.ys))
 

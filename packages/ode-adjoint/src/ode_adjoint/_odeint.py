@@ -501,8 +501,8 @@ def solve(
     compact : bool
         Per-sample mode, one batch dimension, any engine: finished samples
         leave the batch at the reads between blocks, so ``func`` is evaluated
-        on the running samples only (the adjoint's forward solve; its
-        backward solves keep every row); ``func`` and the event functions
+        on the running samples only (the adjoint's forward and backward
+        solves alike); ``func`` and the event functions
         must then work on any subset of the rows, in order (no per-sample
         data of their own: carry per-sample parameters in the state, with
         zero derivative).

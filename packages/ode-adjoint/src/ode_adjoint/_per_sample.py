@@ -600,8 +600,8 @@ def _adjointed(
     Each sample's backward state is ``[z, a_z]``: ``z`` reconstructed backwards from the forward solution
     at each output and event, ``a_z`` jumping by their cotangents there. The parameter adjoint, a sum over
     the samples, is each accepted step's quadrature of ``a_z df/dtheta`` with the step's own weights:
-    outside error control, as the seminorm (Kidger, Chen & Lyons 2021) leaves it. ``compact`` compacts the
-    forward solve; the backward solves keep every row.
+    outside error control, as the seminorm (Kidger, Chen & Lyons 2021) leaves it. With ``compact``, the
+    forward solve and every backward one compact.
     """
     with torch.no_grad():
         solution = integrate_per_sample(
@@ -616,7 +616,7 @@ def _adjointed(
             compact=compact,
         )
     occurrences = _occurrences(solution)
-    context = (fun, times, backward_settings, sync_every, counter, solution, occurrences)
+    context = (fun, times, backward_settings, sync_every, compact, counter, solution, occurrences)
     ys, y_final, event_states = _AdjointSolve.apply(context, y, *parameters)
     solution = dataclasses.replace(solution, ys=ys, y_final=y_final)
     return _with_event_states(solution, occurrences, event_states) if occurrences else solution
@@ -680,7 +680,7 @@ class _AdjointSolve(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_ys: torch.Tensor, grad_final: torch.Tensor, grad_events: torch.Tensor) -> Any:
-        fun, times, settings, sync_every, counter, solution, occurrences = ctx.context
+        fun, times, settings, sync_every, compact, counter, solution, occurrences = ctx.context
         parameters = ctx.saved_tensors
         if solution.status not in (Status.SUCCESS, Status.EVENT):
             raise SolverError(solution.status, "the adjoint needs every sample's forward solve; " + solution.message)
@@ -708,19 +708,22 @@ class _AdjointSolve(torch.autograd.Function):
         for k in range(point_times.shape[1] - 1, 0, -1):
             interval = point_times[:, k - 1 : k + 1][:, ::-1].copy()
             run = PerSampleRun(
-                augmented, torch.cat((point_states[k], adjoint), dim=1), interval, settings, namespace=TORCH
+                augmented,
+                torch.cat((point_states[k], adjoint), dim=1),
+                interval,
+                settings,
+                namespace=TORCH,
+                compact=compact,
             )
-            while True:
-                for _ in range(sync_every):
-                    before = run.carry
-                    records.clear()
-                    run.carry = per_sample_step(run.problem, before)
-                    if parameters:
-                        _parameter_quadrature(fun, run, before, records, weights, n, parameters, grads)
-                    run.steps += 1
-                if not run.running() or run.steps >= settings.max_steps:
-                    break
-            interval_solution = run.solution()
+
+            def step(problem: Any, before: Any, direction: float = run.direction) -> Any:
+                records.clear()
+                after = per_sample_step(problem, before)
+                if parameters:
+                    _parameter_quadrature(fun, direction, before, after, records, weights, n, parameters, grads)
+                return after
+
+            interval_solution = run.run(step, sync_every)
             if interval_solution.status is not Status.SUCCESS:
                 raise SolverError(
                     interval_solution.status, "the adjoint's backward solve: " + interval_solution.message
@@ -737,8 +740,9 @@ class _AdjointSolve(torch.autograd.Function):
 
 def _parameter_quadrature(
     fun: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    run: Any,
+    direction: float,
     before: Any,
+    after: Any,
     records: list[tuple[torch.Tensor, torch.Tensor]],
     weights: list[float],
     n: int,
@@ -750,12 +754,11 @@ def _parameter_quadrature(
     The stages after the first are the step's own evaluations (their graphs
     kept); the first, the slope at the step's start, is evaluated again.
     """
-    after = run.carry
     accepted = (after.n_accepted - before.n_accepted).to(torch.bool)
     # The step's real size, signed so that the sum is the integral from the first output time to the
     # last: positive for the usual backward solve (direction -1), negative for a forward one.
-    size = torch.where(accepted, (after.t - before.t).abs() * -run.direction, 0.0).to(before.y.dtype)[:, None]
-    start_time = before.t if run.direction > 0 else -before.t
+    size = torch.where(accepted, (after.t - before.t).abs() * -direction, 0.0).to(before.y.dtype)[:, None]
+    start_time = before.t if direction > 0 else -before.t
     with torch.enable_grad():
         first = fun(start_time, before.y[:, :n].detach())
     stages = [(first, before.y[:, n:]), *records[: len(weights) - 1]]

@@ -19,6 +19,16 @@ from 0.5 to 8 per sample (128 samples, a costlier ``f``). dopri5 at
 - ode-adjoint on each sample alone, one after the other: the steps a sample
   needs by itself, which the per-sample mode takes exactly.
 
+On the batch that allows finished samples to leave (``compact``: the neural
+field, whose rates are in the state), a second table times a gradient, of
+``sum(ys**2)`` with respect to the field's parameters, forward and backward:
+the per-sample mode with each engine (backprop, checkpoint, adjoint), with
+and without ``compact``; torchode (backpropagation through its steps, its
+``AutoDiffAdjoint``); the joint solves by backprop; each with its largest
+error against the gradient of a tight joint solve (dopri8, rtol = atol =
+1e-11), relative to that gradient's largest element, and the evaluations of
+``f`` its backward pass took per sample (``-`` where none: backprop).
+
 Per sample it reports the evaluations of ``f`` that sample needed (the
 per-sample mode's ``stats.nfev``; ``calls x 1`` for a joint solve, each call
 evaluating every sample; ``6 steps + init`` for torchode, from its
@@ -94,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"compiling the per-sample step (once per process, not in the times): {compile_seconds:.1f} s")
         problems[title] = {"batch": batch, "compile_seconds": round(compile_seconds, 1), "rows": rows}
         tables[heading] = table
+        if compactable:
+            gradient_rows = measure_gradients(make, batch, timing, device)
+            gradient_table = _gradient_table(gradient_rows)
+            gradient_heading = f"{heading}: forward and backward of sum(ys**2)"
+            print(f"\n**{gradient_heading}**\n\n{gradient_table}")
+            problems[title]["gradient_rows"] = gradient_rows
+            tables[gradient_heading] = gradient_table
     print(f"\ntotal benchmark time: {time.perf_counter() - started:.0f} s")
     if args.json:
         settings = {"rtol": RTOL, "atol": ATOL, "method": "dopri5", "device": str(device), **timing}
@@ -254,6 +271,81 @@ def measure(
         row["ms"] = 1e3 * timings.best(row["implementation"], cpu=on_cpu)
         row["time / torchode"] = row["ms"] / (1e3 * torchode_time)
     return rows, compile_seconds
+
+
+def measure_gradients(make: Any, batch: int, timing: dict[str, Any], device: torch.device) -> list[dict[str, Any]]:
+    """The gradient of ``sum(ys**2)`` with respect to the field's parameters, by every engine and peer."""
+    field, y0, t = make(batch, count=False)
+    field, y0, t = field.to(device), y0.to(device), t.to(device)
+    parameters = tuple(field.parameters())
+    on_cpu = device.type == "cpu"
+
+    def gradient_of(ys: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.autograd.grad(ys.square().sum(), parameters)
+
+    reference = gradient_of(ode_adjoint.odeint(field, y0, t, method="dopri8", rtol=1e-11, atol=1e-11))
+    backward_evaluations: dict[str, float | None] = {}
+
+    def per_sample(gradient: str, compact: bool) -> Any:
+        name = f"ode-adjoint, per sample, {gradient}" + (", compact" if compact else "")
+
+        def call() -> tuple[torch.Tensor, ...]:
+            solution = ode_adjoint.solve(
+                field, y0, t, batch_dims=1, rtol=RTOL, atol=ATOL, gradient=gradient, compact=compact
+            )
+            found = gradient_of(solution.ys)
+            counted = solution.backward_counter.nfev if gradient != "backprop" else None
+            backward_evaluations[name] = (
+                None if counted is None else float(torch.as_tensor(counted, dtype=torch.float64).mean())
+            )
+            return found
+
+        return name, call
+
+    solver, problem = torchode_dopri5(field, y0, t, RTOL, ATOL)
+    calls = dict(per_sample(gradient, compact) for gradient in ode_adjoint.GRADIENTS for compact in (False, True))
+    calls["torchode, per sample"] = lambda: gradient_of(solver.solve(problem).ys)
+    calls["ode-adjoint, joint"] = lambda: gradient_of(ode_adjoint.odeint(field, y0, t, rtol=RTOL, atol=ATOL))
+    calls["torchdiffeq, joint"] = lambda: gradient_of(torchdiffeq.odeint(field, y0, t, rtol=RTOL, atol=ATOL))
+    if not on_cpu:
+        calls = {name: _synchronised(call) for name, call in calls.items()}
+    timings = _common.round_robin_times(calls, **timing)
+    torchode_time = timings.best("torchode, per sample", cpu=on_cpu)
+    largest = max(float(g.abs().max()) for g in reference)
+    rows = []
+    for name, call in calls.items():
+        found = call()
+        error = max(float((g - r).abs().max()) for g, r in zip(found, reference, strict=True)) / largest
+        seconds = timings.best(name, cpu=on_cpu)
+        rows.append(
+            {
+                "implementation": name,
+                "ms": 1e3 * seconds,
+                "time / torchode": seconds / torchode_time,
+                "backward evaluations per sample": backward_evaluations.get(name),
+                "max gradient error": error,
+            }
+        )
+    return rows
+
+
+def _gradient_table(rows: list[dict[str, Any]]) -> str:
+    return _common.markdown_table(
+        ["implementation", "ms per batch", "time / torchode", "backward evaluations per sample", "max gradient error"],
+        [
+            [
+                row["implementation"],
+                f"{row['ms']:.1f}",
+                f"{row['time / torchode']:.2f}",
+                "-"
+                if row["backward evaluations per sample"] is None
+                else f"{row['backward evaluations per sample']:.0f}",
+                f"{row['max gradient error']:.1e}",
+            ]
+            for row in rows
+        ],
+        first_numeric=1,
+    )
 
 
 def _synchronised(call: Any) -> Any:

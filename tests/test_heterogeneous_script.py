@@ -43,3 +43,23 @@ def test_every_problem_measures_its_rows(script: ModuleType) -> None:
         assert all(row["ms"] > 0 and row["max_error"] < 1e-3 for row in rows), title
         assert compile_seconds > 0
         assert "| ode-adjoint, per sample |" in script._table(rows)
+
+
+def test_the_gradients_of_every_engine_and_peer(script: ModuleType) -> None:
+    """The gradient table: every engine with and without compaction, torchode and the joint solves, each
+    close to the tight reference gradient; backward evaluations counted for checkpoint and adjoint only."""
+    from benchmarks._fields import heterogeneous_neural_batch
+
+    rows = script.measure_gradients(heterogeneous_neural_batch, 6, QUICK, torch.device("cpu"))
+    by_name = {row["implementation"]: row for row in rows}
+    engines = {f"ode-adjoint, per sample, {gradient}" for gradient in ("backprop", "checkpoint", "adjoint")}
+    assert set(by_name) == (
+        engines
+        | {name + ", compact" for name in engines}
+        | {"torchode, per sample", "ode-adjoint, joint", "torchdiffeq, joint"}
+    )
+    assert all(row["ms"] > 0 and row["max gradient error"] < 1e-3 for row in rows)
+    assert by_name["ode-adjoint, per sample, backprop"]["backward evaluations per sample"] is None
+    for name in ("ode-adjoint, per sample, checkpoint", "ode-adjoint, per sample, adjoint, compact"):
+        assert by_name[name]["backward evaluations per sample"] > 0
+    assert "| ode-adjoint, per sample, adjoint, compact |" in script._gradient_table(rows)

@@ -487,7 +487,9 @@ def solve(
         y0's dtype, one time per sample, and must keep the samples apart.
         ``t`` may be (m,) or (*batch, m), one row of output times per sample.
         Explicit methods; every gradient engine; ``options['norm']`` maps
-        scaled errors of y0's shape to one value per sample.
+        scaled errors of y0's shape to one value per sample; ``events`` are
+        functions on the batch, one value per sample (``t_events[i][b]``,
+        ``y_events[i][b]``), differentiable with every engine.
     sync_every : int
         Per-sample mode: adaptive steps between the host's reads of whether
         every sample is done, the only waits on an accelerator (fixed steps:

@@ -62,6 +62,38 @@ def test_func_sees_one_time_per_sample_in_the_state_dtype() -> None:
     torch.testing.assert_close(solution.ys[-1], torch.full_like(y0, 0.36787944117), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("gradient", ["checkpoint", "adjoint"])
+def test_backward_statistics_count_every_evaluation(gradient: str) -> None:
+    """One sample: the backward pass's ``nfev`` is the number of calls of f it made (the checkpoint's
+    replay, the adjoint's backward solves with their quadrature's extra evaluation a step)."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 2).double()
+    calls = []
+
+    def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return torch.tanh(net(y))
+
+    y0 = torch.tensor([[1.0, -0.5]], dtype=torch.float64)
+    # The adjoint's backward solves step in blocks of sync_every; steps after the sample's end (no sample's
+    # own) are not counted, so one a block. The checkpoint's replay skips the forward's such steps itself.
+    solution = ode_adjoint.solve(
+        field,
+        y0,
+        torch.linspace(0.0, 1.0, 5, dtype=torch.float64),
+        batch_dims=1,
+        gradient=gradient,
+        adjoint_params=tuple(net.parameters()),
+        sync_every=1 if gradient == "adjoint" else 8,
+    )
+    if gradient == "checkpoint":  # 5 steps: the forward's block of 8 took 3 more, which no sample needed
+        assert int(solution.stats.n_steps[0]) == 5 and len(calls) > int(solution.stats.nfev[0]) + 6
+    calls.clear()
+    solution.ys.square().sum().backward()
+    assert solution.backward_stats is not None
+    assert int(solution.backward_stats.nfev[0]) == len(calls)
+
+
 @pytest.mark.parametrize("gradient", ["backprop", "checkpoint"])
 @pytest.mark.parametrize("method", ["dopri5", "tsit5", "bosh3", "rk4"])
 def test_gradients_as_if_each_sample_were_alone(method: str, gradient: str) -> None:

@@ -500,6 +500,11 @@ class _Replay(torch.autograd.Function):
         run, kept, _, solution, _, occurrences, _ = replay
         ctx.replay = replay
         ctx.event_steps = _event_steps(kept, solution, occurrences, run.problem.time_sign)
+        # Steps no sample took (the rest of the block in which the last one finished) change nothing:
+        # not replayed.
+        final_steps = _to_numpy(solution.stats.n_steps).reshape(-1)
+        counts = np.concatenate([_by_sample(kept, "n_steps", final_steps), final_steps[None]])
+        ctx.taken = np.diff(counts, axis=0).any(axis=1) if kept else np.zeros(0, dtype=bool)
         ctx.save_for_backward(y0, *parameters)
         events = _event_rows(solution, occurrences, y0.shape[1])
         return solution.ys.clone(), solution.y_final.clone(), events.clone()
@@ -521,7 +526,7 @@ class _Replay(torch.autograd.Function):
         # The cotangents by sample; a step replays on its own rows (all of them unless compacted).
         grad_y, grad_f, grad_outputs = grad_y.clone(), grad_f, grad_outputs.clone()
         with torch.enable_grad():
-            for index in reversed(range(len(kept))):
+            for index in reversed(np.flatnonzero(ctx.taken).tolist()):
                 problem, carry, rows = kept[index]
                 every = len(rows) == batch
                 at = torch.as_tensor(rows, device=y0.device)
@@ -729,7 +734,8 @@ class _AdjointSolve(torch.autograd.Function):
                     interval_solution.status, "the adjoint's backward solve: " + interval_solution.message
                 )
             stats = interval_solution.stats
-            evaluations = evaluations + stats.nfev
+            # Each step's quadrature evaluates f at its start once more (every attempted step).
+            evaluations = evaluations + stats.nfev + (stats.n_steps if parameters else 0)
             steps = steps + stats.n_steps
             accepted_steps = accepted_steps + stats.n_accepted
             adjoint = interval_solution.y_final[:, n:] + cotangents[k - 1]

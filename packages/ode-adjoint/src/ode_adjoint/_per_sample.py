@@ -400,9 +400,14 @@ def _dropped_outputs(solution: Any, occurrences: list[tuple[int, int, int]], tim
     for occurrence in occurrences:
         b = occurrence[1]
         t_event = _event_time(solution, occurrence)
-        if solution.sample_status[b] is Status.EVENT and t_event == float(t_final[b]):
+        if _stopped_there(solution, b, t_event, float(t_final[b])):
             dropped[b] = (times[b] - t_event) * (times[b, -1] - times[b, 0]) > 0
     return dropped
+
+
+def _stopped_there(solution: Any, b: int, time: float, t_final: float) -> bool:
+    """Whether sample ``b`` stopped at a terminal event at ``time`` (then its final state is that event's)."""
+    return solution.sample_status[b] is Status.EVENT and time == t_final
 
 
 def _to_numpy(array: Any) -> np.ndarray:
@@ -464,12 +469,20 @@ class _Kept(NamedTuple):
 
 
 def _by_sample(kept: list[_Kept], field: str, final: np.ndarray) -> np.ndarray:
-    """A (B,) field of every kept carry by sample, (S, B): a sample out of the batch (finished) has its
-    final value."""
+    """A (B,) field of every kept carry by sample, (S, B), read in one transfer: a sample out of the batch
+    (finished) has its final value."""
     values = np.tile(final, (len(kept), 1))
-    for index, entry in enumerate(kept):
-        values[index, entry.rows] = _to_numpy(getattr(entry.carry, field))
+    if kept:
+        flat = _to_numpy(torch.cat([getattr(entry.carry, field) for entry in kept]))
+        offsets = np.cumsum([0, *(len(entry.rows) for entry in kept)])
+        for index, entry in enumerate(kept):
+            values[index, entry.rows] = flat[offsets[index] : offsets[index + 1]]
     return values
+
+
+def _increments(kept: list[_Kept], field: str, final: np.ndarray) -> np.ndarray:
+    """Whether each kept step raised a sample's count ``field`` (``n_steps``, ``n_accepted``), (S, B)."""
+    return np.diff(np.concatenate([_by_sample(kept, field, final), final[None]]), axis=0) > 0
 
 
 def _event_steps(kept: list[_Kept], solution: Any, occurrences: list[tuple[int, int, int]], sign: float) -> Any:
@@ -478,9 +491,7 @@ def _event_steps(kept: list[_Kept], solution: Any, occurrences: list[tuple[int, 
     if not occurrences:
         return {}
     starts = _by_sample(kept, "t", np.full(len(solution.sample_status), np.inf))
-    final_accepted = _to_numpy(solution.stats.n_accepted).reshape(-1)
-    counts = np.concatenate([_by_sample(kept, "n_accepted", final_accepted), final_accepted[None]])
-    accepted = np.diff(counts, axis=0) > 0
+    accepted = _increments(kept, "n_accepted", _to_numpy(solution.stats.n_accepted).reshape(-1))
     found: dict[int, list[int]] = {}
     for k, occurrence in enumerate(occurrences):
         b = occurrence[1]
@@ -497,14 +508,8 @@ class _Replay(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, replay: Any, y0: torch.Tensor, *parameters: Any) -> tuple[torch.Tensor, ...]:
-        run, kept, _, solution, _, occurrences, _ = replay
+        solution, occurrences = replay[3], replay[5]
         ctx.replay = replay
-        ctx.event_steps = _event_steps(kept, solution, occurrences, run.problem.time_sign)
-        # Steps no sample took (the rest of the block in which the last one finished) change nothing:
-        # not replayed.
-        final_steps = _to_numpy(solution.stats.n_steps).reshape(-1)
-        counts = np.concatenate([_by_sample(kept, "n_steps", final_steps), final_steps[None]])
-        ctx.taken = np.diff(counts, axis=0).any(axis=1) if kept else np.zeros(0, dtype=bool)
         ctx.save_for_backward(y0, *parameters)
         events = _event_rows(solution, occurrences, y0.shape[1])
         return solution.ys.clone(), solution.y_final.clone(), events.clone()
@@ -515,18 +520,21 @@ class _Replay(torch.autograd.Function):
         run, kept, step, solution, counter, occurrences, times = ctx.replay
         batch, m = times.shape
         n = y0.shape[1]
-        # The carry's layout: outputs (B, m, n), the final state (B, n).
-        grad_outputs = grad_ys.reshape(m, batch, n).permute(1, 0, 2)
-        grad_y = grad_final.reshape(batch, n)
+        # The cotangents by sample, in the carry's layout: outputs (B, m, n), the final state (B, n);
+        # copies, since a step replayed on fewer rows (compacted) writes its own into them.
+        grad_outputs = grad_ys.reshape(m, batch, n).permute(1, 0, 2).clone()
+        grad_y = grad_final.reshape(batch, n).clone()
         if occurrences:
             dropped = torch.as_tensor(_dropped_outputs(solution, occurrences, times), device=y0.device)
             grad_outputs = torch.where(dropped[:, :, None], 0.0, grad_outputs)
         grad_f = torch.zeros_like(grad_y)
         grad_parameters = [torch.zeros_like(p) for p in parameters]
-        # The cotangents by sample; a step replays on its own rows (all of them unless compacted).
-        grad_y, grad_f, grad_outputs = grad_y.clone(), grad_f, grad_outputs.clone()
+        event_steps = _event_steps(kept, solution, occurrences, run.problem.time_sign)
+        # Steps no sample took (the rest of the block in which the last one finished) change nothing:
+        # not replayed.
+        taken = _increments(kept, "n_steps", _to_numpy(solution.stats.n_steps).reshape(-1)).any(axis=1)
         with torch.enable_grad():
-            for index in reversed(np.flatnonzero(ctx.taken).tolist()):
+            for index in reversed(np.flatnonzero(taken).tolist()):
                 problem, carry, rows = kept[index]
                 every = len(rows) == batch
                 at = torch.as_tensor(rows, device=y0.device)
@@ -538,7 +546,7 @@ class _Replay(torch.autograd.Function):
                 after = step(problem, carry._replace(y=y, f=f, ys=before))
                 outputs = [after.y, after.f, after.ys]
                 cotangents = [grad_y, grad_f, grad_outputs] if every else [grad_y[at], grad_f[at], grad_outputs[at]]
-                for k in ctx.event_steps.get(index, ()):
+                for k in event_steps.get(index, ()):
                     row = int(np.flatnonzero(rows == occurrences[k][1])[0])
                     interpolant = run.last_step_interpolant(after, row)
                     outputs.append(interpolant(_event_time(solution, occurrences[k])))
@@ -821,7 +829,7 @@ def _differentiable_sample_events(
                     event_time, event_state = EventTime.apply(f_b, g_b, event_time, event_state)
                 found_t.append(event_time)
                 found_y.append(event_state)
-                if solution.sample_status[b] is Status.EVENT and float(time) == float(base_t[b]):
+                if _stopped_there(solution, b, float(time), float(base_t[b])):
                     stopped.setdefault(b, event_state)
             empty_t = torch.zeros(0, dtype=torch.float64, device=y_final.device)
             times_e.append(torch.stack(found_t) if found_t else empty_t)

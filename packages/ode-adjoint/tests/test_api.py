@@ -194,6 +194,35 @@ def test_unused_parameters(gradient: str) -> None:
         assert torch.equal(unused.grad, torch.zeros(3, dtype=DTYPE))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["euler", "midpoint", "heun3", "rk4", "rk38", "dopri5", "dopri8"])
+def test_func_sees_each_stage_at_its_node_as_a_0d_tensor_of_the_states_dtype(method: str, dtype: torch.dtype) -> None:
+    """Fixed steps of h: f(t0), then per step the stages' times t_n + c_i h
+    (stage 0's slope is the step's first), and for a method without FSAL the
+    step's end (the next step's first slope) but after the last."""
+    seen: list[torch.Tensor] = []
+
+    def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.append(t)
+        return -y
+
+    h, steps = 0.25, 4
+    nodes = [float(c) for c in ode_core.TABLEAUX[method].c]
+    fsal = ode_core.TABLEAUX[method].fsal
+    expected = [0.0]
+    for n in range(steps):
+        expected += [n * h + c * h for c in nodes[1:]]
+        if not fsal and n < steps - 1:
+            expected.append((n + 1) * h)
+    with torch.no_grad():
+        ode_adjoint.odeint(
+            field, torch.ones(3, dtype=dtype), torch.tensor([0.0, 1.0]), method=method, options={"step_size": h}
+        )
+    assert all(isinstance(t, torch.Tensor) and t.shape == () and t.dtype == dtype for t in seen)
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-14
+    assert [float(t) for t in seen] == pytest.approx(expected, abs=tolerance)
+
+
 @pytest.mark.parametrize("gradient", GRADIENTS)
 def test_float32_state_with_float64_times(gradient: str) -> None:
     seen_dtypes: set[torch.dtype] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -137,6 +138,28 @@ def test_bashforth_evaluates_f_once_per_step_after_its_start() -> None:
     # f(t0), 3 starter steps of 3 + 1, 7 Adams steps of 1 (the last one's
     # slope serves the dense output).
     assert solution.stats.nfev == len(calls) == 1 + 3 * 4 + 7
+
+
+def test_each_bashforth_step_is_table_1_1_on_the_slopes_in_every_dtype_and_step_size() -> None:
+    """f depending on t only makes each step's increment h sum_j beta_j g(t_{n-j})
+    with the published weights; solves of two dtypes and two step sizes, one
+    after the other, each get their own (the weights are kept across solves)."""
+
+    def g(t: float) -> float:
+        return math.cos(3.0 * t) + t * t
+
+    beta = [float(w) for w in BASHFORTH[4]]
+    for dtype, h in [(np.float64, 0.1), (np.float32, 0.1), (np.float64, 0.05), (np.float32, 0.05)]:
+        grid = [h * i for i in range(13)]
+        solution = ode_core.solve(
+            lambda t, y: np.full_like(y, g(t)), np.zeros(1, dtype=dtype), grid, method="adams_bashforth", step_size=h
+        )
+        assert solution.ys.dtype == dtype
+        ys = solution.ys[:, 0].astype(np.float64)
+        for n in range(3, 12):  # every Adams step (the first three are the starter's)
+            increment = h * sum(w * g(grid[n - j]) for j, w in enumerate(beta))
+            tolerance = 1e-14 if dtype == np.float64 else 1e-6
+            assert ys[n + 1] - ys[n] == pytest.approx(increment, abs=tolerance), (dtype, h, n)
 
 
 def test_corrector_iterates_at_most_max_corrections_times() -> None:

@@ -251,12 +251,15 @@ class TorchRungeKutta(StepperBase):
             user, shape, make_times = direct
             shaped_rows = buffer.shaped_rows
             assert shaped_rows is not None  # acquired with the shape
-            stage_times = make_times(times)  # as f takes them; stage 0's is unused
+            # As f takes them, from stage 1 (stage 0's slope is f0): none for Euler.
+            stage_times = make_times(times[1:])
             for i in range(1, last):
-                shaped_rows[i].copy_(user(stage_times[i], torch.addmv(y, prefixes[i], weights[i], alpha=h).view(shape)))
+                shaped_rows[i].copy_(
+                    user(stage_times[i - 1], torch.addmv(y, prefixes[i], weights[i], alpha=h).view(shape))
+                )
             if coefficients.fsal:
                 y1 = torch.addmv(y, prefixes[s - 1], weights[s - 1], alpha=h)
-                shaped_rows[s - 1].copy_(user(stage_times[s - 1], y1.view(shape)))
+                shaped_rows[s - 1].copy_(user(stage_times[s - 2], y1.view(shape)))
                 return y1, buffer.stages, s - 1
         else:
             for i in range(1, last):

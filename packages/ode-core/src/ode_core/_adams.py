@@ -234,6 +234,12 @@ def _equal_step_weights(count: int, first_node: int) -> tuple[Fraction, ...]:
     return integrated_lagrange_weights([Fraction(first_node - j) for j in range(count)])
 
 
+@functools.lru_cache(maxsize=256)
+def _combination_weights(xp: Any, dtype: Any, device: Any, weights: tuple[float, ...], h: float) -> Any:
+    """``[1, h w_0, h w_1, ...]`` as an array of ``dtype`` on ``device`` (see AdamsStepper._combination)."""
+    return xp.asarray([1.0, *(h * w for w in weights)], dtype=dtype, device=device)
+
+
 class AdamsStepper(StepperBase):
     """Steps of one :class:`AdamsMethod` within one solve, keeping its slopes.
 
@@ -273,16 +279,24 @@ class AdamsStepper(StepperBase):
         starter = provided_stepper(method.starter, xp, y0, fun)
         self.starter = starter or explicit_stepper(method.starter, xp, y0.dtype, device_of(y0), y0.shape[0])
         self.dtype, self.device = y0.dtype, device_of(y0)
-        # Equal-step weights as arrays of the solve: a step is one product of
-        # them with the stacked slopes (a few array operations whatever the
-        # number of slopes, where a sum of products would take two per slope).
+        # Equal-step weights, by the number of slopes.
         counts = range(method.first_adams_steps, method.steps + 1)
-        self.bashforth = {m: self._weights(method.bashforth(m)) for m in counts}
+        self.bashforth = {m: tuple(float(w) for w in method.bashforth(m)) for m in counts}
         moulton = {m: method.moulton(m) for m in counts}
-        self.moulton = {m: (float(weights[0]), self._weights(weights[1:])) for m, weights in moulton.items()}
+        self.moulton = {m: (float(weights[0]), tuple(float(w) for w in weights[1:])) for m, weights in moulton.items()}
 
-    def _weights(self, weights: Sequence[Any]) -> Any:
-        return self.xp.asarray([float(w) for w in weights], dtype=self.dtype, device=self.device)
+    def _combination(self, weights: tuple[float, ...], h: float, cached: bool) -> Any:
+        """``[1, h w_0, h w_1, ...]``: the weights of ``[y, f_n, f_{n-1}, ...]`` in one product.
+
+        ``y + h sum_j w_j f_j`` as one matrix-vector product with ``y`` and
+        the slopes stacked: two array operations (stack, product) whatever
+        the number of slopes, where ``y + h * (w @ slopes)`` takes four and a
+        sum of products two a slope (torchdiffeq's). Equal steps reuse the
+        same few arrays, solve after solve (``cached``).
+        """
+        if cached:
+            return _combination_weights(self.xp, self.dtype, self.device, weights, h)
+        return self.xp.asarray([1.0, *(h * w for w in weights)], dtype=self.dtype, device=self.device)
 
     def restart(self) -> None:
         """``f`` or the state jumped: the slopes before say nothing of what follows."""
@@ -319,18 +333,18 @@ class AdamsStepper(StepperBase):
         xp = self.xp
         # Scaled nodes of the slopes, newest first.
         nodes = [(times[-1 - j] - t) / h for j in range(m)]
-        stacked = xp.stack([slopes[-1 - j] for j in range(m)])  # (m, n)
+        stacked = xp.stack([y, *(slopes[-1 - j] for j in range(m))])  # (m + 1, n): y, then the slopes
         equal = all(abs(node + j) <= _EQUAL_STEPS for j, node in enumerate(nodes))
-        predictor = self.bashforth[m] if equal else self._weights(integrated_lagrange_weights(nodes))
-        y1 = y + h * (predictor @ stacked)
+        predictor = self.bashforth[m] if equal else integrated_lagrange_weights(nodes)
+        y1 = self._combination(predictor, h, equal) @ stacked
         if not method.corrector:
             return y1, f0, 0
         if equal:
             new_weight, past_weights = self.moulton[m]
         else:
             corrector = integrated_lagrange_weights([1.0, *nodes])
-            new_weight, past_weights = corrector[0], self._weights(corrector[1:])
-        known = y + h * (past_weights @ stacked)
+            new_weight, past_weights = corrector[0], corrector[1:]
+        known = self._combination(past_weights, h, equal) @ stacked
         t1 = t + h if t_end_eval is None else t_end_eval
         atol, rtol = self.atol, self.rtol
         scaled_new = h * new_weight

@@ -241,6 +241,30 @@ def test_zero_dimensional_states(gradient: str) -> None:
     assert solution.ys.shape == (2,) and set(seen) == {torch.Size([])}
 
 
+@pytest.mark.parametrize("method", ["euler", "rk4", "explicit_adams", "dopri5"])
+def test_a_0d_float32_state_steps_in_float32_with_float64_times(method: str) -> None:
+    """func sees the state's dtype whatever its shape and the times' dtype
+    (torchdiffeq's fixed steps turn a 0-d float32 state into float64, by
+    PyTorch's promotion of 0-d tensors; docs/guide/adjoint.md says so)."""
+    seen: set[tuple[torch.dtype, torch.dtype]] = set()
+
+    def field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.add((t.dtype, y.dtype))
+        return -y
+
+    options = {"step_size": 0.1}  # fixed steps for dopri5 too: the same steps in both dtypes
+    ys = ode_adjoint.odeint(
+        field, torch.tensor(1.0), torch.tensor([0.0, 1.0], dtype=torch.float64), method=method, options=options
+    )
+    assert seen == {(torch.float32, torch.float32)}
+    assert ys.dtype == torch.float32 and ys.shape == (2,)
+    # The same steps as a float64 solve, to float32's rounding (grown by order 11 in explicit_adams).
+    reference = ode_adjoint.odeint(
+        lambda t, y: -y, torch.tensor(1.0, dtype=torch.float64), [0.0, 1.0], method=method, options=options
+    )
+    torch.testing.assert_close(ys.double(), reference, rtol=1e-5, atol=0)
+
+
 def test_adjoint_of_a_field_that_depends_on_neither_state_nor_parameters() -> None:
     """odeint_adjoint used to crash: "element 0 of tensors does not require grad"."""
     y0 = torch.ones(2, dtype=DTYPE, requires_grad=True)

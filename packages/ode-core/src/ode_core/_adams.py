@@ -292,11 +292,11 @@ class AdamsStepper(StepperBase):
         the slopes stacked: two array operations (stack, product) whatever
         the number of slopes, where ``y + h * (w @ slopes)`` takes four and a
         sum of products two a slope (torchdiffeq's). Equal steps reuse the
-        same few arrays, solve after solve (``cached``).
+        same few arrays, solve after solve (``cached``); unequal ones make
+        theirs afresh, not to crowd out those.
         """
-        if cached:
-            return _combination_weights(self.xp, self.dtype, self.device, weights, h)
-        return self.xp.asarray([1.0, *(h * w for w in weights)], dtype=self.dtype, device=self.device)
+        make = _combination_weights if cached else _combination_weights.__wrapped__
+        return make(self.xp, self.dtype, self.device, weights, h)
 
     def restart(self) -> None:
         """``f`` or the state jumped: the slopes before say nothing of what follows."""
